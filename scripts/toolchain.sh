@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Builds (or finds) the pinned offline toolchain: pulumi + its Node.js language host, the kubernetes
+# provider plugin, istioctl, the local control plane and actionlint. Everything lands in
+# $CACHE_DIR/toolchain/<tool>-<version>/ and is reused until the version in toolchain.versions changes.
+#
+#   scripts/toolchain.sh [pulumi|kubernetes|istioctl|cluster|actionlint ...]   (default: all)
+#   scripts/toolchain.sh --print-path                                          (prints the PATH entries)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+# shellcheck source=toolchain.versions
+. "$ROOT/toolchain.versions"
+
+TOOLS="$CACHE_DIR/toolchain"
+PULUMI_DIR="$TOOLS/pulumi-$PULUMI_VERSION-nodejs-$PULUMI_LANGUAGE_NODEJS_SDK_VERSION"
+K8S_PROVIDER_DIR="$TOOLS/pulumi-resource-kubernetes-$KUBERNETES_PROVIDER_VERSION"
+ISTIOCTL_DIR="$TOOLS/istioctl-$ISTIO_VERSION"
+CLUSTER_DIR="$TOOLS/cluster-k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
+ACTIONLINT_DIR="$TOOLS/actionlint-$ACTIONLINT_VERSION"
+
+print_path() { echo "$PULUMI_DIR/bin:$ISTIOCTL_DIR/bin:$CLUSTER_DIR/bin:$ACTIONLINT_DIR/bin"; }
+
+go_env() {
+  command -v go >/dev/null || { [[ -x /usr/local/go/bin/go ]] && export PATH="/usr/local/go/bin:$PATH"; }
+  command -v go >/dev/null || die "Go is needed to build the toolchain offline (install Go >= 1.25, e.g. at /usr/local/go), or put pulumi v$PULUMI_VERSION and pulumi-language-nodejs on PATH"
+  export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0 GOWORK=off
+}
+
+# Runs a build step with a heartbeat, so a long silent `go build` on 2 cores still shows progress.
+step() {
+  local what=$1; shift
+  local started=$SECONDS
+  log "building $what ..."
+  "$@" > "$BUILD_LOG" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 15
+    kill -0 "$pid" 2>/dev/null && log "  ... $what: $((SECONDS - started))s ($(grep -c '^go: downloading' "$BUILD_LOG" 2>/dev/null || true) modules downloaded)"
+  done
+  if ! wait "$pid"; then tail -n 40 "$BUILD_LOG" >&2; die "building $what failed (log: $BUILD_LOG)"; fi
+  log "built $what in $((SECONDS - started))s"
+  echo "$what $((SECONDS - started))" >> "$TOOLS/build-times.txt"
+}
+
+# A wrapper module per tool: dependency replaces of the target are ignored, which is what `go install` refuses.
+wrapper() {
+  local dir=$1; shift
+  rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+  go mod init local/wrapper >/dev/null 2>&1
+}
+
+build_pulumi() {
+  if [[ -x "$PULUMI_DIR/bin/pulumi" && -x "$PULUMI_DIR/bin/pulumi-language-nodejs" ]]; then return; fi
+  local ambient
+  ambient=$(command -v pulumi || true)
+  if [[ -n "$ambient" && "$("$ambient" version 2>/dev/null)" == "v$PULUMI_VERSION" ]] && command -v pulumi-language-nodejs >/dev/null; then
+    log "using pulumi v$PULUMI_VERSION from PATH ($ambient)"
+    mkdir -p "$PULUMI_DIR/bin"
+    ln -sf "$ambient" "$PULUMI_DIR/bin/pulumi"
+    ln -sf "$(command -v pulumi-language-nodejs)" "$PULUMI_DIR/bin/pulumi-language-nodejs"
+  else
+    go_env
+    local work="$TOOLS/.work/pulumi"
+    local flags=(-trimpath -tags osusergo,grpcnotrace)
+    (
+      wrapper "$work/cli"
+      go mod edit -replace=github.com/atotto/clipboard=$CLIPBOARD_REPLACE
+      step "pulumi CLI v$PULUMI_VERSION" bash -c "go get github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION && go build ${flags[*]} -ldflags '-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION' -o '$work/bin/pulumi' github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
+      wrapper "$work/host"
+      step "pulumi-language-nodejs (sdk v$PULUMI_LANGUAGE_NODEJS_SDK_VERSION)" bash -c "go get github.com/pulumi/pulumi/sdk/v3@v$PULUMI_LANGUAGE_NODEJS_SDK_VERSION && go build ${flags[*]} -ldflags '-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_LANGUAGE_NODEJS_SDK_VERSION' -o '$work/bin/pulumi-language-nodejs' github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs"
+    )
+    mkdir -p "$PULUMI_DIR/bin"
+    cp "$work/bin/pulumi" "$work/bin/pulumi-language-nodejs" "$PULUMI_DIR/bin/"
+  fi
+  # The engine boots Node.js policy packs through this plugin; it runs the pack's own @pulumi/pulumi.
+  cat > "$PULUMI_DIR/bin/pulumi-analyzer-policy" <<'SH'
+#!/bin/sh
+run=$(node -e "try { console.log(require.resolve('@pulumi/pulumi/cmd/run-policy-pack')) } catch (e) { console.error(e.message) }")
+[ -n "$run" ] && exec node "$run" "$@"
+exit 1
+SH
+  chmod +x "$PULUMI_DIR/bin/pulumi-analyzer-policy"
+}
+
+build_kubernetes_provider() {
+  if [[ -x "$K8S_PROVIDER_DIR/pulumi-resource-kubernetes" ]]; then return; fi
+  go_env
+  local work="$TOOLS/.work/kubernetes" src
+  src=$(go mod download -json "github.com/pulumi/pulumi-kubernetes/provider/v4@$KUBERNETES_PROVIDER_MODULE_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  [[ -d "$src" ]] || die "the Go module proxy did not serve pulumi-kubernetes/provider/v4@$KUBERNETES_PROVIDER_MODULE_VERSION"
+  rm -rf "$work" && mkdir -p "$work" && cp -r "$src" "$work/src" && chmod -R u+w "$work/src"
+  (
+    cd "$work/src"
+    # The provider's go.mod points at ../sdk, which is not in the module zip; use the released SDK instead.
+    go mod edit -dropreplace=github.com/pulumi/pulumi-kubernetes/sdk/v4 -require=github.com/pulumi/pulumi-kubernetes/sdk/v4@v$KUBERNETES_PROVIDER_VERSION
+    # schema-embed.json is generated (gitignored upstream), so the module zip lacks it.
+    step "pulumi-resource-kubernetes v$KUBERNETES_PROVIDER_VERSION" bash -c "cd cmd/pulumi-resource-kubernetes && VERSION=$KUBERNETES_PROVIDER_VERSION go run ./generate.go && cd ../.. && go build -trimpath -ldflags '-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$KUBERNETES_PROVIDER_VERSION' -o '$work/pulumi-resource-kubernetes' ./cmd/pulumi-resource-kubernetes"
+  )
+  mkdir -p "$K8S_PROVIDER_DIR" && cp "$work/pulumi-resource-kubernetes" "$K8S_PROVIDER_DIR/"
+  rm -rf "$work"
+}
+
+# Installs the provider into PULUMI_HOME so the engine picks exactly this version without a download.
+install_kubernetes_plugin() {
+  local home=${PULUMI_HOME:-$HOME/.pulumi}
+  if [[ -x "$home/plugins/resource-kubernetes-v$KUBERNETES_PROVIDER_VERSION/pulumi-resource-kubernetes" ]]; then return; fi
+  PULUMI_SKIP_UPDATE_CHECK=true "$PULUMI_DIR/bin/pulumi" plugin install resource kubernetes "$KUBERNETES_PROVIDER_VERSION" \
+    --file "$K8S_PROVIDER_DIR/pulumi-resource-kubernetes" >&2
+}
+
+build_istioctl() {
+  if [[ -x "$ISTIOCTL_DIR/bin/istioctl" ]]; then return; fi
+  go_env
+  local work="$TOOLS/.work/istioctl"
+  (
+    wrapper "$work"
+    step "istioctl $ISTIO_VERSION" bash -c "go get istio.io/istio@$ISTIO_MODULE_VERSION && go build -trimpath -ldflags '-s -w -X istio.io/istio/pkg/version.buildVersion=$ISTIO_VERSION' -o '$work/istioctl' istio.io/istio/istioctl/cmd/istioctl"
+  )
+  mkdir -p "$ISTIOCTL_DIR/bin" && cp "$work/istioctl" "$ISTIOCTL_DIR/bin/"
+  # The CRDs of the same Istio, for the local API server.
+  local src
+  src=$(cd "$work" && go list -m -f '{{.Dir}}' istio.io/istio)
+  cp "$src/manifests/charts/base/files/crd-all.gen.yaml" "$ISTIOCTL_DIR/crd-all.gen.yaml"
+  rm -rf "$work"
+}
+
+build_cluster() {
+  if [[ -x "$CLUSTER_DIR/bin/kube-apiserver" && -x "$CLUSTER_DIR/bin/etcd" && -x "$CLUSTER_DIR/bin/kwok" ]]; then return; fi
+  go_env
+  local work="$TOOLS/.work/cluster" minor
+  minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
+  mkdir -p "$work/bin"
+  (
+    wrapper "$work/etcd"
+    step "etcd v$ETCD_VERSION" bash -c "go get go.etcd.io/etcd/server/v3@v$ETCD_VERSION && go build -trimpath -ldflags '-s -w' -o '$work/bin/etcd' go.etcd.io/etcd/server/v3"
+    wrapper "$work/kwok"
+    step "kwok v$KWOK_VERSION" bash -c "go get sigs.k8s.io/kwok@v$KWOK_VERSION && go build -trimpath -ldflags '-s -w' -o '$work/bin/' sigs.k8s.io/kwok/cmd/kwok"
+    wrapper "$work/kube"
+    # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging; point each at its release.
+    local gomod
+    gomod=$(go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+    for m in $(grep -oE 'k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | cut -d' ' -f1); do
+      go mod edit -replace="$m=$m@v0.${KUBERNETES_VERSION#1.}"
+    done
+    grep '^godebug' "$gomod" >> go.mod || true
+    local ld="-s -w -X k8s.io/component-base/version.gitVersion=v$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+    step "kube-apiserver, kube-controller-manager, kube-scheduler v$KUBERNETES_VERSION" bash -c "go get k8s.io/kubernetes@v$KUBERNETES_VERSION && go build -trimpath -ldflags '$ld' -o '$work/bin/' k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"
+  )
+  mkdir -p "$CLUSTER_DIR/bin" && cp "$work"/bin/* "$CLUSTER_DIR/bin/"
+  rm -rf "$work"
+}
+
+build_actionlint() {
+  if [[ -x "$ACTIONLINT_DIR/bin/actionlint" ]]; then return; fi
+  go_env
+  local work="$TOOLS/.work/actionlint"
+  (
+    wrapper "$work"
+    step "actionlint v$ACTIONLINT_VERSION" bash -c "go get github.com/rhysd/actionlint@v$ACTIONLINT_VERSION && go build -trimpath -ldflags '-s -w' -o '$work/actionlint' github.com/rhysd/actionlint/cmd/actionlint"
+  )
+  mkdir -p "$ACTIONLINT_DIR/bin" && cp "$work/actionlint" "$ACTIONLINT_DIR/bin/"
+  rm -rf "$work"
+}
+
+main() {
+  if [[ "${1:-}" == "--print-path" ]]; then print_path; return; fi
+  local wanted=("$@")
+  [[ ${#wanted[@]} -gt 0 ]] || wanted=(pulumi kubernetes istioctl cluster actionlint)
+  mkdir -p "$TOOLS/.work"
+  BUILD_LOG="$TOOLS/.work/build.log"
+  # One bootstrap at a time: CI and a developer's shell may start it together.
+  exec 9>"$TOOLS/.lock"
+  flock 9
+  for tool in "${wanted[@]}"; do
+    case "$tool" in
+      pulumi) build_pulumi ;;
+      kubernetes) build_pulumi; build_kubernetes_provider; install_kubernetes_plugin ;;
+      istioctl) build_istioctl ;;
+      cluster) build_cluster ;;
+      actionlint) build_actionlint ;;
+      *) die "unknown tool '$tool' (pulumi, kubernetes, istioctl, cluster, actionlint)" ;;
+    esac
+  done
+  log "toolchain ready: $(print_path)"
+}
+
+main "$@"

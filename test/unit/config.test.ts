@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ConfigError, imagePinProblem, parseSettings } from "../../config";
+import { DEFAULT_GATEWAY_PORT, DEFAULT_IMAGE } from "../../components/model";
+import { happyConfig, readerFor, settingsFor } from "../support/settings";
+
+const ASM = { target: "asm", asm: { clusterIds: ["c0123456789abcdef"] } };
+const REUSE = { ...ASM, slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true } };
+
+/** Each row: a config change, the key the error must name, and words the message must contain. */
+const BAD_INPUTS: { case: string; config: Record<string, unknown>; key: string; says: RegExp }[] = [
+    { case: "weight 101", config: { v2Weight: 101 }, key: "v2Weight", says: /integer from 0 to 100.*101/ },
+    { case: "weight -1", config: { v2Weight: -1 }, key: "v2Weight", says: /integer from 0 to 100.*-1/ },
+    { case: "weight 12.5", config: { v2Weight: "12.5" }, key: "v2Weight", says: /integer from 0 to 100.*12\.5/ },
+    { case: "weight abc", config: { v2Weight: "abc" }, key: "v2Weight", says: /integer from 0 to 100.*abc/ },
+    { case: "weight empty", config: { v2Weight: "" }, key: "v2Weight", says: /integer from 0 to 100/ },
+    { case: "weight missing", config: { v2Weight: undefined }, key: "v2Weight", says: /is required.*0 to 100/ },
+    { case: "image latest", config: { image: "docker.io/istio/tcp-echo-server:latest" }, key: "image", says: /latest/ },
+    { case: "image untagged", config: { image: "docker.io/istio/tcp-echo-server" }, key: "image", says: /no tag or digest/ },
+    { case: "image registry port, no tag", config: { imageV2: "localhost:5000/tcp-echo" }, key: "imageV2", says: /no tag or digest/ },
+    { case: "image bad digest", config: { imageV1: "istio/tcp-echo-server@sha256:abc" }, key: "imageV1", says: /sha256/ },
+    { case: "gateway port 0", config: { gatewayPort: 0 }, key: "gatewayPort", says: /1 to 65535/ },
+    { case: "gateway port 70000", config: { gatewayPort: 70000 }, key: "gatewayPort", says: /1 to 65535/ },
+    { case: "service port 0", config: { servicePort: 0 }, key: "servicePort", says: /1 to 65535/ },
+    { case: "replicas 0", config: { replicas: 0 }, key: "replicas", says: /1 to 50/ },
+    { case: "target unknown", config: { target: "aws" }, key: "target", says: /"asm", "local", "render"/ },
+    { case: "namespace not DNS", config: { namespace: "Tcp_Echo" }, key: "namespace", says: /DNS-1123/ },
+    { case: "hosts not a list", config: { hosts: "tcp.example.com" }, key: "hosts", says: /list of/ },
+    { case: "hosts empty", config: { hosts: [] }, key: "hosts", says: /at least one host/ },
+    { case: "slb mode unknown", config: { slb: { mode: "share" } }, key: "slb.mode", says: /"create", "reuse", "managed"/ },
+    { case: "slb not an object", config: { slb: "reuse" }, key: "slb", says: /must be an object/ },
+    { case: "slb address type", config: { slb: { addressType: "public" } }, key: "slb.addressType", says: /"internet", "intranet"/ },
+    { case: "slb spec", config: { slb: { spec: "slb.s9.huge" } }, key: "slb.spec", says: /slb\.s1\.small/ },
+    { case: "reuse without acknowledgment", config: { ...REUSE, slb: { mode: "reuse", id: "lb-2ze8x7example1234" } }, key: "slb.acknowledgeListenerOverride", says: /must be true.*listener/ },
+    { case: "reuse acknowledgment not boolean", config: { ...REUSE, slb: { ...REUSE.slb, acknowledgeListenerOverride: "yes" } }, key: "slb.acknowledgeListenerOverride", says: /true or false/ },
+    { case: "reuse without id", config: { ...REUSE, slb: { mode: "reuse", acknowledgeListenerOverride: true } }, key: "slb.id", says: /lb-/ },
+    { case: "malformed SLB id", config: { ...REUSE, slb: { ...REUSE.slb, id: "slb-123" } }, key: "slb.id", says: /lb- and 8\.\.32/ },
+    { case: "id without reuse", config: { slb: { mode: "managed", id: "lb-2ze8x7example1234" } }, key: "slb.id", says: /only used with slb.mode "reuse"/ },
+    { case: "gateway port used by another service on the SLB", config: { ...REUSE, slb: { ...REUSE.slb, otherListenerPorts: [80, DEFAULT_GATEWAY_PORT] } }, key: "gatewayPort", says: /already a frontend port/ },
+    { case: "other listener port out of range", config: { ...REUSE, slb: { ...REUSE.slb, otherListenerPorts: [0] } }, key: "slb.otherListenerPorts[0]", says: /1 to 65535/ },
+    { case: "empty clusterIds", config: { ...ASM, asm: { clusterIds: [] } }, key: "asm.clusterIds", says: /at least one/ },
+    { case: "missing clusterIds on asm", config: { target: "asm" }, key: "asm.clusterIds", says: /is required when target is "asm"/ },
+    { case: "malformed cluster id", config: { ...ASM, asm: { clusterIds: ["cluster-1"] } }, key: "asm.clusterIds", says: /ACK cluster ids/ },
+    { case: "SLB shared across clusters", config: { ...REUSE, asm: { clusterIds: ["c0123456789abcdef", "cfedcba9876543210"] } }, key: "asm.clusterIds", says: /cannot be shared across clusters/ },
+    { case: "create mode off the cloud", config: { slb: { mode: "create" } }, key: "slb.mode", says: /only allowed with target "asm"/ },
+    { case: "gateway replicas 0", config: { ...ASM, asm: { clusterIds: ["c0123456789abcdef"], gatewayReplicas: 0 } }, key: "asm.gatewayReplicas", says: /1 to 20/ },
+];
+
+describe("stack config", () => {
+    it("parses the happy path with documented defaults", () => {
+        const s = settingsFor();
+        assert.equal(s.v2Weight, 20);
+        assert.deepEqual(s.weights, { stable: 80, canary: 20 });
+        assert.deepEqual(s.images, { stable: DEFAULT_IMAGE, canary: DEFAULT_IMAGE });
+        assert.equal(s.gatewayPort, DEFAULT_GATEWAY_PORT);
+        assert.equal(s.servicePort, 9000);
+        assert.deepEqual(s.hosts, ["*"]);
+        assert.equal(s.slb.mode, "managed");
+        assert.equal(s.namespace, "default");
+    });
+
+    it("accepts a reused SLB only with the acknowledgment, and keeps its id", () => {
+        const s = settingsFor(REUSE);
+        assert.equal(s.slb.mode, "reuse");
+        assert.equal(s.slb.id, "lb-2ze8x7example1234");
+        assert.equal(s.slb.acknowledgeListenerOverride, true);
+    });
+
+    it("accepts per-version image overrides pinned by tag or digest", () => {
+        const digest = `istio/tcp-echo-server@sha256:${"a".repeat(64)}`;
+        const s = settingsFor({ imageV2: digest, imageV1: "registry.example.com:5000/tcp-echo:1.2" });
+        assert.equal(s.images.canary, digest);
+        assert.equal(s.images.stable, "registry.example.com:5000/tcp-echo:1.2");
+    });
+
+    it(`has a table of at least 20 distinct bad inputs (${BAD_INPUTS.length})`, () => {
+        assert.ok(BAD_INPUTS.length >= 20);
+        assert.equal(new Set(BAD_INPUTS.map((b) => b.case)).size, BAD_INPUTS.length);
+    });
+
+    for (const bad of BAD_INPUTS) {
+        it(`rejects ${bad.case}, naming ${bad.key}`, () => {
+            const config = happyConfig(bad.config);
+            for (const [k, v] of Object.entries(config)) if (v === undefined) delete config[k];
+            assert.throws(
+                () => parseSettings(readerFor(config)),
+                (err: unknown) => {
+                    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+                    const problem = err.problems.find((p) => p.key === bad.key);
+                    assert.ok(problem, `no problem names ${bad.key}: ${err.message}`);
+                    assert.match(problem.message, bad.says);
+                    assert.match(err.message, new RegExp(`asm-tcp-shift:${bad.key.replace(/[.[\]]/g, "\\$&")}: `));
+                    return true;
+                },
+            );
+        });
+    }
+
+    it("reports every bad key at once", () => {
+        assert.throws(
+            () => parseSettings(readerFor(happyConfig({ v2Weight: 101, image: "x:latest", gatewayPort: 0 }))),
+            (err: unknown) => err instanceof ConfigError && err.problems.length === 3,
+        );
+    });
+
+    it("tells a registry port from a tag", () => {
+        assert.equal(imagePinProblem("localhost:5000/tcp-echo:1.2"), undefined);
+        assert.match(imagePinProblem("localhost:5000/tcp-echo") ?? "", /no tag/);
+    });
+});

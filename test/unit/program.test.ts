@@ -1,0 +1,214 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { SLB_ANNOTATIONS, TYPE_TOKENS, PROGRAM_ANNOTATIONS, DEFAULT_IMAGE } from "../../components/model";
+import { defineStack, readStackConfig } from "../../program";
+import { RecordedResource, byType, one, recordResources, settle, unwrap } from "../support/mocks";
+
+/** Runs the program as index.ts does, under mocks, with the given stack config. */
+async function runProgram(config: Record<string, unknown>, secretKeys: string[] = []) {
+    const resources = await recordResources(config, secretKeys);
+    const { settings, secrets } = readStackConfig();
+    const outputs = defineStack(settings, secrets);
+    await unwrap(outputs.ncCommand);
+    await settle();
+    return { resources, outputs };
+}
+
+function providerName(resource: RecordedResource): string | undefined {
+    // Provider references are "<urn>::<id>"; the URN ends with the provider's resource name.
+    return resource.provider?.split("::")[3];
+}
+
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270";
+
+const tcpRoute = (resources: RecordedResource[]) => one(resources, TYPE_TOKENS.virtualService).inputs.spec.tcp[0];
+
+describe("whole program on the render target", () => {
+    for (const [v2Weight, v1Weight] of [
+        [0, 100],
+        [20, 80],
+        [100, 0],
+    ]) {
+        it(`v2Weight ${v2Weight} routes ${v1Weight}/${v2Weight} to subsets v1/v2 on port 31400`, async () => {
+            const { resources, outputs } = await runProgram({ target: "render", v2Weight });
+            const route = tcpRoute(resources);
+            assert.deepEqual(route.match, [{ port: 31400 }]);
+            assert.deepEqual(route.route, [
+                { destination: { host: "tcp-echo", port: { number: 9000 }, subset: "v1" }, weight: v1Weight },
+                { destination: { host: "tcp-echo", port: { number: 9000 }, subset: "v2" }, weight: v2Weight },
+            ]);
+            assert.equal(outputs.v2Weight, v2Weight);
+            assert.deepEqual(outputs.weights, { v1: v1Weight, v2: v2Weight });
+        });
+    }
+
+    it("declares exactly the scenario's Kubernetes objects", async () => {
+        const { resources } = await runProgram({ target: "render", v2Weight: 20 });
+        const kinds = resources.filter((r) => r.type.startsWith("kubernetes:") && r.type !== "pulumi:providers:kubernetes");
+        const names = kinds.map((r) => `${r.type.split(":")[2]}/${r.inputs.metadata.namespace}/${r.inputs.metadata.name}`).sort();
+        assert.deepEqual(names, [
+            "Deployment/default/tcp-echo-v1",
+            "Deployment/default/tcp-echo-v2",
+            "DestinationRule/default/tcp-echo-destination",
+            "Gateway/default/tcp-echo-gateway",
+            "IstioGateway/istio-system/ingressgateway",
+            "Service/default/tcp-echo",
+            "VirtualService/default/tcp-echo",
+        ]);
+        assert.equal(byType(resources, TYPE_TOKENS.slb).length, 0, "no CLB off the cloud");
+    });
+
+    it("gives the two Deployments one labels object for selector and template, and the server args", async () => {
+        const { resources } = await runProgram({ target: "render", v2Weight: 20 });
+        for (const [subset, prefix] of [
+            ["v1", "one"],
+            ["v2", "two"],
+        ]) {
+            const d = byType(resources, TYPE_TOKENS.deployment).find((r) => r.inputs.metadata.name === `tcp-echo-${subset}`)!;
+            const labels = { app: "tcp-echo", version: subset };
+            assert.deepEqual(d.inputs.metadata.labels, labels);
+            assert.deepEqual(d.inputs.spec.selector.matchLabels, labels);
+            assert.deepEqual(d.inputs.spec.template.metadata.labels, labels);
+            const c = d.inputs.spec.template.spec.containers[0];
+            assert.equal(c.image, DEFAULT_IMAGE);
+            assert.deepEqual(c.args, ["9000", prefix]);
+            assert.deepEqual(c.ports, [{ name: "tcp", containerPort: 9000, protocol: "TCP" }]);
+            assert.deepEqual(c.readinessProbe.tcpSocket, { port: "tcp" });
+            assert.deepEqual(c.livenessProbe.tcpSocket, { port: "tcp" });
+            assert.ok(c.resources.requests.cpu && c.resources.limits.memory);
+            assert.equal(d.inputs.spec.replicas, 1);
+        }
+    });
+
+    it("exposes the Service as tcp 9000/TCP selecting app tcp-echo", async () => {
+        const { resources } = await runProgram({ target: "render", v2Weight: 0 });
+        const svc = one(resources, TYPE_TOKENS.service);
+        assert.deepEqual(svc.inputs.spec.selector, { app: "tcp-echo" });
+        assert.deepEqual(svc.inputs.spec.ports, [{ name: "tcp", port: 9000, targetPort: "tcp", protocol: "TCP" }]);
+    });
+
+    it("defines a subset per version in the DestinationRule and a TCP server on the Gateway", async () => {
+        const { resources } = await runProgram({ target: "render", v2Weight: 0 });
+        const dr = one(resources, TYPE_TOKENS.destinationRule);
+        assert.deepEqual(dr.inputs.spec, {
+            host: "tcp-echo",
+            subsets: [
+                { name: "v1", labels: { version: "v1" } },
+                { name: "v2", labels: { version: "v2" } },
+            ],
+        });
+        const gw = one(resources, TYPE_TOKENS.gateway);
+        assert.deepEqual(gw.inputs.spec, {
+            selector: { istio: "ingressgateway" },
+            servers: [{ port: { number: 31400, name: "tcp", protocol: "TCP" }, hosts: ["*"] }],
+        });
+        const vs = one(resources, TYPE_TOKENS.virtualService);
+        assert.deepEqual(vs.inputs.spec.gateways, ["tcp-echo-gateway"]);
+        assert.deepEqual(vs.inputs.spec.hosts, ["*"]);
+    });
+
+    it("moves the gateway port everywhere at once", async () => {
+        const { resources } = await runProgram({ target: "render", v2Weight: 0, gatewayPort: 31500 });
+        assert.equal(one(resources, TYPE_TOKENS.gateway).inputs.spec.servers[0].port.number, 31500);
+        assert.deepEqual(tcpRoute(resources).match, [{ port: 31500 }]);
+        assert.deepEqual(one(resources, TYPE_TOKENS.istioGateway).inputs.spec.ports, [{ name: "tcp", port: 31500, targetPort: 31500, protocol: "TCP" }]);
+    });
+
+    it("renders through a single render provider on the render target", async () => {
+        const { resources } = await runProgram({ target: "render", v2Weight: 0, renderDir: "out" });
+        const providers = byType(resources, "pulumi:providers:kubernetes");
+        assert.deepEqual(providers.map((p) => [p.name, p.inputs.renderYamlToDirectory]), [["render", "out"]]);
+        for (const r of resources.filter((r) => r.type.startsWith("kubernetes:"))) assert.equal(providerName(r), "render", r.name);
+    });
+});
+
+describe("whole program on the asm target", () => {
+    const asmConfig = {
+        target: "asm",
+        v2Weight: 20,
+        asm: { clusterIds: ["c0123456789abcdef"] },
+        dataPlaneKubeconfig: "apiVersion: v1\nkind: Config # ack",
+        controlPlaneKubeconfig: "apiVersion: v1\nkind: Config # asm",
+    };
+    const secretKeys = ["dataPlaneKubeconfig", "controlPlaneKubeconfig"];
+
+    it("puts workloads on the ACK provider and Istio config on the ASM provider", async () => {
+        const { resources } = await runProgram(asmConfig, secretKeys);
+        const expected: Record<string, string> = {
+            [TYPE_TOKENS.deployment]: "ack",
+            [TYPE_TOKENS.service]: "ack",
+            [TYPE_TOKENS.gateway]: "asm",
+            [TYPE_TOKENS.destinationRule]: "asm",
+            [TYPE_TOKENS.virtualService]: "asm",
+            [TYPE_TOKENS.istioGateway]: "asm",
+        };
+        for (const r of resources.filter((r) => expected[r.type])) assert.equal(providerName(r), expected[r.type], `${r.type} ${r.name}`);
+        assert.deepEqual(byType(resources, "pulumi:providers:kubernetes").map((p) => p.name).sort(), ["ack", "asm"]);
+        assert.equal(byType(resources, "pulumi:providers:alicloud").length, 0, "no alicloud provider without a created CLB");
+    });
+
+    it("keeps kubeconfigs secret in the provider inputs", async () => {
+        const { resources } = await runProgram(asmConfig, secretKeys);
+        for (const p of byType(resources, "pulumi:providers:kubernetes")) {
+            // The engine receives secrets wrapped in Pulumi's secret sentinel; a plain string would be stored in clear.
+            assert.equal(p.inputs.kubeconfig[SECRET_SIG], SECRET_SIG_VALUE);
+            assert.match(p.inputs.kubeconfig.value, /kind: Config/);
+        }
+    });
+
+    it("rejects a kubeconfig stored in plain text", async () => {
+        await recordResources(asmConfig, []);
+        assert.throws(() => readStackConfig(), /dataPlaneKubeconfig: holds a kubeconfig in plain text/);
+    });
+
+    it("requires the kubeconfigs on asm", async () => {
+        await recordResources({ target: "asm", v2Weight: 20, asm: { clusterIds: ["c0123456789abcdef"] } });
+        assert.throws(() => readStackConfig(), /controlPlaneKubeconfig: is required when target is "asm"/);
+    });
+
+    it("declares the IstioGateway for ASM with a managed CLB by default", async () => {
+        const { resources } = await runProgram(asmConfig, secretKeys);
+        const ig = one(resources, TYPE_TOKENS.istioGateway);
+        assert.equal(ig.inputs.apiVersion, "istio.alibabacloud.com/v1beta1");
+        assert.equal(ig.inputs.metadata.namespace, "istio-system");
+        assert.equal(ig.inputs.metadata.annotations[PROGRAM_ANNOTATIONS.slbMode], "managed");
+        assert.deepEqual(ig.inputs.spec.clusterIds, ["c0123456789abcdef"]);
+        assert.equal(ig.inputs.spec.gatewayType, "ingress");
+        assert.equal(ig.inputs.spec.serviceType, "LoadBalancer");
+        assert.equal(ig.inputs.spec.replicaCount, 2);
+        assert.deepEqual(ig.inputs.spec.serviceAnnotations, {
+            [SLB_ANNOTATIONS.addressType]: "internet",
+            [SLB_ANNOTATIONS.spec]: "slb.s1.small",
+        });
+    });
+
+    it("creates a CLB with the alicloud provider and binds it by id in create mode", async () => {
+        const { resources, outputs } = await runProgram({ ...asmConfig, slb: { mode: "create", addressType: "intranet", spec: "slb.s2.small" } }, secretKeys);
+        const slb = one(resources, TYPE_TOKENS.slb);
+        assert.equal(slb.inputs.addressType, "intranet");
+        assert.equal(slb.inputs.loadBalancerSpec, "slb.s2.small");
+        assert.equal(providerName(slb), "alicloud");
+        const ig = one(resources, TYPE_TOKENS.istioGateway);
+        assert.deepEqual(ig.inputs.spec.serviceAnnotations, {
+            [SLB_ANNOTATIONS.id]: "lb-mockcreated0001",
+            [SLB_ANNOTATIONS.forceOverrideListeners]: "true",
+        });
+        assert.equal(await unwrap(outputs.ingressAddress), "203.0.113.10");
+        assert.match(await unwrap(outputs.ncCommand), /nc 203\.0\.113\.10 31400/);
+    });
+
+    it("reuses a CLB by id with the acknowledgment recorded", async () => {
+        const { resources, outputs } = await runProgram(
+            { ...asmConfig, slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true, otherListenerPorts: [80] } },
+            secretKeys,
+        );
+        assert.equal(byType(resources, TYPE_TOKENS.slb).length, 0);
+        const ig = one(resources, TYPE_TOKENS.istioGateway);
+        assert.equal(ig.inputs.spec.serviceAnnotations[SLB_ANNOTATIONS.id], "lb-2ze8x7example1234");
+        assert.equal(ig.inputs.spec.serviceAnnotations[SLB_ANNOTATIONS.forceOverrideListeners], "true");
+        assert.equal(ig.inputs.metadata.annotations[PROGRAM_ANNOTATIONS.listenerOverrideAcknowledged], "true");
+        assert.equal(ig.inputs.metadata.annotations[PROGRAM_ANNOTATIONS.otherListenerPorts], "80");
+        assert.equal(await unwrap(outputs.slbId), "lb-2ze8x7example1234");
+    });
+});
