@@ -67,7 +67,7 @@ export class AsmIngressGateway extends pulumi.ComponentResource {
     public readonly port: number;
 
     constructor(name: string, args: AsmIngressGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("asm-tcp-shift:gateway:AsmIngressGateway", name, {}, opts);
+        // Validated before registering anything, so a bad input leaves no half-built component behind.
         if (args.clusterIds.length === 0) throw new Error("AsmIngressGateway needs at least one cluster id");
         if (args.slb.mode !== "managed" && args.clusterIds.length > 1) {
             throw new Error(`a CLB cannot be shared across clusters; slb mode "${args.slb.mode}" allows one cluster id, got ${args.clusterIds.length}`);
@@ -75,6 +75,7 @@ export class AsmIngressGateway extends pulumi.ComponentResource {
         if (args.slb.mode === "reuse" && !args.slb.acknowledgeListenerOverride) {
             throw new Error(`reusing CLB ${args.slb.id} overrides its listeners on port ${args.port}; acknowledgeListenerOverride must be true`);
         }
+        super("asm-tcp-shift:gateway:AsmIngressGateway", name, {}, opts);
         this.port = args.port;
 
         const programAnnotations: Record<string, string> = { [PROGRAM_ANNOTATIONS.slbMode]: args.slb.mode };

@@ -41,10 +41,10 @@ export class TcpTrafficRouting extends pulumi.ComponentResource {
     public readonly weights: WeightSplit;
 
     constructor(name: string, args: TcpTrafficRoutingArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("asm-tcp-shift:routing:TcpTrafficRouting", name, {}, opts);
         if (args.weights.stable + args.weights.canary !== 100) {
             throw new Error(`weights must sum to 100; got ${args.weights.stable} + ${args.weights.canary}`);
         }
+        super("asm-tcp-shift:routing:TcpTrafficRouting", name, {}, opts);
         this.weights = args.weights;
         const hosts = [...args.hosts];
 

@@ -28,3 +28,6 @@ ensure_node() {
   fi
   export PATH="$bin:$PATH"
 }
+
+# Passphrase of the `local` stack's secrets (the local cluster's own kubeconfig). Not a secret: the README prints it.
+LOCAL_STACK_PASSPHRASE=asm-tcp-shift-local

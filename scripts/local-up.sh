@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# README command 1: everything from a fresh machine to `pulumi up` on the embedded `local` stack.
+#   npm run local [-- <v2Weight>]
+# Node 22, npm packages, the pinned toolchain (built from Go modules on first run), the local
+# cluster when the stack targets it, then a policy-gated `pulumi up`, then the routes as applied.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+cd "$ROOT"
+weight=${1:-}
+
+bash scripts/setup.sh
+bash scripts/toolchain.sh pulumi kubernetes istioctl
+target=$(sed -n 's/^ *asm-tcp-shift:target: *//p' Pulumi.local.yaml)
+if [[ "$target" == "local" ]]; then
+  bash scripts/toolchain.sh cluster
+  bash scripts/cluster.sh up
+fi
+
+p() { bash scripts/pulumi.sh "$@"; }
+p stack select --create local >/dev/null
+if [[ -n "$weight" ]]; then p config set v2Weight "$weight" --stack local; fi
+p up --yes --stack local --policy-pack policy --skip-preview=false
+
+log "routes as applied:"
+ensure_node
+PATH="$(bash scripts/toolchain.sh --print-path):$ROOT/node_modules/.bin:$PATH" tsx tools/routes.ts --stack local

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The pinned pulumi CLI with offline defaults. It never overrides what the user set:
+#  - backend: PULUMI_BACKEND_URL, else the project-local file backend in .local/state (gitignored);
+#  - passphrase: PULUMI_CONFIG_PASSPHRASE(_FILE), else the documented passphrase of the `local` stack,
+#    and only when the command targets the `local` stack;
+#  - no update check, and no plugin downloads (a missing plugin fails fast instead of hanging offline).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+ensure_node
+PATH="$(bash "$ROOT/scripts/toolchain.sh" --print-path):$ROOT/node_modules/.bin:$PATH"
+export PATH
+command -v pulumi >/dev/null || die "pulumi is not built yet: run npm run toolchain"
+
+export PULUMI_SKIP_UPDATE_CHECK=${PULUMI_SKIP_UPDATE_CHECK:-true}
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=${PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION:-true}
+export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=${PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK:-true}
+if [[ -z "${PULUMI_BACKEND_URL:-}" ]]; then
+  mkdir -p "$ROOT/.local/state"
+  export PULUMI_BACKEND_URL="file://$ROOT/.local/state"
+fi
+
+targets_local_stack() {
+  local prev=""
+  for arg in "$@"; do
+    case "$arg" in --stack=local|-s=local) return 0 ;; esac
+    if [[ ( "$prev" == "--stack" || "$prev" == "-s" ) && "$arg" == "local" ]]; then return 0; fi
+    prev=$arg
+  done
+  [[ "${PULUMI_STACK:-}" == "local" ]]
+}
+if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]] && targets_local_stack "$@"; then
+  # Protects only throwaway local-cluster credentials; documented in the README. Never used for other stacks.
+  export PULUMI_CONFIG_PASSPHRASE=$LOCAL_STACK_PASSPHRASE
+fi
+cd "$ROOT"
+exec pulumi "$@"

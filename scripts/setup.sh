@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the project's npm packages (root and policy pack) with Node >= 22. Idempotent and quiet when done.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+ensure_node
+for dir in "$ROOT" "$ROOT/policy"; do
+  stamp="$dir/node_modules/.asm-tcp-shift-lock"
+  if [[ ! -f "$stamp" ]] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
+    log "npm ci in ${dir#"$ROOT"/}"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    cp "$dir/package-lock.json" "$stamp"
+  fi
+done

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Every test tier, in order of cost: typecheck, unit + property, policy, integration (real engine).
+# Installs what the tiers need first (Node 22, npm packages, the offline toolchain), so it works on a
+# fresh machine. Ends with one line "tests: N passed, N failed".
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+cd "$ROOT"
+
+bash scripts/setup.sh
+ensure_node
+export PATH="$ROOT/node_modules/.bin:$PATH"
+
+passed=0 failed=0
+results=()
+LOGS="$ROOT/.local/test-logs"
+mkdir -p "$LOGS"
+
+run_tier() {
+  local tier=$1; shift
+  log "tier: $tier"
+  local status=0
+  node --test --import tsx --test-reporter=spec "$@" 2>&1 | tee "$LOGS/$tier.log" || status=$?
+  local p f
+  p=$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$LOGS/$tier.log" | tail -1)
+  f=$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$LOGS/$tier.log" | tail -1)
+  p=${p:-0} f=${f:-0}
+  # A runner that died before reporting counts as a failure, never as zero tests passed.
+  if [[ $status -ne 0 && $f -eq 0 ]]; then f=1; fi
+  passed=$((passed + p)); failed=$((failed + f))
+  results+=("$tier: $p passed, $f failed")
+}
+
+log "tier: typecheck"
+if tsc --noEmit -p . && tsc --noEmit -p policy; then results+=("typecheck: ok"); else results+=("typecheck: FAILED"); failed=$((failed + 1)); fi
+
+run_tier unit test/unit/*.test.ts test/property/*.test.ts
+run_tier policy test/policy/*.test.ts
+# The integration tier drives the real pulumi engine and shares one state folder, so it runs serially.
+bash scripts/toolchain.sh pulumi kubernetes istioctl
+run_tier integration --test-concurrency=1 test/integration/*.test.ts
+
+printf '\n'
+printf '%s\n' "${results[@]}"
+echo "tests: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]

@@ -1,0 +1,76 @@
+import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+
+/** Root of the project: the Pulumi program and its Pulumi.yaml. */
+export const PROJECT_ROOT = path.resolve(__dirname, "..");
+export const POLICY_PACK_DIR = path.join(PROJECT_ROOT, "policy");
+/** Passphrase of the `local` stack only (it guards the throwaway local cluster's kubeconfig); see the README. */
+export const LOCAL_STACK_PASSPHRASE = "asm-tcp-shift-local";
+
+export interface EngineOptions {
+    /** Folder holding Pulumi.yaml; defaults to the project. Stack files are written here. */
+    workDir?: string;
+    /** Backend URL; defaults to PULUMI_BACKEND_URL, else the project-local file backend. */
+    backendUrl?: string;
+    /** Extra environment for the engine and the program. */
+    env?: Record<string, string>;
+}
+
+let toolchainPath: string | undefined;
+
+/** PATH entries of the pinned toolchain, as scripts/toolchain.sh lays it out. */
+export function toolchainBinPath(): string {
+    toolchainPath ??= execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/toolchain.sh"), "--print-path"], { encoding: "utf8" }).trim();
+    return toolchainPath;
+}
+
+/** Where a toolchain binary lives (first PATH entry that has it). */
+export function toolchainBinary(name: string): string {
+    for (const dir of toolchainBinPath().split(":")) {
+        const candidate = path.join(dir, name);
+        if (fs.existsSync(candidate)) return candidate;
+    }
+    throw new Error(`${name} is not built; run \`npm run toolchain\``);
+}
+
+/** Environment for the engine: offline defaults that never override what the user set. */
+export function engineEnv(stackName: string, opts: EngineOptions = {}): Record<string, string> {
+    const env: Record<string, string> = {
+        PATH: `${toolchainBinPath()}:${path.join(PROJECT_ROOT, "node_modules/.bin")}:${process.env.PATH ?? ""}`,
+        PULUMI_SKIP_UPDATE_CHECK: process.env.PULUMI_SKIP_UPDATE_CHECK ?? "true",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: process.env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION ?? "true",
+        PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
+        PULUMI_BACKEND_URL: opts.backendUrl ?? process.env.PULUMI_BACKEND_URL ?? `file://${path.join(PROJECT_ROOT, ".local/state")}`,
+        ...opts.env,
+    };
+    if (!process.env.PULUMI_CONFIG_PASSPHRASE && !process.env.PULUMI_CONFIG_PASSPHRASE_FILE && stackName === "local") {
+        env.PULUMI_CONFIG_PASSPHRASE = LOCAL_STACK_PASSPHRASE;
+    }
+    if (env.PULUMI_BACKEND_URL.startsWith("file://")) fs.mkdirSync(env.PULUMI_BACKEND_URL.slice("file://".length), { recursive: true });
+    return env;
+}
+
+/** Opens (or creates) a stack of the project with the pinned CLI and the offline environment. */
+export async function openStack(stackName: string, opts: EngineOptions = {}): Promise<Stack> {
+    const pulumiBin = toolchainBinary("pulumi");
+    const pulumiCommand = await PulumiCommand.get({ root: path.dirname(path.dirname(pulumiBin)), skipVersionCheck: true });
+    return LocalWorkspace.createOrSelectStack(
+        { stackName, workDir: opts.workDir ?? PROJECT_ROOT },
+        { pulumiCommand, envVars: engineEnv(stackName, opts) },
+    );
+}
+
+/**
+ * A scratch copy of the project for tests and benchmarks: the sources are symlinked, so the real
+ * program runs, but stack files, state and rendered output stay in the scratch folder.
+ */
+export function scratchProject(dir: string): string {
+    fs.mkdirSync(dir, { recursive: true });
+    for (const entry of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "program.ts", "config.ts", "components", "node_modules"]) {
+        const target = path.join(dir, entry);
+        if (!fs.existsSync(target)) fs.symlinkSync(path.join(PROJECT_ROOT, entry), target);
+    }
+    return dir;
+}
