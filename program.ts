@@ -77,7 +77,7 @@ export interface StackOutputs {
     ingressAddress: pulumi.Output<string>;
     ncCommand: pulumi.Output<string>;
     slbMode: string;
-    slbId: pulumi.Output<string | undefined>;
+    slbId: pulumi.Output<string>;
 }
 
 const PENDING_ADDRESS = `$(kubectl -n ${INGRESS_GATEWAY_NAMESPACE} get svc istio-${INGRESS_GATEWAY_LABEL} -o jsonpath='{.status.loadBalancer.ingress[0].ip}')`;
@@ -97,6 +97,6 @@ export function defineStack(settings: Settings, secrets: StackSecrets): StackOut
         ingressAddress: address,
         ncCommand: pulumi.interpolate`for i in $(seq 1 10); do echo hello | nc ${address} ${settings.gatewayPort}; done`,
         slbMode: settings.slb.mode,
-        slbId: canary.ingress.loadBalancerId,
+        slbId: canary.ingress.loadBalancerId.apply((id) => id ?? "(chosen by the cluster's cloud controller)"),
     };
 }
