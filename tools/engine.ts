@@ -74,3 +74,22 @@ export function scratchProject(dir: string): string {
     }
     return dir;
 }
+
+export interface GatedUpOptions {
+    policyPacks?: string[];
+    policyPackConfigs?: string[];
+    onOutput?: (out: string) => void;
+    onEvent?: (event: import("@pulumi/pulumi/automation").EngineEvent) => void;
+}
+
+/**
+ * `pulumi up` as the CLI does it interactively: a policy-checked preview first, the update only if the
+ * preview passed. The Automation API's `up` skips the preview, and during an update policies run per
+ * resource, after earlier resources (components' outputs among them) have already been written.
+ */
+export async function gatedUp(stack: Stack, opts: GatedUpOptions = {}) {
+    const policy = { policyPacks: opts.policyPacks ?? [POLICY_PACK_DIR], policyPackConfigs: opts.policyPackConfigs };
+    const preview = await stack.preview({ ...policy, onOutput: opts.onOutput });
+    const result = await stack.up({ ...policy, onOutput: opts.onOutput, onEvent: opts.onEvent });
+    return { preview, result };
+}
