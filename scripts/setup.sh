@@ -8,7 +8,7 @@ ensure_node
 for dir in "$ROOT" "$ROOT/policy"; do
   stamp="$dir/node_modules/.asm-tcp-shift-lock"
   if [[ ! -f "$stamp" ]] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
-    log "npm ci in ${dir#"$ROOT"/}"
+    log "npm ci in ${dir/#$ROOT/.}"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
     cp "$dir/package-lock.json" "$stamp"
   fi

@@ -126,28 +126,36 @@ build_istioctl() {
 }
 
 build_cluster() {
-  if [[ -x "$CLUSTER_DIR/bin/kube-apiserver" && -x "$CLUSTER_DIR/bin/etcd" && -x "$CLUSTER_DIR/bin/kwok" ]]; then return; fi
+  local bin="$CLUSTER_DIR/bin" work="$TOOLS/.work/cluster" minor
+  if [[ -x "$bin/kube-apiserver" && -x "$bin/etcd" && -x "$bin/kwok" && -x "$bin/kwokctl" ]]; then return; fi
   go_env
-  local work="$TOOLS/.work/cluster" minor
   minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
-  mkdir -p "$work/bin"
+  mkdir -p "$bin"
   (
-    wrapper "$work/etcd"
-    step "etcd v$ETCD_VERSION" bash -c "go get go.etcd.io/etcd/server/v3@v$ETCD_VERSION && go build -trimpath -ldflags '-s -w' -o '$work/bin/etcd' go.etcd.io/etcd/server/v3"
-    wrapper "$work/kwok"
-    step "kwok v$KWOK_VERSION" bash -c "go get sigs.k8s.io/kwok@v$KWOK_VERSION && go build -trimpath -ldflags '-s -w' -o '$work/bin/' sigs.k8s.io/kwok/cmd/kwok"
-    wrapper "$work/kube"
-    # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging; point each at its release.
-    local gomod
-    gomod=$(go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
-    for m in $(grep -oE 'k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | cut -d' ' -f1); do
-      go mod edit -replace="$m=$m@v0.${KUBERNETES_VERSION#1.}"
-    done
-    grep '^godebug' "$gomod" >> go.mod || true
-    local ld="-s -w -X k8s.io/component-base/version.gitVersion=v$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
-    step "kube-apiserver, kube-controller-manager, kube-scheduler v$KUBERNETES_VERSION" bash -c "go get k8s.io/kubernetes@v$KUBERNETES_VERSION && go build -trimpath -ldflags '$ld' -o '$work/bin/' k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"
+    if [[ ! -x "$bin/etcd" ]]; then
+      wrapper "$work/etcd"
+      step "etcd v$ETCD_VERSION" bash -c "go get go.etcd.io/etcd/server/v3@v$ETCD_VERSION && go build -trimpath -ldflags '-s -w' -o '$bin/etcd' go.etcd.io/etcd/server/v3"
+    fi
+    if [[ ! -x "$bin/kwok" || ! -x "$bin/kwokctl" ]]; then
+      wrapper "$work/kwok"
+      step "kwok + kwokctl v$KWOK_VERSION" bash -c "go get sigs.k8s.io/kwok@v$KWOK_VERSION && go build -trimpath -ldflags '-s -w' -o '$bin/' sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl"
+    fi
+    if [[ ! -x "$bin/kube-apiserver" ]]; then
+      wrapper "$work/kube"
+      # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging; point each at its release.
+      local gomod
+      gomod=$(go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+      for m in $(grep -oE 'k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | cut -d' ' -f1); do
+        go mod edit -replace="$m=$m@v0.${KUBERNETES_VERSION#1.}"
+      done
+      grep '^godebug' "$gomod" >> go.mod || true
+      local ld="-s -w -X k8s.io/component-base/version.gitVersion=v$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+      step "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v$KUBERNETES_VERSION" bash -c "go get k8s.io/kubernetes@v$KUBERNETES_VERSION && go build -trimpath -ldflags '$ld' -o '$work/out/' k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"
+      # kube-apiserver last: its presence marks the set complete.
+      cp "$work/out/kubectl" "$work/out/kube-controller-manager" "$work/out/kube-scheduler" "$bin/"
+      cp "$work/out/kube-apiserver" "$bin/"
+    fi
   )
-  mkdir -p "$CLUSTER_DIR/bin" && cp "$work"/bin/* "$CLUSTER_DIR/bin/"
   rm -rf "$work"
 }
 
@@ -163,22 +171,29 @@ build_actionlint() {
   rm -rf "$work"
 }
 
+# One build of a tool at a time (CI and a developer's shell may start the bootstrap together); other
+# tools stay usable meanwhile.
+locked() {
+  local name=$1; shift
+  BUILD_LOG="$TOOLS/.work/build-$name.log"
+  (
+    flock 9
+    "$@"
+  ) 9>"$TOOLS/.lock-$name"
+}
+
 main() {
   if [[ "${1:-}" == "--print-path" ]]; then print_path; return; fi
   local wanted=("$@")
   [[ ${#wanted[@]} -gt 0 ]] || wanted=(pulumi kubernetes istioctl cluster actionlint)
   mkdir -p "$TOOLS/.work"
-  BUILD_LOG="$TOOLS/.work/build.log"
-  # One bootstrap at a time: CI and a developer's shell may start it together.
-  exec 9>"$TOOLS/.lock"
-  flock 9
   for tool in "${wanted[@]}"; do
     case "$tool" in
-      pulumi) build_pulumi ;;
-      kubernetes) build_pulumi; build_kubernetes_provider; install_kubernetes_plugin ;;
-      istioctl) build_istioctl ;;
-      cluster) build_cluster ;;
-      actionlint) build_actionlint ;;
+      pulumi) locked pulumi build_pulumi ;;
+      kubernetes) locked pulumi build_pulumi; locked kubernetes build_kubernetes_provider; locked kubernetes install_kubernetes_plugin ;;
+      istioctl) locked istioctl build_istioctl ;;
+      cluster) locked cluster build_cluster ;;
+      actionlint) locked actionlint build_actionlint ;;
       *) die "unknown tool '$tool' (pulumi, kubernetes, istioctl, cluster, actionlint)" ;;
     esac
   done

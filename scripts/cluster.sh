@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The embedded local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
+# kwok (fake nodes whose pods turn Ready), run by kwokctl as local processes on loopback, all built
+# from Go modules by scripts/toolchain.sh. Data lives in .local/ (gitignored).
+#   scripts/cluster.sh up       start (idempotent), install Istio's and ASM's CRDs, a fake node
+#   scripts/cluster.sh down     stop every process and delete the cluster's data
+#   scripts/cluster.sh status   components, and the kubeconfig path
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+
+NAME=asm-tcp-shift
+export KWOK_WORKDIR="$ROOT/.local/kwok"
+KUBECONFIG_OUT="$ROOT/.local/cluster/kubeconfig"
+PATH="$(bash "$ROOT/scripts/toolchain.sh" --print-path):$PATH"
+ISTIO_CRDS="$(dirname "$(dirname "$(command -v istioctl || echo /missing/bin/istioctl)")")/crd-all.gen.yaml"
+
+k() { kubectl --kubeconfig "$KUBECONFIG_OUT" "$@"; }
+exists() { kwokctl get clusters 2>/dev/null | grep -qx "$NAME"; }
+served() { [[ -f "$KUBECONFIG_OUT" ]] && k get --raw /readyz >/dev/null 2>&1; }
+
+up() {
+  bash "$ROOT/scripts/toolchain.sh" cluster istioctl
+  local started=$SECONDS
+  if served; then
+    log "local cluster already running"
+  elif exists; then
+    log "starting the stopped local cluster"
+    kwokctl start cluster --name "$NAME" --wait 120s >&2
+  else
+    log "creating the local cluster (kwokctl, binary runtime)"
+    local bin
+    bin=$(dirname "$(command -v kube-apiserver)")
+    kwokctl create cluster --name "$NAME" --runtime binary \
+      --kube-apiserver-binary "$bin/kube-apiserver" \
+      --kube-controller-manager-binary "$bin/kube-controller-manager" \
+      --kube-scheduler-binary "$bin/kube-scheduler" \
+      --kwok-controller-binary "$bin/kwok" \
+      --etcd-binary "$bin/etcd" \
+      --kubeconfig "$ROOT/.local/kwok/merged-kubeconfig" \
+      --wait 120s >&2
+  fi
+  mkdir -p "$(dirname "$KUBECONFIG_OUT")"
+  kwokctl get kubeconfig --name "$NAME" > "$KUBECONFIG_OUT"
+  chmod 600 "$KUBECONFIG_OUT"
+  for _ in $(seq 60); do served && break; sleep 1; done
+  served || die "the local API server did not become ready; see: KWOK_WORKDIR=$KWOK_WORKDIR kwokctl logs kube-apiserver --name $NAME"
+
+  [[ -f "$ISTIO_CRDS" ]] || die "Istio CRDs not found at $ISTIO_CRDS (run npm run toolchain)"
+  k apply --server-side --force-conflicts -f "$ISTIO_CRDS" -f "$ROOT/cluster/istiogateway-crd.yaml" >/dev/null
+  k create namespace istio-system --dry-run=client -o yaml | k apply -f - >/dev/null
+  if [[ -z "$(k get nodes -o name 2>/dev/null)" ]]; then
+    kwokctl scale node --replicas 1 --name "$NAME" >&2
+  fi
+  k wait --for condition=Established crd --all --timeout=60s >/dev/null
+  k wait --for condition=Ready node --all --timeout=60s >/dev/null
+  log "local cluster ready in $((SECONDS - started))s; kubeconfig: $KUBECONFIG_OUT"
+}
+
+down() {
+  if exists; then
+    kwokctl delete cluster --name "$NAME" >&2
+  fi
+  rm -f "$KUBECONFIG_OUT"
+  # Nothing of ours may outlive `down`: check for strays from an interrupted start.
+  local strays
+  strays=$(pgrep -f "$KWOK_WORKDIR" || true)
+  if [[ -n "$strays" ]]; then kill $strays 2>/dev/null || true; sleep 1; kill -9 $strays 2>/dev/null || true; fi
+  log "local cluster removed"
+}
+
+status() {
+  if served; then
+    kwokctl get components --name "$NAME" 2>/dev/null || true
+    k get nodes
+    echo "kubeconfig: $KUBECONFIG_OUT"
+  else
+    echo "local cluster: not running"
+    echo "kubeconfig: $KUBECONFIG_OUT"
+    return 3
+  fi
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) die "usage: scripts/cluster.sh up|down|status" ;;
+esac
