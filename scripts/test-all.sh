@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every test tier, in order of cost: typecheck, unit + property, policy, integration (real engine).
+# Every test tier, in order of cost: typecheck, unit + property, policy, integration (real engine),
+# rollout tooling (real tcp-echo servers, real engine).
 # Installs what the tiers need first (Node 22, npm packages, the offline toolchain), so it works on a
 # fresh machine. Ends with one line "tests: N passed, N failed".
 set -euo pipefail
@@ -40,6 +41,7 @@ run_tier policy test/policy/*.test.ts
 # The integration tier drives the real pulumi engine and shares one state folder, so it runs serially.
 bash scripts/toolchain.sh pulumi kubernetes istioctl
 run_tier integration --test-concurrency=1 test/integration/*.test.ts
+run_tier rollout --test-concurrency=1 test/rollout/*.test.ts
 
 printf '\n'
 printf '%s\n' "${results[@]}"

@@ -110,18 +110,25 @@ install_kubernetes_plugin() {
 }
 
 build_istioctl() {
-  if [[ -x "$ISTIOCTL_DIR/bin/istioctl" ]]; then return; fi
+  if [[ -x "$ISTIOCTL_DIR/bin/istioctl" && -x "$ISTIOCTL_DIR/bin/tcp-echo" && -f "$ISTIOCTL_DIR/crd-all.gen.yaml" ]]; then return; fi
   go_env
   local work="$TOOLS/.work/istioctl"
+  mkdir -p "$ISTIOCTL_DIR/bin"
   (
     wrapper "$work"
-    step "istioctl $ISTIO_VERSION" bash -c "go get istio.io/istio@$ISTIO_MODULE_VERSION && go build -trimpath -ldflags '-s -w -X istio.io/istio/pkg/version.buildVersion=$ISTIO_VERSION' -o '$work/istioctl' istio.io/istio/istioctl/cmd/istioctl"
+    go get "istio.io/istio@$ISTIO_MODULE_VERSION" >/dev/null 2>&1 || go get "istio.io/istio@$ISTIO_MODULE_VERSION"
+    if [[ ! -x "$ISTIOCTL_DIR/bin/istioctl" ]]; then
+      step "istioctl $ISTIO_VERSION" go build -trimpath -ldflags "-s -w -X istio.io/istio/pkg/version.buildVersion=$ISTIO_VERSION" -o "$work/istioctl" istio.io/istio/istioctl/cmd/istioctl
+      cp "$work/istioctl" "$ISTIOCTL_DIR/bin/"
+    fi
+    # Istio's own tcp-echo sample server, the real peer for the traffic-verification tests.
+    if [[ ! -x "$ISTIOCTL_DIR/bin/tcp-echo" ]]; then
+      step "tcp-echo server $ISTIO_VERSION" go build -trimpath -ldflags "-s -w" -o "$work/tcp-echo" istio.io/istio/samples/tcp-echo/src
+      cp "$work/tcp-echo" "$ISTIOCTL_DIR/bin/"
+    fi
+    # The CRDs of the same Istio, for the local API server.
+    cp "$(go list -m -f '{{.Dir}}' istio.io/istio)/manifests/charts/base/files/crd-all.gen.yaml" "$ISTIOCTL_DIR/crd-all.gen.yaml"
   )
-  mkdir -p "$ISTIOCTL_DIR/bin" && cp "$work/istioctl" "$ISTIOCTL_DIR/bin/"
-  # The CRDs of the same Istio, for the local API server.
-  local src
-  src=$(cd "$work" && go list -m -f '{{.Dir}}' istio.io/istio)
-  cp "$src/manifests/charts/base/files/crd-all.gen.yaml" "$ISTIOCTL_DIR/crd-all.gen.yaml"
   rm -rf "$work"
 }
 
