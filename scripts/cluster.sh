@@ -10,9 +10,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
 
-NAME=asm-tcp-shift
+# ASM_TCP_SHIFT_CLUSTER names a second, independent cluster (the integration tests use their own).
+NAME=${ASM_TCP_SHIFT_CLUSTER:-asm-tcp-shift}
 export KWOK_WORKDIR="$ROOT/.local/kwok"
-KUBECONFIG_OUT="$ROOT/.local/cluster/kubeconfig"
+if [[ "$NAME" == asm-tcp-shift ]]; then KUBECONFIG_OUT="$ROOT/.local/cluster/kubeconfig"; else KUBECONFIG_OUT="$ROOT/.local/cluster-$NAME/kubeconfig"; fi
 PATH="$(bash "$ROOT/scripts/toolchain.sh" --print-path):$PATH"
 ISTIO_CRDS="$(dirname "$(dirname "$(command -v istioctl || echo /missing/bin/istioctl)")")/crd-all.gen.yaml"
 
@@ -38,7 +39,7 @@ up() {
       --kube-scheduler-binary "$bin/kube-scheduler" \
       --kwok-controller-binary "$bin/kwok" \
       --etcd-binary "$bin/etcd" \
-      --kubeconfig "$ROOT/.local/kwok/merged-kubeconfig" \
+      --kubeconfig "$KWOK_WORKDIR/merged-kubeconfig" \
       --wait 120s >&2
   fi
   mkdir -p "$(dirname "$KUBECONFIG_OUT")"
@@ -65,7 +66,7 @@ down() {
   rm -f "$KUBECONFIG_OUT"
   # Nothing of ours may outlive `down`: check for strays from an interrupted start.
   local strays
-  strays=$(pgrep -f "$KWOK_WORKDIR" || true)
+  strays=$(pgrep -f "$KWOK_WORKDIR/clusters/$NAME/" || true)
   if [[ -n "$strays" ]]; then kill $strays 2>/dev/null || true; sleep 1; kill -9 $strays 2>/dev/null || true; fi
   log "local cluster removed"
 }
