@@ -88,7 +88,13 @@ export class TcpTrafficRouting extends pulumi.ComponentResource {
             {
                 apiVersion: ISTIO_NETWORKING_API,
                 kind: "VirtualService",
-                metadata: { name: VIRTUAL_SERVICE_NAME, namespace: args.namespace },
+                metadata: {
+                    name: VIRTUAL_SERVICE_NAME,
+                    namespace: args.namespace,
+                    // The stack is the single owner of the weights: a hand edit (kubectl patch) takes field
+                    // ownership under server-side apply, and without force the next up would stop on the conflict.
+                    annotations: { "pulumi.com/patchForce": "true" },
+                },
                 spec: virtualServiceSpec,
             },
             // Subsets must exist before traffic is routed to them.

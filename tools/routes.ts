@@ -6,8 +6,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { parseAllDocuments } from "yaml";
-import { PROJECT_ROOT, toolchainBinary } from "./engine";
-import { execFileSync } from "child_process";
+import { PROJECT_ROOT } from "./engine";
+import { kubectlJson } from "./kubectl";
 import { parseArgs } from "util";
 import { readStackFile } from "./stackFiles";
 
@@ -36,8 +36,7 @@ export function renderedVirtualService(renderDir: string, name = "tcp-echo"): an
 }
 
 export function liveVirtualService(kubeconfig: string, namespace: string, name = "tcp-echo"): any {
-    const out = execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", kubeconfig, "-n", namespace, "get", "virtualservices.networking.istio.io", name, "-o", "json"], { encoding: "utf8" });
-    return JSON.parse(out);
+    return kubectlJson(kubeconfig, ["-n", namespace, "get", "virtualservices.networking.istio.io", name]);
 }
 
 /** The VirtualService as the stack's target holds it now. */

@@ -105,6 +105,7 @@ describe("whole program on the render target", () => {
         });
         const vs = one(resources, TYPE_TOKENS.virtualService);
         assert.deepEqual(vs.inputs.spec.gateways, ["tcp-echo-gateway"]);
+        assert.equal(vs.inputs.metadata.annotations["pulumi.com/patchForce"], "true", "the stack owns the weights over hand edits");
         assert.deepEqual(vs.inputs.spec.hosts, ["*"]);
     });
 
