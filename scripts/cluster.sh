@@ -17,6 +17,10 @@ if [[ "$NAME" == asm-tcp-shift ]]; then KUBECONFIG_OUT="$ROOT/.local/cluster/kub
 PATH="$(bash "$ROOT/scripts/toolchain.sh" --print-path):$PATH"
 ISTIO_CRDS="$(dirname "$(dirname "$(command -v istioctl || echo /missing/bin/istioctl)")")/crd-all.gen.yaml"
 
+# kwokctl logs JSON lines per step; keep them in a file and show them only when something fails.
+KWOKCTL_LOG="$ROOT/.local/kwokctl-$NAME.log"
+quiet() { mkdir -p "$(dirname "$KWOKCTL_LOG")"; "$@" >>"$KWOKCTL_LOG" 2>&1 || { tail -n 30 "$KWOKCTL_LOG" >&2; die "failed: $* (log: $KWOKCTL_LOG)"; }; }
+
 k() { kubectl --kubeconfig "$KUBECONFIG_OUT" "$@"; }
 exists() { kwokctl get clusters 2>/dev/null | grep -qx "$NAME"; }
 served() { [[ -f "$KUBECONFIG_OUT" ]] && k get --raw /readyz >/dev/null 2>&1; }
@@ -28,19 +32,19 @@ up() {
     log "local cluster already running"
   elif exists; then
     log "starting the stopped local cluster"
-    kwokctl start cluster --name "$NAME" --wait 120s >&2
+    quiet kwokctl start cluster --name "$NAME" --wait 120s
   else
     log "creating the local cluster (kwokctl, binary runtime)"
     local bin
     bin=$(dirname "$(command -v kube-apiserver)")
-    kwokctl create cluster --name "$NAME" --runtime binary \
+    quiet kwokctl create cluster --name "$NAME" --runtime binary \
       --kube-apiserver-binary "$bin/kube-apiserver" \
       --kube-controller-manager-binary "$bin/kube-controller-manager" \
       --kube-scheduler-binary "$bin/kube-scheduler" \
       --kwok-controller-binary "$bin/kwok" \
       --etcd-binary "$bin/etcd" \
       --kubeconfig "$KWOK_WORKDIR/merged-kubeconfig" \
-      --wait 120s >&2
+      --wait 120s
   fi
   mkdir -p "$(dirname "$KUBECONFIG_OUT")"
   kwokctl get kubeconfig --name "$NAME" > "$KUBECONFIG_OUT"
@@ -52,7 +56,7 @@ up() {
   k apply --server-side --force-conflicts -f "$ISTIO_CRDS" -f "$ROOT/cluster/istiogateway-crd.yaml" >/dev/null
   k create namespace istio-system --dry-run=client -o yaml | k apply -f - >/dev/null
   if [[ -z "$(k get nodes -o name 2>/dev/null)" ]]; then
-    kwokctl scale node --replicas 1 --name "$NAME" >&2
+    quiet kwokctl scale node --replicas 1 --name "$NAME"
   fi
   k wait --for condition=Established crd --all --timeout=60s >/dev/null
   k wait --for condition=Ready node --all --timeout=60s >/dev/null
@@ -61,7 +65,7 @@ up() {
 
 down() {
   if exists; then
-    kwokctl delete cluster --name "$NAME" >&2
+    quiet kwokctl delete cluster --name "$NAME"
   fi
   rm -f "$KUBECONFIG_OUT"
   # Nothing of ours may outlive `down`: check for strays from an interrupted start.

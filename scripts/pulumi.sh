@@ -3,7 +3,8 @@
 #  - backend: PULUMI_BACKEND_URL, else the project-local file backend in .local/state (gitignored);
 #  - passphrase: PULUMI_CONFIG_PASSPHRASE(_FILE), else the documented passphrase of the `local` stack,
 #    and only when the command targets the `local` stack;
-#  - no update check, and no plugin downloads (a missing plugin fails fast instead of hanging offline).
+#  - no update check, and no plugin downloads (a missing plugin fails fast instead of hanging offline);
+#  - the program is transpiled without type checks (npm test type-checks it).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -15,6 +16,8 @@ command -v pulumi >/dev/null || die "pulumi is not built yet: run npm run toolch
 
 export PULUMI_SKIP_UPDATE_CHECK=${PULUMI_SKIP_UPDATE_CHECK:-true}
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=${PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION:-true}
+# `npm test` type-checks the program (strict); the engine only needs it transpiled, which is much faster.
+export PULUMI_NODEJS_TRANSPILE_ONLY=${PULUMI_NODEJS_TRANSPILE_ONLY:-true}
 export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=${PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK:-true}
 if [[ -z "${PULUMI_BACKEND_URL:-}" ]]; then
   mkdir -p "$ROOT/.local/state"

@@ -1,0 +1,152 @@
+/**
+ * Benchmarks of the real engine, printed as figures and ratios (not a test: nothing here passes or fails).
+ *   npm run bench [-- --quick]
+ * 1. render target: preview, first up, weight-change up, resources changed per weight change;
+ * 2. local cluster: weight change by `pulumi up` vs `kubectl apply` of the same VirtualService;
+ * 3. scale: preview time with 1, 10 and 50 routed services.
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { performance } from "perf_hooks";
+import { execFileSync } from "child_process";
+import { stringify } from "yaml";
+import { PROJECT_ROOT, gatedUp, openStack, scratchProject } from "../tools/engine";
+import { kubectl, kubectlJson } from "../tools/kubectl";
+
+const quick = process.argv.includes("--quick");
+const ROUNDS = quick ? 1 : 3;
+const results: Record<string, number | string> = {};
+
+async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
+    const start = performance.now();
+    const value = await fn();
+    return [(performance.now() - start) / 1000, value];
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (s: number) => `${s.toFixed(2)}s`;
+function report(name: string, value: number | string) {
+    results[name] = value;
+    console.log(`${name.padEnd(48)} ${typeof value === "number" ? fmt(value) : value}`);
+}
+function scratch(prefix: string) {
+    const dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), prefix)));
+    return { dir, opts: { workDir: dir, backendUrl: `file://${path.join(dir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "bench" } } };
+}
+
+async function renderTarget() {
+    const { dir, opts } = scratch("asm-bench-render-");
+    const stack = await openStack("bench", opts);
+    await stack.setAllConfig({ target: { value: "render" }, v2Weight: { value: "0" } });
+    const [coldTime] = await timed(() => stack.preview());
+    report("render: preview, first in a new folder (cold caches)", coldTime);
+    const transpiled: number[] = [];
+    const checked: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+        transpiled.push((await timed(() => stack.preview()))[0]);
+        stack.workspace.envVars.PULUMI_NODEJS_TRANSPILE_ONLY = "false";
+        checked.push((await timed(() => stack.preview()))[0]);
+        stack.workspace.envVars.PULUMI_NODEJS_TRANSPILE_ONLY = "true";
+    }
+    report(`render: preview, transpile only (median of ${ROUNDS})`, median(transpiled));
+    report(`render: preview, ts-node type-checking (median of ${ROUNDS})`, median(checked));
+    report("render: ratio type-checking / transpile-only preview", `${(median(checked) / median(transpiled)).toFixed(1)}x`);
+    const [upTime] = await timed(() => stack.up());
+    report("render: first up (15 resources)", upTime);
+    const changeTimes: number[] = [];
+    let changed = 0;
+    for (let i = 0; i < ROUNDS; i++) {
+        await stack.setConfig("v2Weight", { value: String(i % 2 === 0 ? 20 : 0) });
+        const [t, result] = await timed(() => stack.up());
+        changeTimes.push(t);
+        changed = result.summary.resourceChanges?.update ?? 0;
+    }
+    report(`render: weight-change up (median of ${ROUNDS})`, median(changeTimes));
+    report("render: resources changed per weight change", String(changed));
+    const [policyTime] = await timed(() => gatedUp(stack));
+    report("render: policy-gated preview+up, no change", policyTime);
+    await stack.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+}
+
+async function localCluster() {
+    const cluster = "asm-tcp-shift-bench";
+    const env = { ...process.env, ASM_TCP_SHIFT_CLUSTER: cluster };
+    const [startTime] = await timed(async () => execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "up"], { env, stdio: ["ignore", "ignore", "inherit"] }));
+    report("cluster: start (built binaries, cold data dir)", startTime);
+    const kubeconfig = path.join(PROJECT_ROOT, ".local", `cluster-${cluster}`, "kubeconfig");
+    const { dir, opts } = scratch("asm-bench-cluster-");
+    try {
+        const stack = await openStack("bench-cluster", opts);
+        await stack.setAllConfig({ target: { value: "local" }, v2Weight: { value: "0" }, localKubeconfig: { value: kubeconfig } });
+        const [upTime] = await timed(() => stack.up());
+        report("cluster: first up (Deployments Available)", upTime);
+
+        const pulumiTimes: number[] = [];
+        const kubectlTimes: number[] = [];
+        for (let i = 0; i < ROUNDS; i++) {
+            const weight = i % 2 === 0 ? 20 : 0;
+            await stack.setConfig("v2Weight", { value: String(weight) });
+            pulumiTimes.push((await timed(() => stack.up()))[0]);
+            // The same object, the same change, applied by kubectl (client-side, no preview, no state).
+            const vs = kubectlJson(kubeconfig, ["-n", "default", "get", "virtualservices.networking.istio.io", "tcp-echo"]);
+            const manifest = { apiVersion: vs.apiVersion, kind: vs.kind, metadata: { name: vs.metadata.name, namespace: vs.metadata.namespace }, spec: vs.spec };
+            // A real change of the live object: 50/50, whatever the stack just set.
+            manifest.spec.tcp[0].route[0].weight = 50;
+            manifest.spec.tcp[0].route[1].weight = 50;
+            const file = path.join(dir, "vs.yaml");
+            fs.writeFileSync(file, stringify(manifest));
+            kubectlTimes.push((await timed(async () => kubectl(kubeconfig, ["apply", "--server-side", "--force-conflicts", "--field-manager", "bench", "-f", file])))[0]);
+        }
+        const p = median(pulumiTimes);
+        const k = median(kubectlTimes);
+        report(`cluster: weight change, pulumi up (median of ${ROUNDS})`, p);
+        report(`cluster: weight change, kubectl apply (median of ${ROUNDS})`, k);
+        report("cluster: ratio pulumi up / kubectl apply", `${(p / k).toFixed(1)}x`);
+        await stack.destroy();
+    } finally {
+        execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "down"], { env, stdio: ["ignore", "ignore", "inherit"] });
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+async function scale() {
+    const { dir, opts } = scratch("asm-bench-scale-");
+    fs.rmSync(path.join(dir, "index.ts"));
+    fs.symlinkSync(path.join(PROJECT_ROOT, "bench/scale/index.ts"), path.join(dir, "index.ts"));
+    const stack = await openStack("bench-scale", opts);
+    await stack.setConfig("v2Weight", { value: "20" });
+    const times: Record<number, number> = {};
+    await stack.setConfig("benchServices", { value: "1" });
+    await stack.preview(); // warm-up: the first run in a folder fills compiler and plugin caches
+    for (const n of [1, 10, 50]) {
+        await stack.setConfig("benchServices", { value: String(n) });
+        const runs: number[] = [];
+        let resources = 0;
+        for (let i = 0; i < ROUNDS; i++) {
+            const [t, preview] = await timed(() => stack.preview());
+            runs.push(t);
+            resources = preview.changeSummary.create ?? 0;
+        }
+        times[n] = median(runs);
+        report(`scale: preview, ${n} routed service(s) (${resources} resources)`, times[n]);
+    }
+    report("scale: ratio preview 10 / 1 services", `${(times[10] / times[1]).toFixed(1)}x`);
+    report("scale: ratio preview 50 / 1 services", `${(times[50] / times[1]).toFixed(1)}x`);
+    fs.rmSync(dir, { recursive: true, force: true });
+}
+
+async function main() {
+    console.log(`asm-tcp-shift benchmarks (${os.cpus().length} cores, node ${process.version})\n`);
+    await renderTarget();
+    await localCluster();
+    await scale();
+    const out = path.join(PROJECT_ROOT, "bench/results");
+    fs.mkdirSync(out, { recursive: true });
+    fs.writeFileSync(path.join(out, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`), JSON.stringify(results, null, 2));
+}
+
+main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+});

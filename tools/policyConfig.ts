@@ -1,0 +1,17 @@
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { POLICY_PACK_DIR } from "./engine";
+
+/**
+ * The policy pack config for a stack: policy/config/<stack>.json when it exists (per-environment
+ * enforcement), with the live v2 weight added so max-weight-step can judge the step. Returns a file path.
+ */
+export function policyConfigFor(stack: string, previousV2Weight: number | undefined, overrideFile?: string): string {
+    const base = overrideFile ?? path.join(POLICY_PACK_DIR, "config", `${stack}.json`);
+    const config: Record<string, Record<string, unknown>> = fs.existsSync(base) ? JSON.parse(fs.readFileSync(base, "utf8")) : {};
+    if (previousV2Weight !== undefined) config["max-weight-step"] = { ...config["max-weight-step"], previousV2Weight };
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "asm-policy-")), `${stack}.json`);
+    fs.writeFileSync(file, JSON.stringify(config, null, 2));
+    return file;
+}

@@ -1,0 +1,108 @@
+/**
+ * promote: carries the rollout state (v2Weight and the images) from one stack to the next
+ * (dev -> staging -> prod), previews the target with the policy pack and its environment's policy
+ * config, and applies only with --yes. Secret values are decrypted from the source and re-encrypted
+ * with the target stack's secrets provider. Without --yes, or when the preview fails, the target's
+ * config is restored: nothing changes.
+ */
+import { parseArgs } from "util";
+import { ConfigValue, Stack } from "@pulumi/pulumi/automation";
+import { UsageError, log, runCli } from "./cli";
+import { EngineOptions, POLICY_PACK_DIR, openStack } from "./engine";
+import { policyConfigFor } from "./policyConfig";
+
+/** The keys that make up a rollout's state; everything else (targets, clusters, secrets) belongs to each environment. */
+export const ROLLOUT_KEYS = ["v2Weight", "image", "imageV1", "imageV2"] as const;
+
+export interface PromoteOptions {
+    from: string;
+    to: string;
+    yes: boolean;
+    engine?: EngineOptions;
+    /** Policy pack config file for the target; defaults to policy/config/<to>.json. */
+    policyConfig?: string;
+    onOutput?: (out: string) => void;
+}
+
+export interface PromoteResult {
+    outcome: "applied" | "previewed" | "blocked";
+    carried: Record<string, ConfigValue | null>;
+    previewStdout: string;
+    error?: string;
+}
+
+async function readKeys(stack: Stack): Promise<Record<string, ConfigValue | null>> {
+    const all = await stack.getAllConfig();
+    const project = (await stack.workspace.projectSettings()).name;
+    return Object.fromEntries(ROLLOUT_KEYS.map((k) => [k, all[`${project}:${k}`] ? { value: all[`${project}:${k}`].value, secret: all[`${project}:${k}`].secret ?? false } : null]));
+}
+
+async function writeKeys(stack: Stack, values: Record<string, ConfigValue | null>): Promise<void> {
+    for (const [key, value] of Object.entries(values)) {
+        if (value) await stack.setConfig(key, { value: value.value, secret: value.secret });
+        else await stack.removeConfig(key).catch(() => undefined);
+    }
+}
+
+export async function promote(opts: PromoteOptions): Promise<PromoteResult> {
+    if (opts.from === opts.to) throw new UsageError("--from and --to must name different stacks");
+    const source = await openStack(opts.from, opts.engine);
+    const target = await openStack(opts.to, opts.engine);
+    const carried = await readKeys(source);
+    if (!carried.v2Weight) throw new UsageError(`stack ${opts.from} has no v2Weight to promote`);
+    const previous = await readKeys(target);
+    const previousWeight = previous.v2Weight ? Number(previous.v2Weight.value) : undefined;
+    log("promote", `${opts.from} -> ${opts.to}: v2Weight ${previousWeight ?? "(unset)"} -> ${carried.v2Weight.value}`);
+
+    await writeKeys(target, carried);
+    const policy = { policyPacks: [POLICY_PACK_DIR], policyPackConfigs: [policyConfigFor(opts.to, previousWeight, opts.policyConfig)] };
+    const result: PromoteResult = { outcome: "previewed", carried, previewStdout: "" };
+    try {
+        const preview = await target.preview({ ...policy, diff: true, onOutput: opts.onOutput });
+        result.previewStdout = preview.stdout;
+        if (!opts.yes) {
+            await writeKeys(target, previous);
+            log("promote", `preview only: ${opts.to} is unchanged; re-run with --yes to apply`);
+            return result;
+        }
+        await target.up({ ...policy, onOutput: opts.onOutput });
+        result.outcome = "applied";
+        log("promote", `applied to ${opts.to}`);
+        return result;
+    } catch (err) {
+        await writeKeys(target, previous);
+        result.outcome = "blocked";
+        result.error = (err as Error).message;
+        log("promote", `blocked: ${opts.to} is unchanged`);
+        return result;
+    }
+}
+
+const USAGE = `usage: promote --from STACK --to STACK [--yes] [--policy-config FILE]
+
+Copies v2Weight and the image keys from one stack to the next, previews the target with the policy
+pack (policy/config/<to>.json sets the environment's enforcement), and applies only with --yes.
+exit codes: 0 previewed or applied, 1 blocked by policy or a failed preview, 64 usage`;
+
+export async function main(argv = process.argv.slice(2)): Promise<number> {
+    const { values } = parseArgs({
+        args: argv,
+        options: {
+            from: { type: "string" },
+            to: { type: "string" },
+            yes: { type: "boolean", default: false },
+            "policy-config": { type: "string" },
+            help: { type: "boolean", short: "h", default: false },
+        },
+    });
+    if (values.help) {
+        process.stdout.write(`${USAGE}\n`);
+        return 0;
+    }
+    if (!values.from || !values.to) throw new UsageError("--from and --to are required");
+    const result = await promote({ from: values.from, to: values.to, yes: values.yes!, policyConfig: values["policy-config"], onOutput: (o) => process.stdout.write(o) });
+    if (result.outcome === "blocked") process.stderr.write(`${result.error}\n`);
+    return result.outcome === "blocked" ? 1 : 0;
+}
+
+if (require.main === module) runCli("promote", USAGE, main);

@@ -1,0 +1,218 @@
+/**
+ * shift: progressive traffic shifting from the stack. Each step is a policy-gated `up` of v2Weight,
+ * then a gate (verify against the gateway, or a command), an optional pause for manual promotion, and
+ * automatic rollback to the last good weight when a step or its gate fails. Pulumi stays the only
+ * writer of the weights: the tool refuses to start when the live weight differs from the stack's.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as readline from "readline";
+import { parseArgs } from "util";
+import { Stack } from "@pulumi/pulumi/automation";
+import { UsageError, log, parseWeight, runCli } from "./cli";
+import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, EngineOptions } from "./engine";
+import { currentVirtualService, routesOf } from "./routes";
+import { formatReport, verify } from "./verify";
+
+export type Gate =
+    | { kind: "none" }
+    | { kind: "command"; command: string }
+    | { kind: "verify"; host: string; port: number; connections: number; concurrency: number; timeoutMs: number; maxErrorRate: number };
+
+export interface ShiftOptions {
+    stack: string;
+    steps: number[];
+    gate: Gate;
+    /** Ask before each next step (needs a terminal unless `confirm` is given). */
+    pause: boolean;
+    /** Start even when the live weight differs from the stack's. */
+    force: boolean;
+    /** Largest allowed step, enforced by the policy pack as mandatory. */
+    maxStep?: number;
+    engine?: EngineOptions;
+    /** Working directory of the project (stack files, rendered output). */
+    workDir?: string;
+    /** Answers the pause prompt; defaults to reading the terminal. */
+    confirm?: (question: string) => Promise<boolean>;
+}
+
+export interface ShiftResult {
+    outcome: "completed" | "rolled-back" | "refused" | "stopped";
+    finalWeight: number;
+    steps: { weight: number; status: "applied" | "gate-failed" | "up-failed" | "stopped"; detail?: string }[];
+}
+
+/** The weight the target holds now (render: the rendered file; local: the cluster), or undefined when unreadable. */
+function liveWeight(stack: string, workDir: string): number | undefined {
+    try {
+        return routesOf(currentVirtualService(stack, workDir))[0]?.destinations[1]?.weight;
+    } catch {
+        return undefined;
+    }
+}
+
+async function declaredWeight(stack: Stack): Promise<number> {
+    return Number((await stack.getConfig("v2Weight")).value);
+}
+
+/** Policy config for one step: the live weight is what max-weight-step judges the step against. */
+function stepPolicyConfig(previous: number, maxStep: number | undefined): string {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "asm-shift-")), "policy-config.json");
+    const stepPolicy: Record<string, unknown> = { previousV2Weight: previous };
+    if (maxStep !== undefined) Object.assign(stepPolicy, { enforcementLevel: "mandatory", maxWeightStep: maxStep });
+    fs.writeFileSync(file, JSON.stringify({ "max-weight-step": stepPolicy }));
+    return file;
+}
+
+async function applyWeight(stack: Stack, weight: number, previous: number, maxStep: number | undefined): Promise<void> {
+    await stack.setConfig("v2Weight", { value: String(weight) });
+    await gatedUp(stack, { policyPacks: [POLICY_PACK_DIR], policyPackConfigs: [stepPolicyConfig(previous, maxStep)] });
+}
+
+async function runGate(gate: Gate, weight: number, stack: string): Promise<{ ok: boolean; detail: string }> {
+    switch (gate.kind) {
+        case "none":
+            return { ok: true, detail: "no gate" };
+        case "command": {
+            const r = spawnSync("bash", ["-c", gate.command], { env: { ...process.env, V2_WEIGHT: String(weight), STACK: stack }, encoding: "utf8" });
+            return { ok: r.status === 0, detail: `gate command exited ${r.status}${r.stderr ? `: ${r.stderr.trim().slice(0, 500)}` : ""}` };
+        }
+        case "verify": {
+            const report = await verify({ ...gate, expectedWeight: weight, prefixes: { v1: "one", v2: "two" } });
+            return { ok: report.verdict === "consistent", detail: formatReport(report) };
+        }
+    }
+}
+
+function askTerminal(question: string): Promise<boolean> {
+    if (!process.stdin.isTTY) throw new UsageError("--pause needs a terminal to ask for promotion");
+    const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+    return new Promise((resolve) =>
+        rl.question(`${question} [y/N] `, (answer) => {
+            rl.close();
+            resolve(/^y(es)?$/i.test(answer.trim()));
+        }),
+    );
+}
+
+export async function shift(opts: ShiftOptions): Promise<ShiftResult> {
+    const workDir = opts.workDir ?? PROJECT_ROOT;
+    const stack = await openStack(opts.stack, { ...opts.engine, workDir });
+    const declared = await declaredWeight(stack);
+    const live = liveWeight(opts.stack, workDir);
+    const result: ShiftResult = { outcome: "completed", finalWeight: declared, steps: [] };
+    if (live !== undefined && live !== declared && !opts.force) {
+        log("shift", `refusing to start: the target holds v2 weight ${live} but stack ${opts.stack} declares ${declared} (drift; someone else changed the routes). Reconcile with \`up --refresh\`, or pass --force.`);
+        return { ...result, outcome: "refused" };
+    }
+    let lastGood = live ?? declared;
+    log("shift", `stack ${opts.stack}: starting at v2 weight ${lastGood}; steps ${opts.steps.join(" -> ")}`);
+
+    const rollback = async (from: number) => {
+        log("shift", `rolling back to the last good weight ${lastGood}`);
+        await applyWeight(stack, lastGood, from, undefined);
+        result.outcome = "rolled-back";
+        result.finalWeight = lastGood;
+        log("shift", `rolled back: v2 weight ${lastGood}`);
+    };
+
+    for (const [i, weight] of opts.steps.entries()) {
+        log("shift", `step ${i + 1}/${opts.steps.length}: v2 weight ${lastGood} -> ${weight}`);
+        try {
+            await applyWeight(stack, weight, lastGood, opts.maxStep);
+        } catch (err) {
+            const detail = (err as Error).message.split("\n").filter((l) => /error|violation|mandatory/i.test(l)).slice(0, 10).join("\n");
+            result.steps.push({ weight, status: "up-failed", detail });
+            log("shift", `step ${weight} failed to apply:\n${detail}`);
+            await rollback(weight);
+            return result;
+        }
+        const gate = await runGate(opts.gate, weight, opts.stack);
+        log("shift", `gate at ${weight}: ${gate.ok ? "passed" : "FAILED"}\n${gate.detail}`);
+        if (!gate.ok) {
+            result.steps.push({ weight, status: "gate-failed", detail: gate.detail });
+            await rollback(weight);
+            return result;
+        }
+        result.steps.push({ weight, status: "applied" });
+        lastGood = weight;
+        result.finalWeight = weight;
+        const next = opts.steps[i + 1];
+        if (opts.pause && next !== undefined) {
+            const go = await (opts.confirm ?? askTerminal)(`v2 weight is ${weight}. Promote to ${next}?`);
+            if (!go) {
+                log("shift", `stopped by the operator at ${weight}`);
+                result.outcome = "stopped";
+                return result;
+            }
+        }
+    }
+    log("shift", `completed: v2 weight ${lastGood}`);
+    return result;
+}
+
+const USAGE = `usage: shift --stack NAME --steps W1,W2,... [--gate verify|command|none]
+             [--verify-host 127.0.0.1] [--verify-port PORT] [--connections 1000] [--concurrency 50]
+             [--gate-command CMD] [--pause] [--max-step N] [--force] [--json]
+
+Each step: policy-gated up of v2Weight, then the gate; a failed step or gate rolls back to the last
+good weight. The gate command sees V2_WEIGHT and STACK. exit codes: 0 completed, 1 rolled back or
+failed, 3 refused (drift) or stopped, 64 usage`;
+
+export async function main(argv = process.argv.slice(2)): Promise<number> {
+    const { values } = parseArgs({
+        args: argv,
+        options: {
+            stack: { type: "string" },
+            steps: { type: "string" },
+            gate: { type: "string", default: "verify" },
+            "gate-command": { type: "string" },
+            "verify-host": { type: "string", default: "127.0.0.1" },
+            "verify-port": { type: "string" },
+            connections: { type: "string", default: "1000" },
+            concurrency: { type: "string", default: "50" },
+            pause: { type: "boolean", default: false },
+            "max-step": { type: "string" },
+            force: { type: "boolean", default: false },
+            json: { type: "boolean", default: false },
+            help: { type: "boolean", short: "h", default: false },
+        },
+    });
+    if (values.help) {
+        process.stdout.write(`${USAGE}\n`);
+        return 0;
+    }
+    if (!values.stack) throw new UsageError("--stack is required");
+    if (!values.steps) throw new UsageError("--steps is required, e.g. --steps 10,20,50,100");
+    const steps = values.steps.split(",").map((s) => parseWeight("--steps", s));
+    let gate: Gate;
+    switch (values.gate) {
+        case "none":
+            gate = { kind: "none" };
+            break;
+        case "command":
+            if (!values["gate-command"]) throw new UsageError("--gate command needs --gate-command");
+            gate = { kind: "command", command: values["gate-command"] };
+            break;
+        case "verify":
+            if (!values["verify-port"]) throw new UsageError("--gate verify needs --verify-port (the gateway's TCP port)");
+            gate = { kind: "verify", host: values["verify-host"]!, port: Number(values["verify-port"]), connections: Number(values.connections), concurrency: Number(values.concurrency), timeoutMs: 2000, maxErrorRate: 0.01 };
+            break;
+        default:
+            throw new UsageError(`--gate must be verify, command or none; got ${JSON.stringify(values.gate)}`);
+    }
+    const result = await shift({
+        stack: values.stack,
+        steps,
+        gate,
+        pause: values.pause!,
+        force: values.force!,
+        maxStep: values["max-step"] === undefined ? undefined : parseWeight("--max-step", values["max-step"]),
+    });
+    if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    return { completed: 0, "rolled-back": 1, refused: 3, stopped: 3 }[result.outcome];
+}
+
+if (require.main === module) runCli("shift", USAGE, main);
