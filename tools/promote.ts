@@ -10,6 +10,7 @@ import { ConfigValue, Stack } from "@pulumi/pulumi/automation";
 import { UsageError, log, runCli } from "./cli";
 import { EngineOptions, POLICY_PACK_DIR, openStack } from "./engine";
 import { policyConfigFor } from "./policyConfig";
+import { readStackFile } from "./stackFiles";
 
 /** The keys that make up a rollout's state; everything else (targets, clusters, secrets) belongs to each environment. */
 export const ROLLOUT_KEYS = ["v2Weight", "image", "imageV1", "imageV2"] as const;
@@ -31,10 +32,14 @@ export interface PromoteResult {
     error?: string;
 }
 
+/** The rollout keys set in the stack's own file (project defaults are not state to carry), decrypted. */
 async function readKeys(stack: Stack): Promise<Record<string, ConfigValue | null>> {
-    const all = await stack.getAllConfig();
-    const project = (await stack.workspace.projectSettings()).name;
-    return Object.fromEntries(ROLLOUT_KEYS.map((k) => [k, all[`${project}:${k}`] ? { value: all[`${project}:${k}`].value, secret: all[`${project}:${k}`].secret ?? false } : null]));
+    const own = readStackFile(stack.name, stack.workspace.workDir);
+    const values: Record<string, ConfigValue | null> = {};
+    for (const key of ROLLOUT_KEYS) {
+        values[key] = key in own ? await stack.getConfig(key) : null;
+    }
+    return values;
 }
 
 async function writeKeys(stack: Stack, values: Record<string, ConfigValue | null>): Promise<void> {
@@ -48,6 +53,7 @@ export async function promote(opts: PromoteOptions): Promise<PromoteResult> {
     if (opts.from === opts.to) throw new UsageError("--from and --to must name different stacks");
     const source = await openStack(opts.from, opts.engine);
     const target = await openStack(opts.to, opts.engine);
+    // Read before anything is written: a promotion that does not apply must leave the file as it was.
     const carried = await readKeys(source);
     if (!carried.v2Weight) throw new UsageError(`stack ${opts.from} has no v2Weight to promote`);
     const previous = await readKeys(target);
