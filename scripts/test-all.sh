@@ -39,7 +39,7 @@ if tsc --noEmit -p . && tsc --noEmit -p policy; then results+=("typecheck: ok");
 run_tier unit test/unit/*.test.ts test/property/*.test.ts
 run_tier policy test/policy/*.test.ts
 # The integration tier drives the real pulumi engine and shares one state folder, so it runs serially.
-bash scripts/toolchain.sh pulumi kubernetes istioctl cluster
+bash scripts/toolchain.sh pulumi kubernetes istioctl cluster actionlint
 run_tier integration --test-concurrency=1 test/integration/*.test.ts
 run_tier rollout --test-concurrency=1 test/rollout/*.test.ts
 

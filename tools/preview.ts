@@ -1,0 +1,101 @@
+/**
+ * preview: the pull-request check. Runs a policy-gated preview of a stack (with its environment's
+ * policy config) and writes a Markdown summary for a PR comment: the verdict, the change counts and
+ * policy violations first, then the full diff folded, trimmed from the end so the summary always survives
+ * GitHub's 65,536-character comment limit.
+ *   npm run preview -- --stack local [--markdown FILE]
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { parseArgs } from "util";
+import { UsageError, log, runCli } from "./cli";
+import { POLICY_PACK_DIR, PROJECT_ROOT, openStack } from "./engine";
+import { policyConfigFor } from "./policyConfig";
+import { readStackFile } from "./stackFiles";
+
+/** GitHub rejects comments over 65,536 characters; leave room for the summary and the fence. */
+export const MAX_DIFF_CHARS = 60_000;
+
+export interface PreviewSummary {
+    stack: string;
+    ok: boolean;
+    changes: Record<string, number>;
+    violations: string[];
+    output: string;
+}
+
+/** Policy violation lines as the CLI prints them under "Policies:" (e.g. "- [mandatory]  name  (type: resource)"). */
+export function policyViolations(output: string): string[] {
+    const lines = output.split("\n");
+    const found: string[] = [];
+    for (let i = 0; i < lines.length; i++) {
+        const m = lines[i].match(/^\s*- \[(mandatory|advisory|remediate)\]\s+(\S+)\s+\((.*)\)\s*$/);
+        if (!m) continue;
+        const message = (lines[i + 2] ?? "").trim();
+        found.push(`[${m[1]}] ${m[2]} (${m[3]}): ${message}`);
+    }
+    return found;
+}
+
+export function toMarkdown(s: PreviewSummary): string {
+    const counts = Object.entries(s.changes).map(([op, n]) => `| ${op} | ${n} |`).join("\n") || "| (none) | 0 |";
+    const violations = s.violations.length ? s.violations.map((v) => `- ${v.replace(/\|/g, "\\|")}`).join("\n") : "None.";
+    let diff = s.output;
+    if (diff.length > MAX_DIFF_CHARS) diff = `${diff.slice(0, MAX_DIFF_CHARS)}\n… (${s.output.length - MAX_DIFF_CHARS} more characters trimmed)`;
+    return [
+        `### Pulumi preview: \`${s.stack}\` ${s.ok ? "✅ passed" : "❌ failed"}`,
+        "",
+        "| change | resources |",
+        "|---|---|",
+        counts,
+        "",
+        "**Policy violations**",
+        "",
+        violations,
+        "",
+        "<details><summary>Full preview</summary>",
+        "",
+        "```",
+        diff.replace(/```/g, "ʼʼʼ"),
+        "```",
+        "</details>",
+        "",
+    ].join("\n");
+}
+
+export async function runPreview(stackName: string): Promise<PreviewSummary> {
+    const stack = await openStack(stackName);
+    const own = readStackFile(stackName);
+    const previous = await stack.outputs().then((o) => (o.v2Weight ? Number(o.v2Weight.value) : undefined)).catch(() => undefined);
+    const policyPackConfigs = [policyConfigFor(stackName, previous ?? (own.v2Weight !== undefined ? Number(own.v2Weight) : undefined))];
+    try {
+        const result = await stack.preview({ policyPacks: [POLICY_PACK_DIR], policyPackConfigs, diff: true });
+        return { stack: stackName, ok: true, changes: result.changeSummary as Record<string, number>, violations: policyViolations(result.stdout), output: result.stdout };
+    } catch (err) {
+        const output = (err as Error).message;
+        return { stack: stackName, ok: false, changes: {}, violations: policyViolations(output), output };
+    }
+}
+
+const USAGE = `usage: preview --stack NAME [--markdown FILE]
+
+Policy-gated preview with a Markdown summary (default .local/preview-<stack>.md).
+exit codes: 0 preview passed, 1 preview failed (policy or program), 64 usage`;
+
+export async function main(argv = process.argv.slice(2)): Promise<number> {
+    const { values } = parseArgs({ args: argv, options: { stack: { type: "string" }, markdown: { type: "string" }, help: { type: "boolean", short: "h", default: false } } });
+    if (values.help) {
+        process.stdout.write(`${USAGE}\n`);
+        return 0;
+    }
+    if (!values.stack) throw new UsageError("--stack is required");
+    const summary = await runPreview(values.stack);
+    const file = path.resolve(values.markdown ?? path.join(PROJECT_ROOT, ".local", `preview-${values.stack}.md`));
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, toMarkdown(summary));
+    process.stdout.write(summary.output.endsWith("\n") ? summary.output : `${summary.output}\n`);
+    log("preview", `${summary.ok ? "passed" : "FAILED"}; summary written to ${file}`);
+    return summary.ok ? 0 : 1;
+}
+
+if (require.main === module) runCli("preview", USAGE, main);
