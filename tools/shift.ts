@@ -31,6 +31,8 @@ export interface ShiftOptions {
     force: boolean;
     /** Largest allowed step, enforced by the policy pack as mandatory. */
     maxStep?: number;
+    /** Wait after each update before the gate: the mesh applies a new route within seconds, not at once. */
+    settleSeconds?: number;
     engine?: EngineOptions;
     /** Working directory of the project (stack files, rendered output). */
     workDir?: string;
@@ -129,6 +131,7 @@ export async function shift(opts: ShiftOptions): Promise<ShiftResult> {
             await rollback(weight);
             return result;
         }
+        if (opts.settleSeconds) await new Promise((r) => setTimeout(r, opts.settleSeconds! * 1000));
         const gate = await runGate(opts.gate, weight, opts.stack);
         log("shift", `gate at ${weight}: ${gate.ok ? "passed" : "FAILED"}\n${gate.detail}`);
         if (!gate.ok) {
@@ -155,7 +158,7 @@ export async function shift(opts: ShiftOptions): Promise<ShiftResult> {
 
 const USAGE = `usage: shift --stack NAME --steps W1,W2,... [--gate verify|command|none]
              [--verify-host 127.0.0.1] [--verify-port PORT] [--connections 1000] [--concurrency 50]
-             [--gate-command CMD] [--pause] [--max-step N] [--force] [--json]
+             [--gate-command CMD] [--pause] [--max-step N] [--settle-seconds 5] [--force] [--json]
 
 Each step: policy-gated up of v2Weight, then the gate; a failed step or gate rolls back to the last
 good weight. The gate command sees V2_WEIGHT and STACK. exit codes: 0 completed, 1 rolled back or
@@ -175,6 +178,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
             concurrency: { type: "string", default: "50" },
             pause: { type: "boolean", default: false },
             "max-step": { type: "string" },
+            "settle-seconds": { type: "string", default: "5" },
             force: { type: "boolean", default: false },
             json: { type: "boolean", default: false },
             help: { type: "boolean", short: "h", default: false },
@@ -210,6 +214,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
         pause: values.pause!,
         force: values.force!,
         maxStep: values["max-step"] === undefined ? undefined : parseWeight("--max-step", values["max-step"]),
+        settleSeconds: Number(values["settle-seconds"]),
     });
     if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     return { completed: 0, "rolled-back": 1, refused: 3, stopped: 3 }[result.outcome];
