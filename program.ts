@@ -29,7 +29,8 @@ export function readStackConfig(): { settings: Settings; secrets: StackSecrets }
     const secrets: StackSecrets = {};
     for (const key of SECRET_KEYS) {
         const fullKey = `${PROJECT}:${key}`;
-        const present = config.get(key) !== undefined || pulumi.runtime.getConfig(fullKey) !== undefined;
+        // Read raw: Config.get on a secret key would log a warning for doing exactly this check.
+        const present = pulumi.runtime.getConfig(fullKey) !== undefined;
         if (present && !isConfigSecret(fullKey)) {
             problems.push({ key, message: `holds a kubeconfig in plain text; set it with \`pulumi config set --secret ${key} < file\`` });
         } else if (present) {

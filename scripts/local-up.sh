@@ -19,7 +19,7 @@ if [[ "$target" == "local" ]]; then
 fi
 
 p() { bash scripts/pulumi.sh "$@"; }
-PULUMI_STACK=local p stack select --create local >/dev/null
+ASM_TCP_SHIFT_STACK=local p stack select --create local >/dev/null
 if [[ -n "$weight" ]]; then p config set v2Weight "$weight" --stack local; fi
 p up --yes --stack local --policy-pack policy --skip-preview=false
 

@@ -2,7 +2,7 @@
 # The pinned pulumi CLI with offline defaults. It never overrides what the user set:
 #  - backend: PULUMI_BACKEND_URL, else the project-local file backend in .local/state (gitignored);
 #  - passphrase: PULUMI_CONFIG_PASSPHRASE(_FILE), else the documented passphrase of the `local` stack,
-#    and only when the command targets the `local` stack;
+#    and only when the command targets the `local` stack (--stack local, or ASM_TCP_SHIFT_STACK=local);
 #  - no update check, and no plugin downloads (a missing plugin fails fast instead of hanging offline);
 #  - the program is transpiled without type checks (npm test type-checks it).
 set -euo pipefail
@@ -31,7 +31,7 @@ targets_local_stack() {
     if [[ ( "$prev" == "--stack" || "$prev" == "-s" ) && "$arg" == "local" ]]; then return 0; fi
     prev=$arg
   done
-  [[ "${PULUMI_STACK:-}" == "local" ]]
+  [[ "${ASM_TCP_SHIFT_STACK:-}" == "local" ]]
 }
 if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]] && targets_local_stack "$@"; then
   # Protects only throwaway local-cluster credentials; documented in the README. Never used for other stacks.

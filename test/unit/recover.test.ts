@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { repairCheckpoint } from "../../tools/recover";
+
+function backend(files: Record<string, string>): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-recover-"));
+    for (const [name, content] of Object.entries(files)) {
+        const file = path.join(dir, ".pulumi", name);
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        fs.writeFileSync(file, content);
+    }
+    return dir;
+}
+const GOOD = JSON.stringify({ version: 3, checkpoint: { stack: "s", latest: { resources: [] } } });
+const stackFile = (dir: string) => path.join(dir, ".pulumi/stacks/asm-tcp-shift/s.json");
+
+describe("repairCheckpoint", () => {
+    it("leaves a readable checkpoint alone", () => {
+        const dir = backend({ "stacks/asm-tcp-shift/s.json": GOOD });
+        assert.equal(repairCheckpoint(dir, "s"), undefined);
+    });
+
+    it("restores a checkpoint cut short mid-write from <stack>.json.bak, keeping the broken one aside", () => {
+        const dir = backend({ "stacks/asm-tcp-shift/s.json": GOOD.slice(0, 20), "stacks/asm-tcp-shift/s.json.bak": GOOD });
+        assert.match(repairCheckpoint(dir, "s") ?? "", /restored .* from .*s\.json\.bak/);
+        assert.equal(fs.readFileSync(stackFile(dir), "utf8"), GOOD);
+        assert.equal(fs.readdirSync(path.dirname(stackFile(dir))).filter((f) => f.includes(".corrupt-")).length, 1);
+    });
+
+    it("falls back to the newest readable file in .pulumi/backups", () => {
+        const dir = backend({ "stacks/asm-tcp-shift/s.json": "", "stacks/asm-tcp-shift/s.json.bak": "{", "backups/asm-tcp-shift/s/s.1.json": GOOD });
+        assert.match(repairCheckpoint(dir, "s") ?? "", /backups/);
+        assert.equal(fs.readFileSync(stackFile(dir), "utf8"), GOOD);
+    });
+
+    it("says so when nothing readable is left", () => {
+        const dir = backend({ "stacks/asm-tcp-shift/s.json": "" });
+        assert.throws(() => repairCheckpoint(dir, "s"), /no readable backup/);
+    });
+});
