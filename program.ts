@@ -83,11 +83,15 @@ export interface StackOutputs {
 
 const PENDING_ADDRESS = `$(kubectl -n ${INGRESS_GATEWAY_NAMESPACE} get svc istio-${INGRESS_GATEWAY_LABEL} -o jsonpath='{.status.loadBalancer.ingress[0].ip}')`;
 
+/** Where `npm run dataplane` listens for the `local` and `render` targets. */
+export const LOCAL_DATA_PLANE_ADDRESS = "127.0.0.1";
+
 export function defineStack(settings: Settings, secrets: StackSecrets): StackOutputs {
     const providers = makeProviders(settings, secrets);
     const canary = new TcpEchoCanary("tcp-echo", { settings, providers });
     // Where the CLB is not this stack's, its address is known only once the cloud controller has run.
-    const address = canary.ingress.address.apply((a) => a ?? PENDING_ADDRESS);
+    // On the local cluster nothing serves the gateway; `npm run dataplane` answers on loopback instead.
+    const address = canary.ingress.address.apply((a) => a ?? (settings.target === "asm" ? PENDING_ADDRESS : LOCAL_DATA_PLANE_ADDRESS));
     return {
         v2Weight: settings.v2Weight,
         weights: { [VERSIONS.stable.subset]: settings.weights.stable, [VERSIONS.canary.subset]: settings.weights.canary },

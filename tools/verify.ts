@@ -152,12 +152,13 @@ export function formatReport(r: VerifyReport): string {
 
 export const EXIT = { consistent: 0, inconsistent: 1, inconclusive: 2, usage: 64 } as const;
 
-const USAGE = `usage: verify --port PORT [--host 127.0.0.1] (--expect-weight W | --stack NAME)
+const USAGE = `usage: verify (--port PORT [--host 127.0.0.1] --expect-weight W | --stack NAME [--port ...])
               [--connections 1000] [--concurrency 50] [--timeout-ms 2000]
               [--v1-prefix one] [--v2-prefix two] [--max-error-rate 0.01] [--json]
 
 Opens N TCP connections, sends a line on each, classifies replies by prefix, and checks the
-expected v2 weight against the observed share's 95% Wilson interval.
+expected v2 weight against the observed share's 95% Wilson interval. With --stack, the weight, the
+gateway address and the port default to the stack's outputs (v2Weight, ingressAddress, gatewayPort).
 exit codes: 0 consistent, 1 inconsistent, 2 inconclusive (errors or no replies), 64 usage`;
 
 function usageError(message: string): never {
@@ -177,7 +178,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
         ({ values } = parseArgs({
             args: argv,
             options: {
-                host: { type: "string", default: "127.0.0.1" },
+                host: { type: "string" },
                 port: { type: "string" },
                 "expect-weight": { type: "string" },
                 stack: { type: "string" },
@@ -198,20 +199,24 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
         process.stdout.write(`${USAGE}\n`);
         return 0;
     }
+    // --stack fills in what the flags leave out: the weight, the gateway address and port from the outputs.
+    const outputs = values.stack ? await (await import("./stackOutputs")).stackOutputs(values.stack) : {};
     let expectedWeight: number;
     if (values["expect-weight"] !== undefined) {
         expectedWeight = intOption("expect-weight", values["expect-weight"], 0, 100);
     } else if (values.stack) {
-        const { stackOutputs } = await import("./stackOutputs");
-        expectedWeight = Number((await stackOutputs(values.stack)).v2Weight);
+        expectedWeight = Number(outputs.v2Weight);
     } else {
         usageError("give the expected weight with --expect-weight, or --stack to read it from the stack's outputs");
     }
+    const outputHost = typeof outputs.ingressAddress === "string" && /^[\w.:-]+$/.test(outputs.ingressAddress) ? outputs.ingressAddress : undefined;
+    const host = values.host ?? outputHost ?? "127.0.0.1";
+    const port = values.port ?? (outputs.gatewayPort !== undefined ? String(outputs.gatewayPort) : undefined);
     const maxErrorRate = Number(values["max-error-rate"]);
     if (!(maxErrorRate >= 0 && maxErrorRate <= 1)) usageError(`--max-error-rate must be from 0 to 1; got ${values["max-error-rate"]}`);
     const opts: VerifyOptions = {
-        host: values.host!,
-        port: intOption("port", values.port, 1, 65535),
+        host,
+        port: intOption("port", port, 1, 65535),
         connections: intOption("connections", values.connections, 1, 1_000_000),
         concurrency: intOption("concurrency", values.concurrency, 1, 10_000),
         timeoutMs: intOption("timeout-ms", values["timeout-ms"], 1, 600_000),

@@ -39,6 +39,7 @@ describe("whole program on the render target", () => {
                 { destination: { host: "tcp-echo", port: { number: 9000 }, subset: "v2" }, weight: v2Weight },
             ]);
             assert.equal(outputs.v2Weight, v2Weight);
+            assert.equal(await unwrap(outputs.ingressAddress), "127.0.0.1", "off the cloud, the local data plane answers on loopback");
             assert.deepEqual(outputs.weights, { v1: v1Weight, v2: v2Weight });
         });
     }
