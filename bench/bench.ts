@@ -148,5 +148,5 @@ async function main() {
 
 main().catch((err) => {
     console.error(err);
-    process.exit(1);
+    process.exitCode = 1;
 });

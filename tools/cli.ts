@@ -12,14 +12,19 @@ export function parseWeight(flag: string, raw: string): number {
     return Number(raw);
 }
 
-/** Runs a CLI's main, mapping usage errors to exit 64 and anything else to 1, with the message on stderr. */
+/**
+ * Runs a CLI's main, mapping usage errors to exit 64 and anything else to 1, with the message on stderr.
+ * It sets the exit code and lets the event loop drain, so piped output is never cut short.
+ */
 export function runCli(tool: string, usage: string, main: () => Promise<number>): void {
     main().then(
-        (code) => process.exit(code),
+        (code) => {
+            process.exitCode = code;
+        },
         (err: Error) => {
             process.stderr.write(`${tool}: ${err.message}\n`);
             if (err instanceof UsageError) process.stderr.write(`${usage}\n`);
-            process.exit(err instanceof UsageError ? EXIT_USAGE : 1);
+            process.exitCode = err instanceof UsageError ? EXIT_USAGE : 1;
         },
     );
 }

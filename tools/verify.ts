@@ -5,6 +5,7 @@
  */
 import * as net from "net";
 import { parseArgs } from "util";
+import { UsageError, runCli } from "./cli";
 
 export interface VerifyOptions {
     host: string;
@@ -162,8 +163,7 @@ gateway address and the port default to the stack's outputs (v2Weight, ingressAd
 exit codes: 0 consistent, 1 inconsistent, 2 inconclusive (errors or no replies), 64 usage`;
 
 function usageError(message: string): never {
-    process.stderr.write(`verify: ${message}\n${USAGE}\n`);
-    process.exit(EXIT.usage);
+    throw new UsageError(message);
 }
 
 function intOption(name: string, raw: string | undefined, min: number, max: number): number {
@@ -239,12 +239,4 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     return EXIT[report.verdict];
 }
 
-if (require.main === module) {
-    main().then(
-        (code) => process.exit(code),
-        (err) => {
-            process.stderr.write(`verify: ${(err as Error).message}\n`);
-            process.exit(EXIT.inconclusive);
-        },
-    );
-}
+if (require.main === module) runCli("verify", USAGE, main);
