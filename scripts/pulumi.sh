@@ -16,7 +16,7 @@ command -v pulumi >/dev/null || die "pulumi is not built yet: run npm run toolch
 
 export PULUMI_SKIP_UPDATE_CHECK=${PULUMI_SKIP_UPDATE_CHECK:-true}
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=${PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION:-true}
-# `npm test` type-checks the program (strict); the engine only needs it transpiled, which is much faster.
+# `npm test` type-checks the program (strict); the engine only needs it transpiled (faster; see npm run bench).
 export PULUMI_NODEJS_TRANSPILE_ONLY=${PULUMI_NODEJS_TRANSPILE_ONLY:-true}
 export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=${PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK:-true}
 if [[ -z "${PULUMI_BACKEND_URL:-}" ]]; then
