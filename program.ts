@@ -3,7 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
-import { ConfigError, PROJECT, Settings, parseSettings } from "./config";
+import { ConfigError, ConfigProblem, PROJECT, Settings, parseSettings } from "./config";
 import { CanaryProviders, TcpEchoCanary } from "./components";
 import { INGRESS_GATEWAY_LABEL, INGRESS_GATEWAY_NAMESPACE, VERSIONS } from "./components/model";
 
@@ -24,8 +24,16 @@ const isConfigSecret: (key: string) => boolean = require("@pulumi/pulumi/runtime
 export function readStackConfig(): { settings: Settings; secrets: StackSecrets } {
     const config = new pulumi.Config(PROJECT);
     const secretKeys = new Set<string>(SECRET_KEYS);
-    const settings = parseSettings((key) => (secretKeys.has(key) ? undefined : config.get(key)));
-    const problems = [];
+    // Every problem at once, settings and secrets alike, so one round of edits fixes them all.
+    const problems: ConfigProblem[] = [];
+    let settings: Settings | undefined;
+    try {
+        settings = parseSettings((key) => (secretKeys.has(key) ? undefined : config.get(key)));
+    } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        problems.push(...err.problems);
+    }
+    const target = settings?.target ?? config.get("target") ?? "asm";
     const secrets: StackSecrets = {};
     for (const key of SECRET_KEYS) {
         const fullKey = `${PROJECT}:${key}`;
@@ -35,11 +43,11 @@ export function readStackConfig(): { settings: Settings; secrets: StackSecrets }
             problems.push({ key, message: `holds a kubeconfig in plain text; set it with \`pulumi config set --secret ${key} < file\`` });
         } else if (present) {
             secrets[key] = config.requireSecret(key);
-        } else if (settings.target === "asm") {
+        } else if (target === "asm") {
             problems.push({ key, message: 'is required when target is "asm": a kubeconfig, stored with `pulumi config set --secret`' });
         }
     }
-    if (problems.length > 0) throw new ConfigError(problems);
+    if (problems.length > 0 || !settings) throw new ConfigError(problems);
     return { settings, secrets };
 }
 

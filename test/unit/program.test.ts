@@ -164,6 +164,14 @@ describe("whole program on the asm target", () => {
         assert.throws(() => readStackConfig(), /dataPlaneKubeconfig: holds a kubeconfig in plain text/);
     });
 
+    it("reports bad settings and missing secrets together", async () => {
+        await recordResources({ target: "asm", v2Weight: 101, asm: { clusterIds: ["c0123456789abcdef"] } });
+        assert.throws(() => readStackConfig(), (err: any) => {
+            assert.deepEqual(err.problems.map((p: any) => p.key), ["v2Weight", "dataPlaneKubeconfig", "controlPlaneKubeconfig"]);
+            return true;
+        });
+    });
+
     it("requires the kubeconfigs on asm", async () => {
         await recordResources({ target: "asm", v2Weight: 20, asm: { clusterIds: ["c0123456789abcdef"] } });
         assert.throws(() => readStackConfig(), /controlPlaneKubeconfig: is required when target is "asm"/);
