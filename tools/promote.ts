@@ -61,7 +61,7 @@ export async function promote(opts: PromoteOptions): Promise<PromoteResult> {
     log("promote", `${opts.from} -> ${opts.to}: v2Weight ${previousWeight ?? "(unset)"} -> ${carried.v2Weight.value}`);
 
     await writeKeys(target, carried);
-    const policy = { policyPacks: [POLICY_PACK_DIR], policyPackConfigs: [policyConfigFor(opts.to, previousWeight, opts.policyConfig)] };
+    const policy = { policyPacks: [POLICY_PACK_DIR], policyPackConfigs: [policyConfigFor(opts.to, previousWeight, { file: opts.policyConfig })] };
     const result: PromoteResult = { outcome: "previewed", carried, previewStdout: "" };
     try {
         const preview = await target.preview({ ...policy, diff: true, onOutput: opts.onOutput });

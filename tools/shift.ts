@@ -5,14 +5,12 @@
  * writer of the weights: the tool refuses to start when the live weight differs from the stack's.
  */
 import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
 import * as readline from "readline";
 import { parseArgs } from "util";
 import { Stack } from "@pulumi/pulumi/automation";
 import { UsageError, log, parseWeight, runCli } from "./cli";
 import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, EngineOptions } from "./engine";
+import { policyConfigFor } from "./policyConfig";
 import { currentVirtualService, routesOf } from "./routes";
 import { formatReport, verify } from "./verify";
 
@@ -59,18 +57,10 @@ async function declaredWeight(stack: Stack): Promise<number> {
     return Number((await stack.getConfig("v2Weight")).value);
 }
 
-/** Policy config for one step: the live weight is what max-weight-step judges the step against. */
-function stepPolicyConfig(previous: number, maxStep: number | undefined): string {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "asm-shift-")), "policy-config.json");
-    const stepPolicy: Record<string, unknown> = { previousV2Weight: previous };
-    if (maxStep !== undefined) Object.assign(stepPolicy, { enforcementLevel: "mandatory", maxWeightStep: maxStep });
-    fs.writeFileSync(file, JSON.stringify({ "max-weight-step": stepPolicy }));
-    return file;
-}
-
-async function applyWeight(stack: Stack, weight: number, previous: number, maxStep: number | undefined): Promise<void> {
+/** One step: the environment's policy config, judged against the live weight (max-weight-step). */
+async function applyWeight(stack: Stack, weight: number, previous: number | undefined, maxStep: number | undefined): Promise<void> {
     await stack.setConfig("v2Weight", { value: String(weight) });
-    await gatedUp(stack, { policyPacks: [POLICY_PACK_DIR], policyPackConfigs: [stepPolicyConfig(previous, maxStep)] });
+    await gatedUp(stack, { policyPacks: [POLICY_PACK_DIR], policyPackConfigs: [policyConfigFor(stack.name, previous, { maxWeightStep: maxStep })] });
 }
 
 async function runGate(gate: Gate, weight: number, stack: string): Promise<{ ok: boolean; detail: string }> {
@@ -112,9 +102,10 @@ export async function shift(opts: ShiftOptions): Promise<ShiftResult> {
     let lastGood = live ?? declared;
     log("shift", `stack ${opts.stack}: starting at v2 weight ${lastGood}; steps ${opts.steps.join(" -> ")}`);
 
-    const rollback = async (from: number) => {
+    const rollback = async () => {
         log("shift", `rolling back to the last good weight ${lastGood}`);
-        await applyWeight(stack, lastGood, from, undefined);
+        // A rollback is never held back by the step limit: returning to a known-good weight is always allowed.
+        await applyWeight(stack, lastGood, undefined, undefined);
         result.outcome = "rolled-back";
         result.finalWeight = lastGood;
         log("shift", `rolled back: v2 weight ${lastGood}`);
@@ -128,7 +119,7 @@ export async function shift(opts: ShiftOptions): Promise<ShiftResult> {
             const detail = (err as Error).message.split("\n").filter((l) => /error|violation|mandatory/i.test(l)).slice(0, 10).join("\n");
             result.steps.push({ weight, status: "up-failed", detail });
             log("shift", `step ${weight} failed to apply:\n${detail}`);
-            await rollback(weight);
+            await rollback();
             return result;
         }
         if (opts.settleSeconds) await new Promise((r) => setTimeout(r, opts.settleSeconds! * 1000));
@@ -136,7 +127,7 @@ export async function shift(opts: ShiftOptions): Promise<ShiftResult> {
         log("shift", `gate at ${weight}: ${gate.ok ? "passed" : "FAILED"}\n${gate.detail}`);
         if (!gate.ok) {
             result.steps.push({ weight, status: "gate-failed", detail: gate.detail });
-            await rollback(weight);
+            await rollback();
             return result;
         }
         result.steps.push({ weight, status: "applied" });
