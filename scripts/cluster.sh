@@ -37,7 +37,7 @@ up() {
     log "creating the local cluster (kwokctl, binary runtime)"
     local bin
     bin=$(dirname "$(command -v kube-apiserver)")
-    quiet kwokctl create cluster --name "$NAME" --runtime binary \
+    quiet kwokctl create cluster --name "$NAME" --runtime binary --config "$ROOT/cluster/kwokctl.yaml" \
       --kube-apiserver-binary "$bin/kube-apiserver" \
       --kube-controller-manager-binary "$bin/kube-controller-manager" \
       --kube-scheduler-binary "$bin/kube-scheduler" \
