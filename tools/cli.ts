@@ -21,10 +21,12 @@ export function runCli(tool: string, usage: string, main: () => Promise<number>)
         (code) => {
             process.exitCode = code;
         },
-        (err: Error) => {
+        (err: Error & { code?: string }) => {
+            // Unknown or malformed flags (node's parseArgs) are usage errors too.
+            const isUsage = err instanceof UsageError || String(err.code ?? "").startsWith("ERR_PARSE_ARGS");
             process.stderr.write(`${tool}: ${err.message}\n`);
-            if (err instanceof UsageError) process.stderr.write(`${usage}\n`);
-            process.exitCode = err instanceof UsageError ? EXIT_USAGE : 1;
+            if (isUsage) process.stderr.write(`${usage}\n`);
+            process.exitCode = isUsage ? EXIT_USAGE : 1;
         },
     );
 }
