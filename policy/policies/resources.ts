@@ -1,4 +1,3 @@
-import type { PolicyResource } from "@pulumi/policy";
 import { PROGRAM_ANNOTATIONS, SLB_ANNOTATIONS, TYPE_TOKENS } from "../../components/model";
 
 /** What the policies need of a resource: its type, props and URN (the validation args and stack resources both have them). */
@@ -75,5 +74,3 @@ export function containers(deployment: Inspected): { name?: string; image?: stri
 export function stackOf(urn: string): string {
     return urn.split("::")[0]?.split(":")[2] ?? "";
 }
-
-export type PolicyResourceLike = Pick<PolicyResource, "type" | "props" | "urn">;
