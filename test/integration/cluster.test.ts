@@ -4,12 +4,12 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
-import { spawn } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import { EngineOptions, engineEnv, gatedUp, openStack, scratchProject, toolchainBinary } from "../../tools/engine";
 import { recover } from "../../tools/recover";
 import { kubectl, kubectlJson } from "../../tools/kubectl";
 import { routesOf } from "../../tools/routes";
-import { TEST_KUBECONFIG, testCluster } from "../support/cluster";
+import { TEST_CLUSTER, TEST_KUBECONFIG, testCluster } from "../support/cluster";
 
 const NAMESPACE = "itest";
 
@@ -46,6 +46,16 @@ describe("real engine on the local cluster", () => {
     after(async () => {
         fs.rmSync(dir, { recursive: true, force: true });
         testCluster("down");
+    });
+
+    const clusterProcesses = () => spawnSync("pgrep", ["-f", path.join(".local", "kwok", "clusters", TEST_CLUSTER) + "/"], { encoding: "utf8" }).stdout.trim();
+
+    it("cluster:up is idempotent: a second start reuses the running cluster", () => {
+        const server = () => kubectlJson(TEST_KUBECONFIG, ["config", "view", "--minify"]).clusters[0].cluster.server;
+        const before = server();
+        testCluster("up");
+        assert.equal(server(), before);
+        assert.equal(get("get", "nodes").items.length, 1);
     });
 
     it("applies every object at v2Weight 0: Deployments Available, routes 100/0, CRs accepted", async () => {
@@ -126,5 +136,11 @@ describe("real engine on the local cluster", () => {
         assert.deepEqual(get("-n", NAMESPACE, "get", "deployments,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io").items.map((i: any) => i.metadata.name), []);
         assert.deepEqual(get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com").items, []);
         assert.deepEqual((await stack.exportStack()).deployment.resources ?? [], []);
+    });
+
+    it("cluster:down stops every process of the cluster", () => {
+        assert.notEqual(clusterProcesses(), "", "the cluster runs before down");
+        testCluster("down");
+        assert.equal(clusterProcesses(), "");
     });
 });
