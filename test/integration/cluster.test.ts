@@ -6,7 +6,7 @@ import * as path from "path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { spawn, spawnSync } from "child_process";
 import { EngineOptions, engineEnv, gatedUp, openStack, scratchProject, toolchainBinary } from "../../tools/engine";
-import { recover } from "../../tools/recover";
+import { killOrphanedPlugins, recover } from "../../tools/recover";
 import { kubectl, kubectlJson } from "../../tools/kubectl";
 import { routesOf } from "../../tools/routes";
 import { TEST_CLUSTER, TEST_KUBECONFIG, testCluster } from "../support/cluster";
@@ -125,6 +125,7 @@ describe("real engine on the local cluster", () => {
         await assert.rejects(stack.up(), /locked|failed to load checkpoint|pending/);
         const steps = recover("itest-cluster", { ...engine, workDir: dir });
         assert.ok(steps.includes("refreshed the state from the target"), steps.join("; "));
+        assert.deepEqual(killOrphanedPlugins(), [], "recover left no orphaned plugin behind");
         await stack.up({ refresh: true });
         assert.deepEqual(deployments().map((d: any) => d.available), [3, 3]);
         const again = await stack.preview();

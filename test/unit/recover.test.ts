@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { repairCheckpoint } from "../../tools/recover";
+import { isPulumiPlugin, repairCheckpoint } from "../../tools/recover";
 
 function backend(files: Record<string, string>): string {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-recover-"));
@@ -39,5 +39,19 @@ describe("repairCheckpoint", () => {
     it("says so when nothing readable is left", () => {
         const dir = backend({ "stacks/asm-tcp-shift/s.json": "" });
         assert.throws(() => repairCheckpoint(dir, "s"), /no readable backup/);
+    });
+});
+
+describe("isPulumiPlugin", () => {
+    it("recognises plugins by what they execute", () => {
+        assert.ok(isPulumiPlugin(["/root/.pulumi/plugins/resource-kubernetes-v4.25.0/pulumi-resource-kubernetes", "127.0.0.1:1234"]));
+        assert.ok(isPulumiPlugin(["/opt/bin/pulumi-language-nodejs", "127.0.0.1:1234"]));
+        assert.ok(isPulumiPlugin(["/usr/bin/node", "/p/node_modules/@pulumi/pulumi/cmd/run/index.js", "--monitor", "x"]));
+        assert.ok(isPulumiPlugin(["node", "/p/node_modules/@pulumi/pulumi/cmd/run-policy-pack/index.js"]));
+    });
+    it("leaves alone processes that merely mention a plugin", () => {
+        assert.ok(!isPulumiPlugin(["go", "build", "-o", "/tmp/x/pulumi-resource-kubernetes", "./cmd/pulumi-resource-kubernetes"]));
+        assert.ok(!isPulumiPlugin(["/usr/bin/node", "/p/tools/verify.ts"]));
+        assert.ok(!isPulumiPlugin(["/usr/bin/pulumi", "up"]));
     });
 });
