@@ -11,14 +11,14 @@ import { log, runCli } from "./cli";
 import { startEchoServer } from "./echoServers";
 import { startWeightedProxy } from "./localGateway";
 import { currentVirtualService, routesOf } from "./routes";
-import { readStackFile } from "./stackFiles";
+import { readStackSettings } from "./stackFiles";
 
 const USAGE = "usage: dataplane [--stack local]";
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
     const { values } = parseArgs({ args: argv, options: { stack: { type: "string", default: "local" } } });
     const stack = values.stack!;
-    const gatewayPort = Number(readStackFile(stack).gatewayPort ?? 31400);
+    const { gatewayPort } = readStackSettings(stack);
     let weights: Record<string, number> = { v1: 100, v2: 0 };
     const refresh = () => {
         try {

@@ -12,10 +12,10 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { parseArgs } from "util";
+import { PROJECT } from "../config";
 import { UsageError, log, runCli } from "./cli";
 import { EngineOptions, PROJECT_ROOT, engineEnv, toolchainBinary } from "./engine";
 
-const PROJECT = "asm-tcp-shift";
 
 function readable(file: string): boolean {
     try {

@@ -9,7 +9,7 @@ import { parseAllDocuments } from "yaml";
 import { PROJECT_ROOT } from "./engine";
 import { kubectlJson } from "./kubectl";
 import { parseArgs } from "util";
-import { readStackFile } from "./stackFiles";
+import { readStackSettings } from "./stackFiles";
 
 export interface LiveRoute {
     port: number;
@@ -41,12 +41,10 @@ export function liveVirtualService(kubeconfig: string, namespace: string, name =
 
 /** The VirtualService as the stack's target holds it now. */
 export function currentVirtualService(stack: string, workDir = PROJECT_ROOT): any {
-    const config = readStackFile(stack, workDir);
-    const target = config.target ?? "asm";
-    const namespace = config.namespace ?? "default";
-    if (target === "render") return renderedVirtualService(path.resolve(workDir, config.renderDir ?? "rendered"));
-    if (target === "local") return liveVirtualService(path.resolve(workDir, config.localKubeconfig ?? ".local/cluster/kubeconfig"), namespace);
-    throw new Error(`reading live routes of target "${target}" needs the ASM kubeconfig; use kubectl against ASM`);
+    const settings = readStackSettings(stack, workDir);
+    if (settings.target === "render") return renderedVirtualService(path.resolve(workDir, settings.renderDir));
+    if (settings.target === "local") return liveVirtualService(path.resolve(workDir, settings.localKubeconfig), settings.namespace);
+    throw new Error(`reading live routes of target "${settings.target}" needs the ASM kubeconfig; use kubectl against ASM`);
 }
 
 function main() {

@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { PROJECT } from "../config";
+import { PROJECT, Settings, parseSettings } from "../config";
 import { PROJECT_ROOT } from "./engine";
 
 /** The project's own config keys of a stack file (Pulumi.<stack>.yaml), without the namespace prefix. */
@@ -13,4 +13,13 @@ export function readStackFile(stack: string, workDir = PROJECT_ROOT): Record<str
         if (key.startsWith(`${PROJECT}:`)) config[key.slice(PROJECT.length + 1)] = value;
     }
     return config;
+}
+
+/**
+ * A stack file's settings as the program would parse them, defaults included, so the tools never
+ * restate a default (render folder, kubeconfig path, namespace, gateway port) the program owns.
+ */
+export function readStackSettings(stack: string, workDir = PROJECT_ROOT): Settings {
+    const own = readStackFile(stack, workDir);
+    return parseSettings((key) => (own[key] === undefined ? undefined : typeof own[key] === "string" ? own[key] : JSON.stringify(own[key])));
 }

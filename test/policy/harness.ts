@@ -1,7 +1,7 @@
 import type { Policy, PolicyResource, ResourceValidationArgs, ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy } from "@pulumi/policy";
 import { TYPE_TOKENS } from "../../components/model";
 import { defineStack, readStackConfig } from "../../program";
-import { recordResources, settle, unwrap } from "../support/mocks";
+import { SECRET_SIG, recordResources, settle, unwrap } from "../support/mocks";
 
 /** A resource as a policy sees it. */
 export interface StackResource {
@@ -11,7 +11,6 @@ export interface StackResource {
     props: Record<string, any>;
 }
 
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const reveal = (value: any): any =>
     Array.isArray(value)
         ? value.map(reveal)

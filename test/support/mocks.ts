@@ -1,4 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
+import { PROJECT } from "../../config";
+
+/** How Pulumi marks a secret value on the wire (what the engine, and so the mocks, receive). */
+export const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+export const SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270";
 
 /** A resource as the mocked engine saw it registered. */
 export interface RecordedResource {
@@ -16,9 +21,9 @@ export async function recordResources(config: Record<string, unknown> = {}, secr
     const recorded: RecordedResource[] = [];
     const allConfig: Record<string, string> = {};
     for (const [key, value] of Object.entries(config)) {
-        allConfig[`asm-tcp-shift:${key}`] = typeof value === "string" ? value : JSON.stringify(value);
+        allConfig[`${PROJECT}:${key}`] = typeof value === "string" ? value : JSON.stringify(value);
     }
-    pulumi.runtime.setAllConfig(allConfig, secretKeys.map((k) => `asm-tcp-shift:${k}`));
+    pulumi.runtime.setAllConfig(allConfig, secretKeys.map((k) => `${PROJECT}:${k}`));
     await pulumi.runtime.setMocks(
         {
             newResource(args: pulumi.runtime.MockResourceArgs) {
@@ -31,7 +36,7 @@ export async function recordResources(config: Record<string, unknown> = {}, secr
                 return args.inputs;
             },
         },
-        "asm-tcp-shift",
+        PROJECT,
         "unit",
         false,
     );

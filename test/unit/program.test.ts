@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SLB_ANNOTATIONS, TYPE_TOKENS, PROGRAM_ANNOTATIONS, DEFAULT_IMAGE } from "../../components/model";
 import { defineStack, readStackConfig } from "../../program";
-import { RecordedResource, byType, one, recordResources, settle, unwrap } from "../support/mocks";
+import { RecordedResource, SECRET_SIG, SECRET_SIG_VALUE, byType, one, recordResources, settle, unwrap } from "../support/mocks";
 
 /** Runs the program as index.ts does, under mocks, with the given stack config. */
 async function runProgram(config: Record<string, unknown>, secretKeys: string[] = []) {
@@ -19,8 +19,6 @@ function providerName(resource: RecordedResource): string | undefined {
     return resource.provider?.split("::")[3];
 }
 
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270";
 
 const tcpRoute = (resources: RecordedResource[]) => one(resources, TYPE_TOKENS.virtualService).inputs.spec.tcp[0];
 
