@@ -110,7 +110,7 @@ install_kubernetes_plugin() {
 }
 
 build_istioctl() {
-  if [[ -x "$ISTIOCTL_DIR/bin/istioctl" && -x "$ISTIOCTL_DIR/bin/tcp-echo" && -f "$ISTIOCTL_DIR/crd-all.gen.yaml" ]]; then return; fi
+  if [[ -x "$ISTIOCTL_DIR/bin/istioctl" && -x "$ISTIOCTL_DIR/bin/pilot-discovery" && -x "$ISTIOCTL_DIR/bin/tcp-echo" && -f "$ISTIOCTL_DIR/crd-all.gen.yaml" ]]; then return; fi
   go_env
   local work="$TOOLS/.work/istioctl"
   mkdir -p "$ISTIOCTL_DIR/bin"
@@ -120,6 +120,12 @@ build_istioctl() {
     if [[ ! -x "$ISTIOCTL_DIR/bin/istioctl" ]]; then
       step "istioctl $ISTIO_VERSION" go build -trimpath -ldflags "-s -w -X istio.io/istio/pkg/version.buildVersion=$ISTIO_VERSION" -o "$work/istioctl" istio.io/istio/istioctl/cmd/istioctl
       cp "$work/istioctl" "$ISTIOCTL_DIR/bin/"
+    fi
+    # istiod of the same pin. Same flags as istioctl (no upstream build tags), so it reuses istioctl's
+    # compiled packages: 48 more packages, about 2 minutes with a warm build cache.
+    if [[ ! -x "$ISTIOCTL_DIR/bin/pilot-discovery" ]]; then
+      step "pilot-discovery (istiod) $ISTIO_VERSION" go build -trimpath -ldflags "-s -w -X istio.io/istio/pkg/version.buildVersion=$ISTIO_VERSION" -o "$work/pilot-discovery" istio.io/istio/pilot/cmd/pilot-discovery
+      cp "$work/pilot-discovery" "$ISTIOCTL_DIR/bin/"
     fi
     # Istio's own tcp-echo sample server, the real peer for the traffic-verification tests.
     if [[ ! -x "$ISTIOCTL_DIR/bin/tcp-echo" ]]; then
