@@ -31,3 +31,9 @@ ensure_node() {
 
 # Passphrase of the `local` stack's secrets (the local cluster's own kubeconfig). Not a secret: the README prints it.
 LOCAL_STACK_PASSPHRASE=asm-tcp-shift-local
+
+# Root credentials and region of the local object store (scripts/objectstore.sh). Not secrets: the server
+# listens on loopback only and the README prints them. Never use them for OSS or any shared server.
+OBJECTSTORE_ACCESS_KEY=${ASM_TCP_SHIFT_OBJECTSTORE_ACCESS_KEY:-asm-tcp-shift-local}
+OBJECTSTORE_SECRET_KEY=${ASM_TCP_SHIFT_OBJECTSTORE_SECRET_KEY:-asm-tcp-shift-local-secret}
+OBJECTSTORE_REGION=us-east-1

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds (or finds) the pinned offline toolchain: pulumi + its Node.js language host, the kubernetes
-# provider plugin, istioctl, the local control plane and actionlint. Everything lands in
+# provider plugin, istioctl, the local control plane, actionlint and the local S3 server (versitygw). Everything lands in
 # $CACHE_DIR/toolchain/<tool>-<version>/ and is reused until the version in toolchain.versions changes.
 #
-#   scripts/toolchain.sh [pulumi|kubernetes|istioctl|cluster|actionlint ...]   (default: all)
+#   scripts/toolchain.sh [pulumi|kubernetes|istioctl|cluster|actionlint|objectstore ...]   (default: all)
 #   scripts/toolchain.sh --print-path                                          (prints the PATH entries)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,8 +18,9 @@ K8S_PROVIDER_DIR="$TOOLS/pulumi-resource-kubernetes-$KUBERNETES_PROVIDER_VERSION
 ISTIOCTL_DIR="$TOOLS/istioctl-$ISTIO_VERSION"
 CLUSTER_DIR="$TOOLS/cluster-k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 ACTIONLINT_DIR="$TOOLS/actionlint-$ACTIONLINT_VERSION"
+VERSITYGW_DIR="$TOOLS/versitygw-$VERSITYGW_VERSION"
 
-print_path() { echo "$PULUMI_DIR/bin:$ISTIOCTL_DIR/bin:$CLUSTER_DIR/bin:$ACTIONLINT_DIR/bin"; }
+print_path() { echo "$PULUMI_DIR/bin:$ISTIOCTL_DIR/bin:$CLUSTER_DIR/bin:$ACTIONLINT_DIR/bin:$VERSITYGW_DIR/bin"; }
 
 go_env() {
   command -v go >/dev/null || { [[ -x /usr/local/go/bin/go ]] && export PATH="/usr/local/go/bin:$PATH"; }
@@ -184,6 +185,20 @@ build_actionlint() {
   rm -rf "$work"
 }
 
+# The local S3 server of the team backend (scripts/objectstore.sh). Its posix backend is pure Go; the
+# cgo-only parts of the module (RDMA, CUDA object clients) are other commands, not built here.
+build_objectstore() {
+  if [[ -x "$VERSITYGW_DIR/bin/versitygw" ]]; then return; fi
+  go_env
+  local work="$TOOLS/.work/versitygw"
+  (
+    wrapper "$work"
+    step "versitygw v$VERSITYGW_VERSION" bash -c "go get github.com/versity/versitygw@v$VERSITYGW_VERSION && go build -trimpath -ldflags '-s -w -X main.Version=v$VERSITYGW_VERSION -X main.Build=module-proxy' -o '$work/versitygw' github.com/versity/versitygw/cmd/versitygw"
+  )
+  mkdir -p "$VERSITYGW_DIR/bin" && cp "$work/versitygw" "$VERSITYGW_DIR/bin/"
+  rm -rf "$work"
+}
+
 # One build of a tool at a time (CI and a developer's shell may start the bootstrap together); other
 # tools stay usable meanwhile.
 locked() {
@@ -198,7 +213,7 @@ locked() {
 main() {
   if [[ "${1:-}" == "--print-path" ]]; then print_path; return; fi
   local wanted=("$@")
-  [[ ${#wanted[@]} -gt 0 ]] || wanted=(pulumi kubernetes istioctl cluster actionlint)
+  [[ ${#wanted[@]} -gt 0 ]] || wanted=(pulumi kubernetes istioctl cluster actionlint objectstore)
   mkdir -p "$TOOLS/.work"
   for tool in "${wanted[@]}"; do
     case "$tool" in
@@ -207,7 +222,8 @@ main() {
       istioctl) locked istioctl build_istioctl ;;
       cluster) locked cluster build_cluster ;;
       actionlint) locked actionlint build_actionlint ;;
-      *) die "unknown tool '$tool' (pulumi, kubernetes, istioctl, cluster, actionlint)" ;;
+      objectstore) locked objectstore build_objectstore ;;
+      *) die "unknown tool '$tool' (pulumi, kubernetes, istioctl, cluster, actionlint, objectstore)" ;;
     esac
   done
   log "toolchain ready: $(print_path)"

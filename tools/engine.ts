@@ -2,6 +2,8 @@ import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation"
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { assertUnlocked } from "./locks";
+import { StateStore, openStateStore } from "./stateStore";
 
 /** Root of the project: the Pulumi program and its Pulumi.yaml. */
 export const PROJECT_ROOT = path.resolve(__dirname, "..");
@@ -45,6 +47,9 @@ export function engineEnv(stackName: string, opts: EngineOptions = {}): Record<s
         // `npm test` type-checks the program (strict); the engine only needs it transpiled (faster; see npm run bench).
         PULUMI_NODEJS_TRANSPILE_ONLY: process.env.PULUMI_NODEJS_TRANSPILE_ONLY ?? "true",
         PULUMI_BACKEND_URL: opts.backendUrl ?? process.env.PULUMI_BACKEND_URL ?? `file://${path.join(PROJECT_ROOT, ".local/state")}`,
+        // An s3:// backend without credentials in the environment would make the AWS SDK ask the EC2
+        // metadata address for some; the state's credentials always come from the environment here.
+        AWS_EC2_METADATA_DISABLED: process.env.AWS_EC2_METADATA_DISABLED ?? "true",
         ...opts.env,
     };
     if (!process.env.PULUMI_CONFIG_PASSPHRASE && !process.env.PULUMI_CONFIG_PASSPHRASE_FILE && stackName === "local") {
@@ -52,6 +57,18 @@ export function engineEnv(stackName: string, opts: EngineOptions = {}): Record<s
     }
     if (env.PULUMI_BACKEND_URL.startsWith("file://")) fs.mkdirSync(env.PULUMI_BACKEND_URL.slice("file://".length), { recursive: true });
     return env;
+}
+
+/** The objects of the stack's backend (locks, checkpoints), with the engine's credentials. */
+export function stateStoreFor(stackName: string, opts: EngineOptions = {}): StateStore {
+    const env = { ...process.env, ...engineEnv(stackName, opts) };
+    return openStateStore(env.PULUMI_BACKEND_URL!, env);
+}
+
+/** The same for an open stack: its workspace carries the backend URL and credentials. */
+export function stateStoreOf(stack: Stack): StateStore {
+    const env = { ...process.env, ...stack.workspace.envVars };
+    return openStateStore(env.PULUMI_BACKEND_URL!, env);
 }
 
 /** Opens (or creates) a stack of the project with the pinned CLI and the offline environment. */
@@ -78,6 +95,8 @@ export function scratchProject(dir: string): string {
 }
 
 export interface GatedUpOptions {
+    /** A rollout lock this caller holds itself (see locks.ts), not counted as someone else's. */
+    ownLock?: string;
     policyPacks?: string[];
     policyPackConfigs?: string[];
     onOutput?: (out: string) => void;
@@ -90,6 +109,8 @@ export interface GatedUpOptions {
  * resource, after earlier resources (components' outputs among them) have already been written.
  */
 export async function gatedUp(stack: Stack, opts: GatedUpOptions = {}) {
+    // A stack another job holds fails here, at once, instead of after a preview of several seconds.
+    await assertUnlocked(stateStoreOf(stack), stack.name, opts.ownLock);
     const policy = { policyPacks: opts.policyPacks ?? [POLICY_PACK_DIR], policyPackConfigs: opts.policyPackConfigs };
     const preview = await stack.preview({ ...policy, onOutput: opts.onOutput });
     const result = await stack.up({ ...policy, onOutput: opts.onOutput, onEvent: opts.onEvent });

@@ -8,7 +8,8 @@
 import { parseArgs } from "util";
 import { ConfigValue, Stack } from "@pulumi/pulumi/automation";
 import { UsageError, log, runCli } from "./cli";
-import { EngineOptions, POLICY_PACK_DIR, openStack } from "./engine";
+import { EngineOptions, POLICY_PACK_DIR, openStack, stateStoreOf } from "./engine";
+import { StackLockedError, assertUnlocked } from "./locks";
 import { policyConfigFor } from "./policyConfig";
 import { readStackFile } from "./stackFiles";
 
@@ -53,6 +54,14 @@ export async function promote(opts: PromoteOptions): Promise<PromoteResult> {
     if (opts.from === opts.to) throw new UsageError("--from and --to must name different stacks");
     const source = await openStack(opts.from, opts.engine);
     const target = await openStack(opts.to, opts.engine);
+    // A target another job is updating (or rolling out) is left alone, at once.
+    try {
+        await assertUnlocked(stateStoreOf(target), opts.to);
+    } catch (err) {
+        if (!(err instanceof StackLockedError)) throw err;
+        log("promote", `blocked: ${opts.to} is unchanged`);
+        return { outcome: "blocked", carried: {}, previewStdout: "", error: err.message };
+    }
     // Read before anything is written: a promotion that does not apply must leave the file as it was.
     const carried = await readKeys(source);
     if (!carried.v2Weight) throw new UsageError(`stack ${opts.from} has no v2Weight to promote`);

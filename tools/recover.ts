@@ -1,12 +1,16 @@
 /**
- * recover: brings a stack back after an update that was killed (SIGKILL, lost machine):
+ * recover: brings a stack back after an update that was killed (SIGKILL, lost machine, an object store
+ * that went away mid-update), on any DIY backend (a folder or an S3-compatible bucket such as OSS):
  *  0. plugin processes the killed CLI left behind are stopped;
- *  1. a checkpoint cut short mid-write (the file backend writes in place) is restored from the
- *     backend's own backups: <stack>.json.bak, else the newest readable file under .pulumi/backups;
- *  2. the dead update's lock is removed (`pulumi cancel`);
+ *  1. a checkpoint that cannot be read (the file backend writes in place, so a kill can cut it short) is
+ *     restored from the backend's own backups: <stack>.json.bak, else the newest readable one under
+ *     .pulumi/backups (objects in a bucket are replaced whole, so there this finds nothing to do);
+ *  2. stale locks are removed: those whose holder ran on this machine and is gone. A lock held by a live
+ *     process, or by a job on another machine, is left alone and reported (--force removes it: only when
+ *     you know that job is dead, since a live update would then race another);
  *  3. `pulumi refresh` reads what the target really holds and drops pending creates it cannot resolve.
  * The next `up` then converges.
- *   npm run recover -- --stack local
+ *   npm run recover -- --stack local [--force]
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -14,43 +18,40 @@ import * as path from "path";
 import { parseArgs } from "util";
 import { PROJECT } from "../config";
 import { UsageError, log, runCli } from "./cli";
-import { EngineOptions, PROJECT_ROOT, engineEnv, toolchainBinary } from "./engine";
+import { EngineOptions, PROJECT_ROOT, engineEnv, stateStoreFor, toolchainBinary } from "./engine";
+import { StackLockedError, describeLock, readLocks } from "./locks";
+import { StateStore } from "./stateStore";
 
-
-function readable(file: string): boolean {
+function readable(data: Buffer | undefined): boolean {
+    if (!data) return false;
     try {
-        const doc = JSON.parse(fs.readFileSync(file, "utf8"));
+        const doc = JSON.parse(data.toString("utf8"));
         return typeof doc === "object" && doc !== null && "checkpoint" in doc;
     } catch {
         return false;
     }
 }
 
-function copyWithAttrs(from: string, to: string): void {
-    fs.copyFileSync(from, to);
-    if (fs.existsSync(`${from}.attrs`)) fs.copyFileSync(`${from}.attrs`, `${to}.attrs`);
-}
-
-/** Restores an unreadable file-backend checkpoint from the newest readable backup; returns what it did. */
-export function repairCheckpoint(backendDir: string, stack: string): string | undefined {
-    const checkpoint = path.join(backendDir, ".pulumi", "stacks", PROJECT, `${stack}.json`);
-    if (!fs.existsSync(checkpoint) || readable(checkpoint)) return undefined;
-    const backups = path.join(backendDir, ".pulumi", "backups", PROJECT, stack);
-    const candidates = [
-        `${checkpoint}.bak`,
-        ...(fs.existsSync(backups)
-            ? fs
-                  .readdirSync(backups)
-                  .filter((f) => f.endsWith(".json"))
-                  .map((f) => path.join(backups, f))
-                  .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)
-            : []),
-    ];
-    const good = candidates.find((c) => fs.existsSync(c) && readable(c));
-    if (!good) throw new Error(`checkpoint ${checkpoint} is unreadable and no readable backup was found`);
-    fs.copyFileSync(checkpoint, `${checkpoint}.corrupt-${Date.now()}`);
-    copyWithAttrs(good, checkpoint);
-    return `restored the cut-short checkpoint from ${path.relative(backendDir, good)}`;
+/** Restores an unreadable checkpoint from the newest readable backup; returns what it did. */
+export async function repairCheckpoint(store: StateStore, stack: string): Promise<string | undefined> {
+    const checkpoint = `.pulumi/stacks/${PROJECT}/${stack}.json`;
+    const current = await store.read(checkpoint);
+    if (current === undefined || readable(current)) return undefined;
+    const backups = (await store.list(`.pulumi/backups/${PROJECT}/${stack}/`))
+        .filter((o) => o.key.endsWith(".json"))
+        .sort((a, b) => b.modified.getTime() - a.modified.getTime())
+        .map((o) => o.key);
+    for (const candidate of [`${checkpoint}.bak`, ...backups]) {
+        const data = await store.read(candidate);
+        if (!readable(data)) continue;
+        await store.write(`${checkpoint}.corrupt-${Date.now()}`, current);
+        await store.write(checkpoint, data!);
+        // The file backend keeps each object's metadata in a sidecar file.
+        const attrs = await store.read(`${candidate}.attrs`);
+        if (attrs) await store.write(`${checkpoint}.attrs`, attrs);
+        return `restored the cut-short checkpoint from ${candidate}`;
+    }
+    throw new Error(`checkpoint ${store.describe(checkpoint)} is unreadable and no readable backup was found`);
 }
 
 function processInfo(pid: number): { ppid: number; argv: string[] } | undefined {
@@ -106,27 +107,38 @@ export function killOrphanedPlugins(): number[] {
     return killed;
 }
 
-export function recover(stack: string, opts: EngineOptions = {}): string[] {
+export interface RecoverOptions extends EngineOptions {
+    /** Remove locks of live processes or of other machines too. */
+    force?: boolean;
+}
+
+export async function recover(stack: string, opts: RecoverOptions = {}): Promise<string[]> {
     const env = { ...process.env, ...engineEnv(stack, opts) };
     const cwd = opts.workDir ?? PROJECT_ROOT;
     const pulumi = (args: string[]) => spawnSync(toolchainBinary("pulumi"), [...args, "--stack", stack], { cwd, env, encoding: "utf8" });
+    const store = stateStoreFor(stack, opts);
     const done: string[] = [];
     const orphans = killOrphanedPlugins();
     if (orphans.length > 0) done.push(`stopped ${orphans.length} plugin process(es) orphaned by the killed update`);
-    const backend = env.PULUMI_BACKEND_URL ?? "";
-    if (backend.startsWith("file://")) {
-        const repaired = repairCheckpoint(backend.slice("file://".length).split("?")[0], stack);
-        if (repaired) done.push(repaired);
-    }
-    const cancel = pulumi(["cancel", "--yes"]);
-    if (cancel.status === 0) done.push("removed the stale update lock");
+    const repaired = await repairCheckpoint(store, stack);
+    if (repaired) done.push(repaired);
+    const removeStaleLocks = async () => {
+        const locks = await readLocks(store, stack);
+        const live = locks.filter((l) => !l.stale && !opts.force);
+        if (live.length > 0) throw new StackLockedError(stack, live);
+        for (const lock of locks) {
+            await store.remove(lock.key);
+            done.push(`removed the ${lock.stale ? "stale " : ""}lock ${describeLock(lock)}`);
+        }
+    };
+    await removeStaleLocks();
     const refreshArgs = ["refresh", "--yes", "--clear-pending-creates", "--non-interactive"];
     let refresh = pulumi(refreshArgs);
     if (refresh.status !== 0) {
         // Once more after a pause: processes of the killed update may still have been winding down.
         spawnSync("sleep", ["3"]);
         killOrphanedPlugins();
-        pulumi(["cancel", "--yes"]);
+        await removeStaleLocks();
         const first = `${refresh.stdout}\n${refresh.stderr}`;
         refresh = pulumi(refreshArgs);
         if (refresh.status === 0) done.push(`refresh succeeded on the second try; the first said:\n${first.trim().split("\n").slice(-8).join("\n")}`);
@@ -136,16 +148,16 @@ export function recover(stack: string, opts: EngineOptions = {}): string[] {
     return done;
 }
 
-const USAGE = "usage: recover --stack NAME";
+const USAGE = "usage: recover --stack NAME [--force]   (--force: also remove locks of live processes or other machines)";
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
-    const { values } = parseArgs({ args: argv, options: { stack: { type: "string" }, help: { type: "boolean", short: "h", default: false } } });
+    const { values } = parseArgs({ args: argv, options: { stack: { type: "string" }, force: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } } });
     if (values.help) {
         process.stdout.write(`${USAGE}\n`);
         return 0;
     }
     if (!values.stack) throw new UsageError("--stack is required");
-    for (const step of recover(values.stack)) log("recover", step);
+    for (const step of await recover(values.stack, { force: values.force })) log("recover", step);
     log("recover", "done; run `up` to converge");
     return 0;
 }

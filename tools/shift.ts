@@ -9,7 +9,8 @@ import * as readline from "readline";
 import { parseArgs } from "util";
 import { Stack } from "@pulumi/pulumi/automation";
 import { UsageError, log, parseWeight, runCli } from "./cli";
-import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, EngineOptions } from "./engine";
+import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, stateStoreOf, EngineOptions } from "./engine";
+import { HeldLock, StackLockedError, acquireRolloutLock, clearLockHint } from "./locks";
 import { policyConfigFor } from "./policyConfig";
 import { currentVirtualService, routesOf } from "./routes";
 import { formatReport, verify } from "./verify";
@@ -39,7 +40,10 @@ export interface ShiftOptions {
 }
 
 export interface ShiftResult {
-    outcome: "completed" | "rolled-back" | "refused" | "stopped";
+    /** locked: another rollout or update holds the stack; nothing was changed by this run. */
+    outcome: "completed" | "rolled-back" | "refused" | "stopped" | "locked";
+    /** Why it was locked or refused. */
+    message?: string;
     finalWeight: number;
     steps: { weight: number; status: "applied" | "gate-failed" | "up-failed" | "stopped"; detail?: string }[];
 }
@@ -58,9 +62,14 @@ async function declaredWeight(stack: Stack): Promise<number> {
 }
 
 /** One step: the environment's policy config, judged against the live weight (max-weight-step). */
-async function applyWeight(stack: Stack, weight: number, previous: number | undefined, maxStep: number | undefined): Promise<void> {
+async function applyWeight(stack: Stack, lock: HeldLock, weight: number, previous: number | undefined, maxStep: number | undefined): Promise<void> {
     await stack.setConfig("v2Weight", { value: String(weight) });
-    await gatedUp(stack, { policyPacks: [POLICY_PACK_DIR], policyPackConfigs: [policyConfigFor(stack.name, previous, { maxWeightStep: maxStep })] });
+    await gatedUp(stack, { ownLock: lock.key, policyPacks: [POLICY_PACK_DIR], policyPackConfigs: [policyConfigFor(stack.name, previous, { maxWeightStep: maxStep })] });
+}
+
+/** The update was refused because someone else holds the stack (our lock check, or the CLI's own). */
+function lockedOut(err: unknown): boolean {
+    return err instanceof StackLockedError || /the stack is currently locked/.test((err as Error)?.message ?? "");
 }
 
 async function runGate(gate: Gate, weight: number, stack: string): Promise<{ ok: boolean; detail: string }> {
@@ -92,6 +101,24 @@ function askTerminal(question: string): Promise<boolean> {
 export async function shift(opts: ShiftOptions): Promise<ShiftResult> {
     const workDir = opts.workDir ?? PROJECT_ROOT;
     const stack = await openStack(opts.stack, { ...opts.engine, workDir });
+    // One rollout of a stack at a time, across machines: held in the backend for the whole rollout,
+    // gates and pauses included, so two shifts never interleave their steps.
+    let lock: HeldLock;
+    try {
+        lock = await acquireRolloutLock(stateStoreOf(stack), opts.stack);
+    } catch (err) {
+        if (!(err instanceof StackLockedError)) throw err;
+        log("shift", `refusing to start: ${err.message}`);
+        return { outcome: "locked", message: err.message, finalWeight: await declaredWeight(stack), steps: [] };
+    }
+    try {
+        return await shiftHoldingLock(opts, stack, workDir, lock);
+    } finally {
+        await lock.release();
+    }
+}
+
+async function shiftHoldingLock(opts: ShiftOptions, stack: Stack, workDir: string, lock: HeldLock): Promise<ShiftResult> {
     const declared = await declaredWeight(stack);
     const live = liveWeight(opts.stack, workDir);
     const result: ShiftResult = { outcome: "completed", finalWeight: declared, steps: [] };
@@ -105,7 +132,7 @@ export async function shift(opts: ShiftOptions): Promise<ShiftResult> {
     const rollback = async () => {
         log("shift", `rolling back to the last good weight ${lastGood}`);
         // A rollback is never held back by the step limit: returning to a known-good weight is always allowed.
-        await applyWeight(stack, lastGood, undefined, undefined);
+        await applyWeight(stack, lock, lastGood, undefined, undefined);
         result.outcome = "rolled-back";
         result.finalWeight = lastGood;
         log("shift", `rolled back: v2 weight ${lastGood}`);
@@ -114,8 +141,17 @@ export async function shift(opts: ShiftOptions): Promise<ShiftResult> {
     for (const [i, weight] of opts.steps.entries()) {
         log("shift", `step ${i + 1}/${opts.steps.length}: v2 weight ${lastGood} -> ${weight}`);
         try {
-            await applyWeight(stack, weight, lastGood, opts.maxStep);
+            await applyWeight(stack, lock, weight, lastGood, opts.maxStep);
         } catch (err) {
+            if (lockedOut(err)) {
+                // Someone ran a plain update meanwhile: nothing of this step was applied, and a rollback would
+                // fight that update. The target keeps the last good weight; the stack file says what was tried.
+                await stack.setConfig("v2Weight", { value: String(lastGood) });
+                const message = `${(err as Error).message.split("\n").filter((l) => /lock|created by|pulumi cancel/.test(l)).join("\n")}\n${clearLockHint(opts.stack)}`;
+                log("shift", `step ${weight} not applied: the stack is locked by another job\n${message}`);
+                result.steps.push({ weight, status: "up-failed", detail: message });
+                return { ...result, outcome: "locked", message };
+            }
             const detail = (err as Error).message.split("\n").filter((l) => /error|violation|mandatory/i.test(l)).slice(0, 10).join("\n");
             result.steps.push({ weight, status: "up-failed", detail });
             log("shift", `step ${weight} failed to apply:\n${detail}`);
@@ -152,8 +188,9 @@ const USAGE = `usage: shift --stack NAME --steps W1,W2,... [--gate verify|comman
              [--gate-command CMD] [--pause] [--max-step N] [--settle-seconds 5] [--force] [--json]
 
 Each step: policy-gated up of v2Weight, then the gate; a failed step or gate rolls back to the last
-good weight. The gate command sees V2_WEIGHT and STACK. exit codes: 0 completed, 1 rolled back or
-failed, 3 refused (drift) or stopped, 64 usage`;
+good weight. The gate command sees V2_WEIGHT and STACK. One shift per stack at a time (a rollout
+lock in the backend). exit codes: 0 completed, 1 rolled back or failed, 3 refused (drift, locked by
+another job) or stopped, 64 usage`;
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
     const { values } = parseArgs({
@@ -208,7 +245,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
         settleSeconds: Number(values["settle-seconds"]),
     });
     if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-    return { completed: 0, "rolled-back": 1, refused: 3, stopped: 3 }[result.outcome];
+    return { completed: 0, "rolled-back": 1, refused: 3, stopped: 3, locked: 3 }[result.outcome];
 }
 
 if (require.main === module) runCli("shift", USAGE, main);

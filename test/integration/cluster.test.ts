@@ -123,7 +123,7 @@ describe("real engine on the local cluster", () => {
         // Depending on the instant of the kill the update leaves its lock, a pending operation, or a
         // checkpoint cut short mid-write; plain `up` refuses to run in each case.
         await assert.rejects(stack.up(), /locked|failed to load checkpoint|pending/);
-        const steps = recover("itest-cluster", { ...engine, workDir: dir });
+        const steps = await recover("itest-cluster", { ...engine, workDir: dir });
         assert.ok(steps.includes("refreshed the state from the target"), steps.join("; "));
         assert.deepEqual(killOrphanedPlugins(), [], "recover left no orphaned plugin behind");
         await stack.up({ refresh: true });

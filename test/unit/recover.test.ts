@@ -4,6 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { isPulumiPlugin, repairCheckpoint } from "../../tools/recover";
+import { openStateStore } from "../../tools/stateStore";
 
 function backend(files: Record<string, string>): string {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-recover-"));
@@ -18,27 +19,27 @@ const GOOD = JSON.stringify({ version: 3, checkpoint: { stack: "s", latest: { re
 const stackFile = (dir: string) => path.join(dir, ".pulumi/stacks/asm-tcp-shift/s.json");
 
 describe("repairCheckpoint", () => {
-    it("leaves a readable checkpoint alone", () => {
+    it("leaves a readable checkpoint alone", async () => {
         const dir = backend({ "stacks/asm-tcp-shift/s.json": GOOD });
-        assert.equal(repairCheckpoint(dir, "s"), undefined);
+        assert.equal(await repairCheckpoint(openStateStore(`file://${dir}`), "s"), undefined);
     });
 
-    it("restores a checkpoint cut short mid-write from <stack>.json.bak, keeping the broken one aside", () => {
+    it("restores a checkpoint cut short mid-write from <stack>.json.bak, keeping the broken one aside", async () => {
         const dir = backend({ "stacks/asm-tcp-shift/s.json": GOOD.slice(0, 20), "stacks/asm-tcp-shift/s.json.bak": GOOD });
-        assert.match(repairCheckpoint(dir, "s") ?? "", /restored .* from .*s\.json\.bak/);
+        assert.match((await repairCheckpoint(openStateStore(`file://${dir}`), "s")) ?? "", /restored .* from .*s\.json\.bak/);
         assert.equal(fs.readFileSync(stackFile(dir), "utf8"), GOOD);
         assert.equal(fs.readdirSync(path.dirname(stackFile(dir))).filter((f) => f.includes(".corrupt-")).length, 1);
     });
 
-    it("falls back to the newest readable file in .pulumi/backups", () => {
+    it("falls back to the newest readable file in .pulumi/backups", async () => {
         const dir = backend({ "stacks/asm-tcp-shift/s.json": "", "stacks/asm-tcp-shift/s.json.bak": "{", "backups/asm-tcp-shift/s/s.1.json": GOOD });
-        assert.match(repairCheckpoint(dir, "s") ?? "", /backups/);
+        assert.match((await repairCheckpoint(openStateStore(`file://${dir}`), "s")) ?? "", /backups/);
         assert.equal(fs.readFileSync(stackFile(dir), "utf8"), GOOD);
     });
 
-    it("says so when nothing readable is left", () => {
+    it("says so when nothing readable is left", async () => {
         const dir = backend({ "stacks/asm-tcp-shift/s.json": "" });
-        assert.throws(() => repairCheckpoint(dir, "s"), /no readable backup/);
+        await assert.rejects(repairCheckpoint(openStateStore(`file://${dir}`), "s"), /no readable backup/);
     });
 });
 
