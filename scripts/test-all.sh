@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test tier, in order of cost: typecheck, unit + property, policy, integration (real engine),
-# rollout tooling (real tcp-echo servers, real engine).
+# rollout tooling (real tcp-echo servers, real engine), backend (state in a bucket of the local S3 server).
 # Installs what the tiers need first (Node 22, npm packages, the offline toolchain), so it works on a
 # fresh machine. Ends with one line "tests: N passed, N failed".
 set -euo pipefail
@@ -39,9 +39,11 @@ if tsc --noEmit -p . && tsc --noEmit -p policy; then results+=("typecheck: ok");
 run_tier unit test/unit/*.test.ts test/property/*.test.ts
 run_tier policy test/policy/*.test.ts
 # The integration tier drives the real pulumi engine and shares one state folder, so it runs serially.
-bash scripts/toolchain.sh pulumi kubernetes istioctl cluster actionlint
+bash scripts/toolchain.sh pulumi kubernetes istioctl cluster actionlint objectstore
 run_tier integration --test-concurrency=1 test/integration/*.test.ts
 run_tier rollout --test-concurrency=1 test/rollout/*.test.ts
+# Each file starts its own object server (scripts/objectstore.sh) on a free loopback port.
+run_tier backend --test-concurrency=1 test/backend/*.test.ts
 
 printf '\n'
 printf '%s\n' "${results[@]}"

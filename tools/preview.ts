@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { parseArgs } from "util";
 import { UsageError, log, runCli } from "./cli";
-import { POLICY_PACK_DIR, PROJECT_ROOT, openStack } from "./engine";
+import { EngineOptions, POLICY_PACK_DIR, PROJECT_ROOT, openStack } from "./engine";
 import { policyConfigFor } from "./policyConfig";
 import { readStackFile } from "./stackFiles";
 
@@ -63,9 +63,9 @@ export function toMarkdown(s: PreviewSummary): string {
     ].join("\n");
 }
 
-export async function runPreview(stackName: string): Promise<PreviewSummary> {
-    const stack = await openStack(stackName);
-    const own = readStackFile(stackName);
+export async function runPreview(stackName: string, engine: EngineOptions = {}): Promise<PreviewSummary> {
+    const stack = await openStack(stackName, engine);
+    const own = readStackFile(stackName, engine.workDir);
     const previous = await stack.outputs().then((o) => (o.v2Weight ? Number(o.v2Weight.value) : undefined)).catch(() => undefined);
     const policyPackConfigs = [policyConfigFor(stackName, previous ?? (own.v2Weight !== undefined ? Number(own.v2Weight) : undefined))];
     try {
