@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The pinned pulumi CLI with offline defaults. It never overrides what the user set:
-#  - backend: PULUMI_BACKEND_URL, else the project-local file backend in .local/state (gitignored);
+#  - backend: PULUMI_BACKEND_URL, else the project-local file backend in .local/state (gitignored); for an
+#    s3:// backend (OSS, the local object store) the credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+#    never from the EC2 metadata address (AWS_EC2_METADATA_DISABLED);
 #  - passphrase: PULUMI_CONFIG_PASSPHRASE(_FILE), else the documented passphrase of the `local` stack,
 #    and only when the command targets the `local` stack (--stack local, or ASM_TCP_SHIFT_STACK=local);
 #  - no update check, and no plugin downloads (a missing plugin fails fast instead of hanging offline);
@@ -22,6 +24,10 @@ export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=${PULUMI_AUTOMATION_API_SKIP_VER
 if [[ -z "${PULUMI_BACKEND_URL:-}" ]]; then
   mkdir -p "$ROOT/.local/state"
   export PULUMI_BACKEND_URL="file://$ROOT/.local/state"
+fi
+export AWS_EC2_METADATA_DISABLED=${AWS_EC2_METADATA_DISABLED:-true}
+if [[ "$PULUMI_BACKEND_URL" == s3://* && -z "${AWS_ACCESS_KEY_ID:-}" && "$PULUMI_BACKEND_URL" != *profile=* ]]; then
+  log "PULUMI_BACKEND_URL is a bucket but AWS_ACCESS_KEY_ID is not set: for the local object store run \`eval \"\$(bash scripts/objectstore.sh up)\"\`; for OSS export a RAM user's AccessKey as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
 fi
 
 targets_local_stack() {
