@@ -118,6 +118,41 @@ const hmac = (key: Buffer | string, data: string) => crypto.createHmac("sha256",
 const rfc3986 = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 const xmlText = (s: string) => s.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, "&");
 
+export interface SignV4Input {
+    method: string;
+    host: string;
+    /** Already URI-encoded, as sent. */
+    path: string;
+    query: Record<string, string>;
+    payload: Buffer | string;
+    accessKey: string;
+    secretKey: string;
+    sessionToken?: string;
+    region: string;
+    now: Date;
+}
+
+/** AWS Signature Version 4 for S3 (host, x-amz-content-sha256 and x-amz-date signed): the headers to send. */
+export function signV4(r: SignV4Input): { headers: Record<string, string>; query: string } {
+    const query = Object.keys(r.query)
+        .sort()
+        .map((k) => `${rfc3986(k)}=${rfc3986(r.query[k])}`)
+        .join("&");
+    const amzDate = r.now.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+    const date = amzDate.slice(0, 8);
+    const payloadHash = sha256(r.payload);
+    const headers: Record<string, string> = { host: r.host, "x-amz-content-sha256": payloadHash, "x-amz-date": amzDate };
+    if (r.sessionToken) headers["x-amz-security-token"] = r.sessionToken;
+    const names = Object.keys(headers).sort();
+    const canonical = [r.method, r.path, query, names.map((n) => `${n}:${headers[n]}\n`).join(""), names.join(";"), payloadHash].join("\n");
+    const scope = `${date}/${r.region}/s3/aws4_request`;
+    const toSign = ["AWS4-HMAC-SHA256", amzDate, scope, sha256(canonical)].join("\n");
+    const signingKey = hmac(hmac(hmac(hmac(`AWS4${r.secretKey}`, date), r.region), "s3"), "aws4_request");
+    const signature = crypto.createHmac("sha256", signingKey).update(toSign).digest("hex");
+    headers.authorization = `AWS4-HMAC-SHA256 Credential=${r.accessKey}/${scope}, SignedHeaders=${names.join(";")}, Signature=${signature}`;
+    return { headers, query };
+}
+
 class S3Store implements StateStore {
     constructor(
         private readonly loc: S3Location,
@@ -139,27 +174,13 @@ class S3Store implements StateStore {
         if (!accessKey || !secretKey) throw new Error(`${this.loc.url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (for OSS: a RAM user's AccessKey)`);
         const base = new URL(this.loc.endpoint);
         const host = this.loc.pathStyle ? base.host : `${this.loc.bucket}.${base.host}`;
-        const objectPath = "/" + (this.loc.pathStyle ? [this.loc.bucket, ...key.split("/")] : key.split("/")).map(rfc3986).join("/");
-        const canonicalPath = key === "" && !this.loc.pathStyle ? "/" : key === "" ? `/${rfc3986(this.loc.bucket)}` : objectPath;
-        const canonicalQuery = Object.keys(query)
-            .sort()
-            .map((k) => `${rfc3986(k)}=${rfc3986(query[k])}`)
-            .join("&");
-        const now = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
-        const date = now.slice(0, 8);
-        const payloadHash = sha256(body ?? "");
-        const headers: Record<string, string> = { host, "x-amz-content-sha256": payloadHash, "x-amz-date": now };
-        if (this.env.AWS_SESSION_TOKEN) headers["x-amz-security-token"] = this.env.AWS_SESSION_TOKEN;
-        const names = Object.keys(headers).sort();
-        const canonical = [method, canonicalPath, canonicalQuery, names.map((n) => `${n}:${headers[n]}\n`).join(""), names.join(";"), payloadHash].join("\n");
-        const scope = `${date}/${this.loc.region}/s3/aws4_request`;
-        const toSign = ["AWS4-HMAC-SHA256", now, scope, sha256(canonical)].join("\n");
-        const signingKey = hmac(hmac(hmac(hmac(`AWS4${secretKey}`, date), this.loc.region), "s3"), "aws4_request");
-        const signature = crypto.createHmac("sha256", signingKey).update(toSign).digest("hex");
-        const { host: _host, ...sent } = headers;
-        const res = await fetch(`${base.protocol}//${host}${canonicalPath}${canonicalQuery ? `?${canonicalQuery}` : ""}`, {
+        const segments = this.loc.pathStyle ? [this.loc.bucket, ...(key ? key.split("/") : [])] : key.split("/");
+        const requestPath = "/" + segments.map(rfc3986).join("/");
+        const signed = signV4({ method, host, path: requestPath, query, payload: body ?? "", accessKey, secretKey, sessionToken: this.env.AWS_SESSION_TOKEN, region: this.loc.region, now: new Date() });
+        const { host: _host, ...headers } = signed.headers;
+        const res = await fetch(`${base.protocol}//${host}${requestPath}${signed.query ? `?${signed.query}` : ""}`, {
             method,
-            headers: { ...sent, authorization: `AWS4-HMAC-SHA256 Credential=${accessKey}/${scope}, SignedHeaders=${names.join(";")}, Signature=${signature}` },
+            headers,
             body: body as BodyInit | undefined,
             signal: AbortSignal.timeout(15_000),
         });

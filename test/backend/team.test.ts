@@ -107,7 +107,9 @@ describe("team state in a bucket of the local S3 server", () => {
     });
 
     it("recover runs on the bucket (nothing to repair, no lock, a refresh)", async () => {
-        assert.deepEqual(await recover("staging", engine), ["refreshed the state from the target"]);
+        const steps = await recover("staging", engine);
+        assert.ok(steps.includes("refreshed the state from the target"), steps.join("; "));
+        assert.ok(!steps.some((s) => /restored|lock/.test(s)), steps.join("; "));
     });
 
     it("no object in the bucket holds a secret or the passphrase in plain text", async () => {

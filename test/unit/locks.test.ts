@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { StackLockedError, acquireRolloutLock, assertUnlocked, readLocks, rolloutLockPrefix, updateLockPrefix } from "../../tools/locks";
-import { openStateStore, parseS3Url } from "../../tools/stateStore";
+import { openStateStore, parseS3Url, signV4 } from "../../tools/stateStore";
 
 const fileStore = () => openStateStore(`file://${fs.mkdtempSync(path.join(os.tmpdir(), "asm-locks-"))}`);
 /** A pid that no longer exists: a process that ran and was reaped. */
@@ -76,5 +76,25 @@ describe("locks", () => {
         await store.write(`${updateLockPrefix("dev")}x.json`, lockBody(process.pid));
         await assert.rejects(acquireRolloutLock(store, "dev"), StackLockedError);
         assert.deepEqual(await store.list(rolloutLockPrefix("dev")), []);
+    });
+});
+
+describe("signV4", () => {
+    it("signs AWS's documented example (GET Bucket, virtual-hosted style)", () => {
+        const { headers } = signV4({
+            method: "GET",
+            host: "examplebucket.s3.amazonaws.com",
+            path: "/",
+            query: { "max-keys": "2", prefix: "J" },
+            payload: "",
+            accessKey: "AKIAIOSFODNN7EXAMPLE",
+            secretKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            region: "us-east-1",
+            now: new Date("2013-05-24T00:00:00Z"),
+        });
+        assert.equal(
+            headers.authorization,
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7",
+        );
     });
 });
