@@ -29,7 +29,9 @@ pid_of_server() {
   [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "versitygw" && echo "$pid"
 }
 healthy() { curl -sf -o /dev/null --max-time 2 "http://$ENDPOINT/health"; }
-s3() { curl -s --max-time 10 --aws-sigv4 "aws:amz:$REGION:s3" -u "$ACCESS_KEY:$SECRET_KEY" "$@"; }
+# Signed bucket requests without a body (curl signs the payload hash header it is given, as S3 requires).
+EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+s3() { curl -s --max-time 10 --aws-sigv4 "aws:amz:$REGION:s3" -u "$ACCESS_KEY:$SECRET_KEY" -H "x-amz-content-sha256: $EMPTY_SHA256" "$@"; }
 
 print_env() {
   cat <<EOF
