@@ -13,9 +13,13 @@ export interface StackSecrets {
     dataPlaneKubeconfig?: pulumi.Output<string>;
     /** kubeconfig of the ASM instance (control plane); see README for the intranet-endpoint caveat. */
     controlPlaneKubeconfig?: pulumi.Output<string>;
+    /** An image key is stored as a secret (e.g. a private registry path): images stay secret in the state too. */
+    secretImages?: boolean;
 }
 
 export const SECRET_KEYS = ["dataPlaneKubeconfig", "controlPlaneKubeconfig"] as const;
+/** Settings that may be stored as secrets; the program keeps them secret in every resource and output. */
+export const SECRET_CAPABLE_KEYS = ["image", "imageV1", "imageV2"] as const;
 
 // Internal to the SDK but stable for years; it is how `Config.get` decides to warn about secrets.
 const isConfigSecret: (key: string) => boolean = require("@pulumi/pulumi/runtime/config").isConfigSecret;
@@ -45,6 +49,16 @@ export function readStackConfig(): { settings: Settings; secrets: StackSecrets }
             secrets[key] = config.requireSecret(key);
         } else if (target === "asm") {
             problems.push({ key, message: 'is required when target is "asm": a kubeconfig, stored with `pulumi config set --secret`' });
+        }
+    }
+    secrets.secretImages = SECRET_CAPABLE_KEYS.some((key) => isConfigSecret(`${PROJECT}:${key}`));
+    // Any other setting stored as a secret would be written in plain text into the objects and outputs in the
+    // state (a shared bucket, for a team): refuse it rather than leak it.
+    const capable = new Set<string>([...SECRET_KEYS, ...SECRET_CAPABLE_KEYS]);
+    for (const fullKey of Object.keys(pulumi.runtime.allConfig())) {
+        const key = fullKey.startsWith(`${PROJECT}:`) ? fullKey.slice(PROJECT.length + 1) : undefined;
+        if (key && !capable.has(key) && isConfigSecret(fullKey)) {
+            problems.push({ key, message: "is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; set it without --secret (only kubeconfigs and images can be kept secret)" });
         }
     }
     if (problems.length > 0 || !settings) throw new ConfigError(problems);
@@ -81,7 +95,7 @@ export interface StackOutputs {
     weights: Record<string, number>;
     gatewayPort: number;
     namespace: string;
-    images: Record<string, string>;
+    images: Record<string, string> | pulumi.Output<Record<string, string>>;
     virtualService: pulumi.Output<string>;
     ingressAddress: pulumi.Output<string>;
     ncCommand: pulumi.Output<string>;
@@ -96,16 +110,17 @@ export const LOCAL_DATA_PLANE_ADDRESS = "127.0.0.1";
 
 export function defineStack(settings: Settings, secrets: StackSecrets): StackOutputs {
     const providers = makeProviders(settings, secrets);
-    const canary = new TcpEchoCanary("tcp-echo", { settings, providers });
+    const canary = new TcpEchoCanary("tcp-echo", { settings, providers, secretImages: secrets.secretImages });
     // Where the CLB is not this stack's, its address is known only once the cloud controller has run.
     // On the local cluster nothing serves the gateway; `npm run dataplane` answers on loopback instead.
+    const images: Record<string, string> = { [VERSIONS.stable.subset]: settings.images.stable, [VERSIONS.canary.subset]: settings.images.canary };
     const address = canary.ingress.address.apply((a) => a ?? (settings.target === "asm" ? PENDING_ADDRESS : LOCAL_DATA_PLANE_ADDRESS));
     return {
         v2Weight: settings.v2Weight,
         weights: { [VERSIONS.stable.subset]: settings.weights.stable, [VERSIONS.canary.subset]: settings.weights.canary },
         gatewayPort: settings.gatewayPort,
         namespace: settings.namespace,
-        images: { [VERSIONS.stable.subset]: settings.images.stable, [VERSIONS.canary.subset]: settings.images.canary },
+        images: secrets.secretImages ? pulumi.secret<Record<string, string>>(images) : images,
         virtualService: pulumi.interpolate`${settings.namespace}/${canary.routing.virtualService.metadata.name}`,
         ingressAddress: address,
         ncCommand: pulumi.interpolate`for i in $(seq 1 10); do echo hello | nc ${address} ${settings.gatewayPort}; done`,

@@ -7,8 +7,8 @@ export interface EchoDeploymentArgs {
     track: Track;
     /** Namespace on the data-plane (ACK) cluster. */
     namespace: string;
-    /** Pinned image reference (tag or digest). */
-    image: string;
+    /** Pinned image reference (tag or digest); a secret when the stack keeps images secret. */
+    image: pulumi.Input<string>;
     /** Port the server listens on; the same number the Service targets. */
     port: number;
     replicas: number;

@@ -22,6 +22,8 @@ export interface CanaryProviders {
 export interface TcpEchoCanaryArgs {
     settings: Settings;
     providers: CanaryProviders;
+    /** The images are secrets in the stack config: keep them secret in the Deployments (and so in the state). */
+    secretImages?: boolean;
 }
 
 /** The whole TCP traffic shift of ASM's tcp-echo guide: two versions, a Service, routing and the ingress gateway. */
@@ -43,7 +45,13 @@ export class TcpEchoCanary extends pulumi.ComponentResource {
         for (const track of TRACKS) {
             deployments[track] = new EchoDeployment(
                 `${name}-${track}`,
-                { track, namespace: settings.namespace, image: settings.images[track], port: settings.servicePort, replicas: settings.replicas },
+                {
+                    track,
+                    namespace: settings.namespace,
+                    image: args.secretImages ? pulumi.secret(settings.images[track]) : settings.images[track],
+                    port: settings.servicePort,
+                    replicas: settings.replicas,
+                },
                 onDataPlane,
             );
         }

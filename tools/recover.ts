@@ -8,18 +8,21 @@
  *  2. stale locks are removed: those whose holder ran on this machine and is gone. A lock held by a live
  *     process, or by a job on another machine, is left alone and reported (--force removes it: only when
  *     you know that job is dead, since a live update would then race another);
- *  3. `pulumi refresh` reads what the target really holds and drops pending creates it cannot resolve.
+ *  3. `pulumi refresh` reads what the target really holds and drops pending creates it cannot resolve
+ *     (render target: nothing to read back, so only the killed update's pending operations are dropped).
  * The next `up` then converges.
  *   npm run recover -- --stack local [--force]
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { parseArgs } from "util";
 import { PROJECT } from "../config";
 import { UsageError, log, runCli } from "./cli";
 import { EngineOptions, PROJECT_ROOT, engineEnv, stateStoreFor, toolchainBinary } from "./engine";
 import { StackLockedError, describeLock, readLocks } from "./locks";
+import { readStackFile, readStackSettings } from "./stackFiles";
 import { StateStore } from "./stateStore";
 
 function readable(data: Buffer | undefined): boolean {
@@ -107,6 +110,15 @@ export function killOrphanedPlugins(): number[] {
     return killed;
 }
 
+/** The stack's target as its stack file sets it (the program's default otherwise). */
+function targetOf(stack: string, workDir: string): string {
+    try {
+        return readStackSettings(stack, workDir).target;
+    } catch {
+        return readStackFile(stack, workDir).target ?? "asm";
+    }
+}
+
 export interface RecoverOptions extends EngineOptions {
     /** Remove locks of live processes or of other machines too. */
     force?: boolean;
@@ -132,6 +144,25 @@ export async function recover(stack: string, opts: RecoverOptions = {}): Promise
         }
     };
     await removeStaleLocks();
+    if (targetOf(stack, cwd) === "render") {
+        // Nothing live to read back: the render provider writes files and has no cluster to refresh from.
+        // Pending operations of the killed update are dropped; the next up rewrites every manifest.
+        const exported = pulumi(["stack", "export"]);
+        if (exported.status !== 0) throw new Error(`pulumi stack export failed:\n${exported.stderr}`);
+        const state = JSON.parse(exported.stdout);
+        const pending = state.deployment?.pending_operations?.length ?? 0;
+        if (pending > 0) {
+            delete state.deployment.pending_operations;
+            const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "asm-recover-")), "state.json");
+            fs.writeFileSync(file, JSON.stringify(state));
+            const imported = pulumi(["stack", "import", "--file", file]);
+            fs.rmSync(path.dirname(file), { recursive: true, force: true });
+            if (imported.status !== 0) throw new Error(`pulumi stack import failed:\n${imported.stderr}`);
+            done.push(`dropped ${pending} pending operation(s) of the killed update`);
+        }
+        done.push("render target: nothing live to refresh; the next up rewrites the manifests");
+        return done;
+    }
     const refreshArgs = ["refresh", "--yes", "--clear-pending-creates", "--non-interactive"];
     let refresh = pulumi(refreshArgs);
     if (refresh.status !== 0) {

@@ -123,6 +123,32 @@ describe("whole program on the render target", () => {
     });
 });
 
+describe("secret settings", () => {
+    const PRIVATE = "registry.example.com/team/tcp-echo-server:1.3";
+
+    it("keeps images secret in the Deployments and the outputs when an image key is stored as a secret", async () => {
+        const { resources, outputs } = await runProgram({ target: "render", v2Weight: 20, imageV2: PRIVATE }, ["imageV2"]);
+        for (const d of byType(resources, TYPE_TOKENS.deployment)) {
+            // Pulumi's secret sentinel on the property that holds the image: the engine stores it encrypted.
+            assert.equal(d.inputs.spec[SECRET_SIG], SECRET_SIG_VALUE, d.name);
+            assert.match(d.inputs.spec.value.template.spec.containers[0].image, /tcp-echo-server/);
+        }
+        assert.ok(typeof (outputs.images as any).apply === "function", "the images output is an Output (a secret)");
+        assert.deepEqual(await unwrap(outputs.images), { v1: DEFAULT_IMAGE, v2: PRIVATE });
+    });
+
+    it("leaves images plain when no image key is a secret", async () => {
+        const { resources } = await runProgram({ target: "render", v2Weight: 20, imageV2: PRIVATE });
+        const images = byType(resources, TYPE_TOKENS.deployment).map((d) => d.inputs.spec.template.spec.containers[0].image).sort();
+        assert.deepEqual(images, [DEFAULT_IMAGE, PRIVATE].sort());
+    });
+
+    it("refuses any other setting stored as a secret: it would land in the state in plain text", async () => {
+        await recordResources({ target: "render", v2Weight: 20, namespace: "team-a" }, ["namespace", "v2Weight"]);
+        assert.throws(() => readStackConfig(), (err: Error) => /namespace: is stored as a secret/.test(err.message) && /v2Weight: is stored as a secret/.test(err.message));
+    });
+});
+
 describe("whole program on the asm target", () => {
     const asmConfig = {
         target: "asm",
