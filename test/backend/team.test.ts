@@ -106,7 +106,7 @@ describe("team state in a bucket of the local S3 server", () => {
         assert.ok(keys.includes(".pulumi/stacks/asm-tcp-shift/dev.json") && keys.includes(".pulumi/stacks/asm-tcp-shift/staging.json"), keys.join(", "));
     });
 
-    it("recover runs on the bucket (nothing to repair, no lock, a refresh)", async () => {
+    it("recover runs on the bucket (nothing to repair, no lock to clear)", async () => {
         const steps = await recover("staging", engine);
         assert.ok(steps.includes("render target: nothing live to refresh; the next up rewrites the manifests"), steps.join("; "));
         assert.ok(!steps.some((s) => /restored|lock/.test(s)), steps.join("; "));
