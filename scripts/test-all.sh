@@ -42,8 +42,9 @@ run_tier policy test/policy/*.test.ts
 bash scripts/toolchain.sh pulumi kubernetes istioctl cluster actionlint objectstore
 run_tier integration --test-concurrency=1 test/integration/*.test.ts
 run_tier rollout --test-concurrency=1 test/rollout/*.test.ts
-# Each file starts its own object server (scripts/objectstore.sh) on a free loopback port.
-run_tier backend --test-concurrency=1 test/backend/*.test.ts
+# Each file starts its own object server (scripts/objectstore.sh) on a free loopback port and uses its own
+# stacks, so two files run at once (the outage file mostly waits on the CLI's retries).
+run_tier backend --test-concurrency=2 test/backend/*.test.ts
 
 printf '\n'
 printf '%s\n' "${results[@]}"

@@ -171,6 +171,8 @@ describe("contention and faults on the object-store backend", () => {
         assert.notEqual(during.code, 0);
         assert.match(during.output, /connection refused/);
         assert.ok(during.output.includes(new URL(server.url).searchParams.get("endpoint")!), during.output);
+        // Down for a few seconds, as a restarted pod or process would be.
+        await new Promise((r) => setTimeout(r, Math.max(0, killedAt + 4_000 - Date.now())));
         server.start();
         const downMs = Date.now() - killedAt;
         const outcome = await running.then(

@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { Stack } from "@pulumi/pulumi/automation";
+import { EngineOptions, openStack, scratchProject } from "../../tools/engine";
+import { recover } from "../../tools/recover";
+import { renderedVirtualService, routesOf } from "../../tools/routes";
+import { StateStore } from "../../tools/stateStore";
+import { soundCheckpoint } from "../support/backend";
+import { TestObjectStore, startObjectStore } from "../support/objectstore";
+
+const STACK = "outage";
+const CHECKPOINT = `.pulumi/stacks/asm-tcp-shift/${STACK}.json`;
+
+/**
+ * The object server gone for longer than the CLI's retries of a checkpoint write (about two minutes of
+ * waiting here, mostly idle: the tier runs this file beside another).
+ */
+describe("a long outage of the object-store backend", () => {
+    let server: TestObjectStore;
+    let store: StateStore;
+    let dir: string;
+    let engine: EngineOptions;
+    let stack: Stack;
+    const weights = () => routesOf(renderedVirtualService(path.join(dir, "rendered")))[0].destinations.map((d) => d.weight);
+    const stateWeight = async () => {
+        const vs = ((await stack.exportStack()).deployment.resources ?? []).find((r: any) => r.urn.endsWith("VirtualService::tcp-echo-routing-virtualservice"));
+        return vs?.outputs?.spec?.tcp?.[0]?.route?.[1]?.weight;
+    };
+
+    before(async () => {
+        server = await startObjectStore("outage");
+        store = server.store();
+        dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-outage-")));
+        engine = { workDir: dir, backendUrl: server.url, env: { ...server.env, PULUMI_CONFIG_PASSPHRASE: "outage-test" } };
+        stack = await openStack(STACK, engine);
+        await stack.setAllConfig({ target: { value: "render" }, v2Weight: { value: "0" } });
+        await stack.up();
+    });
+
+    after(() => {
+        server?.destroy();
+        if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("the object server down for longer than the CLI retries: the up fails clearly, the state holds, recover converges", async () => {
+        await stack.setAllConfig({ v2Weight: { value: "45" }, replicas: { value: "2" } });
+        const before = (await store.read(CHECKPOINT))!.toString();
+        let killedAt = 0;
+        const running = stack.up({
+            onEvent: (e) => {
+                if (!killedAt && e.resourcePreEvent?.metadata.op === "update") {
+                    server.kill();
+                    killedAt = Date.now();
+                }
+            },
+        });
+        const error = await running.then(
+            () => "",
+            (err: Error) => err.message,
+        );
+        const failedAfter = Date.now() - killedAt;
+        server.start();
+        assert.ok(killedAt > 0, "the server was killed mid-update");
+        assert.match(error, /An IO error occurred while writing the new snapshot file[\s\S]*connection refused/);
+        // The bucket holds the last whole checkpoint (before or after the step), never less than before the update.
+        const after = soundCheckpoint((await store.read(CHECKPOINT))!.toString());
+        assert.deepEqual(after.sort(), soundCheckpoint(before).sort());
+        // The next command says the stack is locked by the dead update, and how to clear it.
+        await assert.rejects(stack.up(), /the stack is currently locked by 1 lock[\s\S]*pulumi cancel/);
+        const steps = await recover(STACK, engine);
+        assert.ok(steps.some((s) => s.startsWith("removed the stale lock")), steps.join("; "));
+        await stack.up();
+        assert.equal(await stateWeight(), 45);
+        assert.deepEqual(weights(), [55, 45]);
+        assert.deepEqual(Object.keys((await stack.preview()).changeSummary), ["same"]);
+        process.stderr.write(`# server down for good mid-update: the up failed after ${failedAfter} ms with: ${error.split("\n").find((l) => /IO error/.test(l))?.trim()}\n`);
+    });
+});
