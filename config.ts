@@ -1,4 +1,15 @@
-import { DEFAULT_GATEWAY_PORT, DEFAULT_IMAGE, DEFAULT_SERVICE_PORT, Track } from "./components/model";
+import {
+    CLB_CHARGE_TYPE,
+    DEFAULT_GATEWAY_PORT,
+    DEFAULT_IMAGE,
+    DEFAULT_INGRESS_GATEWAY_NAME,
+    DEFAULT_ISTIO_API_VERSION,
+    DEFAULT_SERVICE_PORT,
+    INGRESS_GATEWAY_NAMESPACE,
+    ISTIO_API_VERSIONS,
+    IstioApiVersion,
+    Track,
+} from "./components/model";
 import { MAX_WEIGHT, MIN_WEIGHT, WeightSplit, splitWeights } from "./components/weights";
 
 export const PROJECT = "asm-tcp-shift";
@@ -14,7 +25,6 @@ export type SlbMode = (typeof SLB_MODES)[number];
 export const SLB_ADDRESS_TYPES = ["internet", "intranet"] as const;
 export type SlbAddressType = (typeof SLB_ADDRESS_TYPES)[number];
 
-export const SLB_SPECS = ["slb.s1.small", "slb.s2.small", "slb.s2.medium", "slb.s3.small", "slb.s3.medium", "slb.s3.large", "slb.s4.large"] as const;
 
 /** Validated settings of one stack: everything the components need except secrets. */
 export interface Settings {
@@ -27,6 +37,8 @@ export interface Settings {
     readonly servicePort: number;
     readonly gatewayPort: number;
     readonly hosts: readonly string[];
+    /** Version of networking.istio.io the mesh serves for Gateway, DestinationRule and VirtualService. */
+    readonly istioApiVersion: IstioApiVersion;
     readonly slb: SlbSettings;
     readonly asm: AsmSettings;
     readonly renderDir: string;
@@ -37,8 +49,9 @@ export interface SlbSettings {
     readonly mode: SlbMode;
     /** Existing CLB id, only in `reuse` mode. */
     readonly id?: string;
-    readonly spec: string;
     readonly addressType: SlbAddressType;
+    /** vSwitch (in the cluster's VPC) of an intranet CLB; required for an intranet CLB the stack creates. */
+    readonly vswitchId?: string;
     /** The user's explicit "yes" to the cloud controller rewriting listeners of a reused CLB. */
     readonly acknowledgeListenerOverride: boolean;
     /** Frontend ports other Services already use on the reused CLB; ours must not collide. */
@@ -48,6 +61,10 @@ export interface SlbSettings {
 export interface AsmSettings {
     readonly clusterIds: readonly string[];
     readonly gatewayReplicas: number;
+    /** Name of the IstioGateway in istio-system (its Service is `istio-<name>`). */
+    readonly gatewayName: string;
+    /** Route through an IstioGateway the stack does not own: it is checked, never changed or deleted. */
+    readonly useExistingGateway: boolean;
 }
 
 /** Reads one raw config value as the CLI stores it (objects and arrays as JSON text). */
@@ -71,6 +88,9 @@ export class ConfigError extends Error {
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const SLB_ID = /^lb-[a-z0-9]{8,32}$/;
+const VSWITCH_ID = /^vsw-[a-z0-9]{8,32}$/;
+/** The IstioGateway's Service is `istio-<name>`, a DNS label of at most 63 characters. */
+const GATEWAY_NAME = /^[a-z0-9]([-a-z0-9]{0,55}[a-z0-9])?$/;
 const ACK_CLUSTER_ID = /^c[a-z0-9]{8,40}$/;
 const HOST = /^(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*|[a-z0-9-]+\/.+)$/;
 
@@ -179,7 +199,12 @@ export function parseSettings(read: RawConfigReader): Settings {
 
     const slbRaw = object("slb");
     const slbMode = oneOf("slb.mode", slbRaw.mode, SLB_MODES, "managed");
-    const slbSpec = oneOf("slb.spec", slbRaw.spec, SLB_SPECS, "slb.s1.small");
+    if (slbRaw.spec !== undefined) {
+        fail(
+            "slb.spec",
+            `is retired; remove it: pay-by-specification CLBs are no longer sold and the cloud controller applies a spec only to them, so every CLB of this stack is pay-by-CLCU ("${CLB_CHARGE_TYPE}", billed by capacity used); got ${JSON.stringify(slbRaw.spec)}`,
+        );
+    }
     const addressType = oneOf("slb.addressType", slbRaw.addressType, SLB_ADDRESS_TYPES, "internet");
     const acknowledge = slbRaw.acknowledgeListenerOverride ?? false;
     if (typeof acknowledge !== "boolean") fail("slb.acknowledgeListenerOverride", `must be true or false; got ${JSON.stringify(acknowledge)}`);
@@ -189,6 +214,17 @@ export function parseSettings(read: RawConfigReader): Settings {
         fail("slb.otherListenerPorts", `must be a list of integers from 1 to 65535; got ${JSON.stringify(otherPortsRaw)}`);
     } else {
         otherListenerPorts = otherPortsRaw.map((p, i) => integer(`slb.otherListenerPorts[${i}]`, p, 1, 65535)).filter((p): p is number => p !== undefined);
+    }
+    const vswitchId = slbRaw.vswitchId;
+    if (vswitchId !== undefined && (typeof vswitchId !== "string" || !VSWITCH_ID.test(vswitchId))) {
+        fail("slb.vswitchId", `must be a vSwitch id in the cluster's VPC, like "vsw-bp1example12345678" (vsw- and 8..32 lowercase letters or digits); got ${JSON.stringify(vswitchId)}`);
+    } else if (vswitchId !== undefined && slbMode === "reuse") {
+        fail("slb.vswitchId", 'is not used with slb.mode "reuse" (the reused CLB already has its network); remove it');
+    } else if (vswitchId !== undefined && addressType !== "intranet") {
+        fail("slb.vswitchId", `is only used with slb.addressType "intranet" (it is "${addressType}"); remove it or set slb.addressType to "intranet"`);
+    }
+    if (slbMode === "create" && addressType === "intranet" && vswitchId === undefined) {
+        fail("slb.vswitchId", 'is required with slb.mode "create" and slb.addressType "intranet": a VPC CLB needs a vSwitch in the cluster\'s VPC, e.g. "vsw-bp1example12345678"');
     }
     const slbId = slbRaw.id;
     if (slbMode === "reuse") {
@@ -220,6 +256,24 @@ export function parseSettings(read: RawConfigReader): Settings {
         fail("asm.clusterIds", `lists ${clusterIds.length} clusters, but one CLB cannot be shared across clusters (slb.mode "${slbMode}"); use one cluster id per stack or slb.mode "managed"`);
     }
     const gatewayReplicas = withDefault(asmRaw.gatewayReplicas, (r) => integer("asm.gatewayReplicas", r, 1, 20), 2);
+    const gatewayName = asmRaw.gatewayName ?? DEFAULT_INGRESS_GATEWAY_NAME;
+    if (typeof gatewayName !== "string" || !GATEWAY_NAME.test(gatewayName)) {
+        fail("asm.gatewayName", `must be a DNS-1123 label of at most 57 characters (its Service is istio-<name>), e.g. "tcp-echo-ingressgateway"; got ${JSON.stringify(gatewayName)}`);
+    }
+    const useExistingGateway = asmRaw.useExistingGateway ?? false;
+    if (typeof useExistingGateway !== "boolean") {
+        fail("asm.useExistingGateway", `must be true or false; got ${JSON.stringify(useExistingGateway)}`);
+    } else if (useExistingGateway) {
+        // `mode: managed` is the project default (Pulumi.yaml), not a choice the user made.
+        const chosen = Object.entries(slbRaw).filter(([key, value]) => !(key === "mode" && value === "managed"));
+        if (chosen.length > 0) {
+            fail(
+                "slb",
+                `is only for a gateway this stack creates; asm.useExistingGateway is true, so ${INGRESS_GATEWAY_NAMESPACE}/${String(gatewayName)} keeps its own CLB: remove ${chosen.map(([key]) => `slb.${key}`).join(", ")}`,
+            );
+        }
+    }
+    const istioApiVersion = oneOf("istioApiVersion", read("istioApiVersion"), ISTIO_API_VERSIONS, DEFAULT_ISTIO_API_VERSION);
 
     if (target !== "asm" && slbMode === "create") {
         fail("slb.mode", `"create" needs a cloud account, so it is only allowed with target "asm" (target is "${target}"); use "managed" here`);
@@ -239,15 +293,16 @@ export function parseSettings(read: RawConfigReader): Settings {
         servicePort: servicePort!,
         gatewayPort: gatewayPort!,
         hosts: hosts!,
+        istioApiVersion: istioApiVersion!,
         slb: {
             mode: slbMode!,
             id: slbMode === "reuse" ? (slbId as string) : undefined,
-            spec: slbSpec!,
             addressType: addressType!,
+            vswitchId: vswitchId as string | undefined,
             acknowledgeListenerOverride: acknowledge === true,
             otherListenerPorts,
         },
-        asm: { clusterIds: clusterIds!, gatewayReplicas: gatewayReplicas! },
+        asm: { clusterIds: clusterIds!, gatewayReplicas: gatewayReplicas!, gatewayName: gatewayName as string, useExistingGateway: useExistingGateway === true },
         renderDir,
         localKubeconfig,
     };

@@ -4,8 +4,9 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigError, ConfigProblem, PROJECT, Settings, parseSettings } from "./config";
-import { CanaryProviders, TcpEchoCanary } from "./components";
-import { INGRESS_GATEWAY_LABEL, INGRESS_GATEWAY_NAMESPACE, VERSIONS } from "./components/model";
+import { CanaryIngress, CanaryProviders, SlbConfig, TcpEchoCanary, TcpEchoCanaryArgs } from "./components";
+import { INGRESS_GATEWAY_NAMESPACE, VERSIONS } from "./components/model";
+import { ExistingGateway, KubeApi, KubeconfigError, PreflightError, checkTarget, kubeApiFromKubeconfig, reusedClbProblems } from "./preflight";
 
 /** Secret config, read only through Pulumi's secret channel. */
 export interface StackSecrets {
@@ -51,7 +52,12 @@ export function readStackConfig(): { settings: Settings; secrets: StackSecrets }
     return { settings, secrets };
 }
 
-/** Builds the providers for the stack's target; only `asm` with `slb.mode: create` gets an alicloud provider. */
+/** Whether the stack talks to the alicloud API: to create its CLB, or to read the tags of the one it reuses. */
+export function needsAlicloud(settings: Settings): boolean {
+    return settings.target === "asm" && !settings.asm.useExistingGateway && (settings.slb.mode === "create" || settings.slb.mode === "reuse");
+}
+
+/** Builds the providers for the stack's target; only `asm` with a created or reused CLB gets an alicloud provider. */
 export function makeProviders(settings: Settings, secrets: StackSecrets): CanaryProviders {
     switch (settings.target) {
         case "render": {
@@ -70,7 +76,7 @@ export function makeProviders(settings: Settings, secrets: StackSecrets): Canary
             return {
                 dataPlane: new k8s.Provider("ack", { kubeconfig: secrets.dataPlaneKubeconfig! }),
                 controlPlane: new k8s.Provider("asm", { kubeconfig: secrets.controlPlaneKubeconfig! }),
-                alicloud: settings.slb.mode === "create" ? new alicloud.Provider("alicloud", {}) : undefined,
+                alicloud: needsAlicloud(settings) ? new alicloud.Provider("alicloud", {}) : undefined,
             };
     }
 }
@@ -83,23 +89,139 @@ export interface StackOutputs {
     namespace: string;
     images: Record<string, string>;
     virtualService: pulumi.Output<string>;
-    ingressAddress: pulumi.Output<string>;
-    ncCommand: pulumi.Output<string>;
+    /** The gateway's address, absent until known (ASM reports it in the IstioGateway status once the CLB has one). */
+    ingressAddress: pulumi.Output<string | undefined>;
+    /** How to find the address while `ingressAddress` is absent. */
+    ingressAddressHint: pulumi.Output<string | undefined>;
+    ncCommand: pulumi.Output<string | undefined>;
+    gatewayName: string;
     slbMode: string;
     slbId: pulumi.Output<string>;
 }
 
-const PENDING_ADDRESS = `$(kubectl -n ${INGRESS_GATEWAY_NAMESPACE} get svc istio-${INGRESS_GATEWAY_LABEL} -o jsonpath='{.status.loadBalancer.ingress[0].ip}')`;
-
 /** Where `npm run dataplane` listens for the `local` and `render` targets. */
 export const LOCAL_DATA_PLANE_ADDRESS = "127.0.0.1";
 
-export function defineStack(settings: Settings, secrets: StackSecrets): StackOutputs {
-    const providers = makeProviders(settings, secrets);
-    const canary = new TcpEchoCanary("tcp-echo", { settings, providers });
-    // Where the CLB is not this stack's, its address is known only once the cloud controller has run.
-    // On the local cluster nothing serves the gateway; `npm run dataplane` answers on loopback instead.
-    const address = canary.ingress.address.apply((a) => a ?? (settings.target === "asm" ? PENDING_ADDRESS : LOCAL_DATA_PLANE_ADDRESS));
+/** What the checks against the live target found (see `preflight/`). */
+export interface TargetFacts {
+    /** This stack's stamp on every object it creates. */
+    owner: string;
+    /** The gateway the stack routes through when `asm.useExistingGateway` is true. */
+    existingGateway?: ExistingGateway;
+}
+
+/** `<organization>/<project>/<stack>`: tells this stack's objects from anyone else's. */
+export function stackOwner(): string {
+    return `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`;
+}
+
+function kubeApi(text: string, key: string): KubeApi {
+    try {
+        return kubeApiFromKubeconfig(text);
+    } catch (err) {
+        if (err instanceof KubeconfigError) throw new ConfigError([{ key, message: err.message }]);
+        throw err;
+    }
+}
+
+/**
+ * Checks the live target before any resource is registered (see `preflight/`): a refusal leaves everything as it
+ * was. The `render` target has no live target; its objects are only written to files.
+ */
+export async function checkStackTarget(settings: Settings, providers: CanaryProviders): Promise<TargetFacts> {
+    const owner = stackOwner();
+    if (settings.target === "render") {
+        // Nothing exists to take over; an existing gateway can only be described, not read.
+        const existingGateway = settings.asm.useExistingGateway ? { podSelector: { istio: settings.asm.gatewayName } } : undefined;
+        return { owner, existingGateway };
+    }
+    let apis: { dataPlane: KubeApi; controlPlane: KubeApi };
+    if (settings.target === "local") {
+        const local = kubeApi(fs.readFileSync(path.resolve(settings.localKubeconfig), "utf8"), "localKubeconfig");
+        apis = { dataPlane: local, controlPlane: local };
+    } else {
+        // The decrypted values, in memory only: the engine hands secrets to the program in plain text.
+        const raw = (key: string) => pulumi.runtime.getConfig(`${PROJECT}:${key}`) ?? "";
+        apis = { dataPlane: kubeApi(raw("dataPlaneKubeconfig"), "dataPlaneKubeconfig"), controlPlane: kubeApi(raw("controlPlaneKubeconfig"), "controlPlaneKubeconfig") };
+    }
+    const [facts, clbProblems] = await Promise.all([
+        checkTarget(
+            {
+                namespace: settings.namespace,
+                gatewayName: settings.asm.gatewayName,
+                useExistingGateway: settings.asm.useExistingGateway,
+                gatewayPort: settings.gatewayPort,
+                istioApiVersion: settings.istioApiVersion,
+                owner,
+            },
+            apis,
+            PROJECT,
+        ).then(
+            (found) => ({ found, problems: [] as PreflightError["problems"] }),
+            (err) => {
+                if (err instanceof PreflightError) return { found: undefined, problems: err.problems };
+                throw err;
+            },
+        ),
+        reusedClbTagProblems(settings, providers),
+    ]);
+    const problems = [...facts.problems, ...clbProblems];
+    if (problems.length > 0) throw new PreflightError(problems, PROJECT);
+    return { owner, existingGateway: facts.found?.existingGateway };
+}
+
+/** Where the stack has the alicloud provider, a reused CLB's tags are read and judged as the cloud controller would. */
+export async function reusedClbTagProblems(settings: Settings, providers: CanaryProviders) {
+    if (settings.slb.mode !== "reuse" || !providers.alicloud || settings.asm.useExistingGateway) return [];
+    const id = settings.slb.id!;
+    const found = await alicloud.slb.getApplicationLoadBalancers({ ids: [id] }, { provider: providers.alicloud, async: true });
+    return reusedClbProblems(id, found.balancers.find((b) => b.id === id)?.tags);
+}
+
+/** Maps the stack's settings to the component's arguments. */
+export function canaryArgs(settings: Settings, providers: CanaryProviders, facts: TargetFacts): TcpEchoCanaryArgs {
+    return {
+        namespace: settings.namespace,
+        images: settings.images,
+        replicas: settings.replicas,
+        servicePort: settings.servicePort,
+        gatewayPort: settings.gatewayPort,
+        hosts: settings.hosts,
+        weights: settings.weights,
+        istioApiVersion: settings.istioApiVersion,
+        ingress: canaryIngress(settings, providers, facts),
+        providers,
+        owner: facts.owner,
+    };
+}
+
+function canaryIngress(settings: Settings, providers: CanaryProviders, facts: TargetFacts): CanaryIngress {
+    const name = settings.asm.gatewayName;
+    if (settings.asm.useExistingGateway) {
+        if (!facts.existingGateway) throw new Error("asm.useExistingGateway needs the preflight's reading of the gateway");
+        return { kind: "existing", name, ...facts.existingGateway };
+    }
+    return { kind: "owned", name, clusterIds: settings.asm.clusterIds, replicas: settings.asm.gatewayReplicas, slb: slbConfig(settings, providers) };
+}
+
+function slbConfig(settings: Settings, providers: CanaryProviders): SlbConfig {
+    const { slb } = settings;
+    switch (slb.mode) {
+        case "create":
+            if (!providers.alicloud) throw new Error('slb.mode "create" needs an alicloud provider');
+            return { mode: "create", addressType: slb.addressType, vswitchId: slb.vswitchId, provider: providers.alicloud };
+        case "reuse":
+            return { mode: "reuse", id: slb.id!, acknowledgeListenerOverride: slb.acknowledgeListenerOverride, otherListenerPorts: slb.otherListenerPorts };
+        case "managed":
+            return { mode: "managed", addressType: slb.addressType, vswitchId: slb.vswitchId };
+    }
+}
+
+export function defineStack(settings: Settings, providers: CanaryProviders, facts: TargetFacts): StackOutputs {
+    const canary = new TcpEchoCanary("tcp-echo", canaryArgs(settings, providers, facts));
+    // Off the cloud nothing but the local data plane serves the gateway; it answers on loopback.
+    const address = canary.ingressAddress.apply((a) => a ?? (settings.target === "asm" ? undefined : LOCAL_DATA_PLANE_ADDRESS));
+    const serviceName = `istio-${settings.asm.gatewayName}`;
     return {
         v2Weight: settings.v2Weight,
         weights: { [VERSIONS.stable.subset]: settings.weights.stable, [VERSIONS.canary.subset]: settings.weights.canary },
@@ -108,8 +230,23 @@ export function defineStack(settings: Settings, secrets: StackSecrets): StackOut
         images: { [VERSIONS.stable.subset]: settings.images.stable, [VERSIONS.canary.subset]: settings.images.canary },
         virtualService: pulumi.interpolate`${settings.namespace}/${canary.routing.virtualService.metadata.name}`,
         ingressAddress: address,
-        ncCommand: pulumi.interpolate`for i in $(seq 1 10); do echo hello | nc ${address} ${settings.gatewayPort}; done`,
-        slbMode: settings.slb.mode,
-        slbId: canary.ingress.loadBalancerId.apply((id) => id ?? "(chosen by the cluster's cloud controller)"),
+        ingressAddressHint: address.apply((a) =>
+            a
+                ? undefined
+                : `ASM reports the address in the status of IstioGateway ${INGRESS_GATEWAY_NAMESPACE}/${settings.asm.gatewayName} once its CLB has one; \`pulumi refresh\` then sets ingressAddress. On the ACK cluster: kubectl -n ${INGRESS_GATEWAY_NAMESPACE} get svc ${serviceName} -o jsonpath='{.status.loadBalancer.ingress[0].ip}'`,
+        ),
+        ncCommand: address.apply((a) => (a ? `for i in $(seq 1 10); do echo hello | nc ${a} ${settings.gatewayPort}; done` : undefined)),
+        gatewayName: settings.asm.gatewayName,
+        slbMode: settings.asm.useExistingGateway ? "existing-gateway" : settings.slb.mode,
+        slbId: canary.loadBalancerId.apply((id) => id ?? (settings.asm.useExistingGateway ? "(the existing gateway's own)" : "(chosen by the cluster's cloud controller)")),
     };
+}
+
+/** The whole program, as index.ts runs it: settings, then the checks against the target, then the resources. */
+export async function main(): Promise<StackOutputs> {
+    // Config is validated before the first resource is registered, so a bad value changes nothing.
+    const { settings, secrets } = readStackConfig();
+    const providers = makeProviders(settings, secrets);
+    const facts = await checkStackTarget(settings, providers);
+    return defineStack(settings, providers, facts);
 }

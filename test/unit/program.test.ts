@@ -1,18 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SLB_ANNOTATIONS, TYPE_TOKENS, PROGRAM_ANNOTATIONS, DEFAULT_IMAGE } from "../../components/model";
-import { defineStack, readStackConfig } from "../../program";
-import { RecordedResource, SECRET_SIG, SECRET_SIG_VALUE, byType, one, recordResources, settle, unwrap } from "../support/mocks";
-
-/** Runs the program as index.ts does, under mocks, with the given stack config. */
-async function runProgram(config: Record<string, unknown>, secretKeys: string[] = []) {
-    const resources = await recordResources(config, secretKeys);
-    const { settings, secrets } = readStackConfig();
-    const outputs = defineStack(settings, secrets);
-    await unwrap(outputs.ncCommand);
-    await settle();
-    return { resources, outputs };
-}
+import { makeProviders, readStackConfig, reusedClbTagProblems } from "../../program";
+import { RecordedResource, SECRET_SIG, SECRET_SIG_VALUE, byType, mockClbTags, mockedProgram as runProgram, one, recordResources, unwrap } from "../support/mocks";
 
 function providerName(resource: RecordedResource): string | undefined {
     // Provider references are "<urn>::<id>"; the URN ends with the provider's resource name.
@@ -99,7 +89,7 @@ describe("whole program on the render target", () => {
         });
         const gw = one(resources, TYPE_TOKENS.gateway);
         assert.deepEqual(gw.inputs.spec, {
-            selector: { istio: "ingressgateway" },
+            selector: { "asm-tcp-shift.io/gateway": "ingressgateway" },
             servers: [{ port: { number: 31400, name: "tcp", protocol: "TCP" }, hosts: ["*"] }],
         });
         const vs = one(resources, TYPE_TOKENS.virtualService);
@@ -187,15 +177,55 @@ describe("whole program on the asm target", () => {
         assert.equal(ig.inputs.spec.replicaCount, 2);
         assert.deepEqual(ig.inputs.spec.serviceAnnotations, {
             [SLB_ANNOTATIONS.addressType]: "internet",
-            [SLB_ANNOTATIONS.spec]: "slb.s1.small",
+            [SLB_ANNOTATIONS.chargeType]: "PayByCLCU",
         });
     });
 
+    it("leaves ingressAddress absent until ASM reports it, with the way to find it in its own output", async () => {
+        const { outputs } = await runProgram(asmConfig, secretKeys);
+        assert.equal(await unwrap(outputs.ingressAddress), undefined);
+        assert.equal(await unwrap(outputs.ncCommand), undefined);
+        const hint = await unwrap(outputs.ingressAddressHint);
+        assert.match(hint ?? "", /IstioGateway istio-system\/ingressgateway/);
+        assert.match(hint ?? "", /svc istio-ingressgateway/);
+        assert.doesNotMatch(JSON.stringify(await unwrap(outputs.ingressAddress)) ?? "", /\$\(/, "an output holds a value, not shell");
+    });
+
+    it("routes through an existing gateway without declaring it, selecting the pods the preflight read", async () => {
+        const { resources, outputs } = await runProgram({ ...asmConfig, asm: { clusterIds: ["c0123456789abcdef"], useExistingGateway: true } }, secretKeys, {
+            existingGateway: { podSelector: { istio: "ingressgateway" }, address: "198.51.100.7" },
+        });
+        assert.equal(byType(resources, TYPE_TOKENS.istioGateway).length, 0, "the stack declares nothing of a gateway it does not own");
+        assert.deepEqual(one(resources, TYPE_TOKENS.gateway).inputs.spec.selector, { istio: "ingressgateway" });
+        assert.equal(await unwrap(outputs.ingressAddress), "198.51.100.7");
+        assert.equal(outputs.slbMode, "existing-gateway");
+    });
+
+    it("uses the configured gateway name for the CR, its pod label and the address hint", async () => {
+        const { resources, outputs } = await runProgram({ ...asmConfig, asm: { clusterIds: ["c0123456789abcdef"], gatewayName: "tcp-echo-gw" } }, secretKeys);
+        const ig = one(resources, TYPE_TOKENS.istioGateway);
+        assert.equal(ig.inputs.metadata.name, "tcp-echo-gw");
+        assert.deepEqual(one(resources, TYPE_TOKENS.gateway).inputs.spec.selector, ig.inputs.spec.podLabels);
+        assert.match((await unwrap(outputs.ingressAddressHint)) ?? "", /svc istio-tcp-echo-gw/);
+    });
+
+    it("stamps every object with this stack's owner and force-owns it", async () => {
+        const { resources } = await runProgram(asmConfig, secretKeys);
+        const objects = resources.filter((r) => r.type.startsWith("kubernetes:") && !r.type.startsWith("pulumi:"));
+        assert.equal(objects.length, 7);
+        for (const r of objects) {
+            assert.match(r.inputs.metadata.annotations["asm-tcp-shift.io/stack"], /^.+\/asm-tcp-shift\/unit$/, r.name);
+            assert.equal(r.inputs.metadata.annotations["pulumi.com/patchForce"], "true", r.name);
+        }
+    });
+
     it("creates a CLB with the alicloud provider and binds it by id in create mode", async () => {
-        const { resources, outputs } = await runProgram({ ...asmConfig, slb: { mode: "create", addressType: "intranet", spec: "slb.s2.small" } }, secretKeys);
+        const { resources, outputs } = await runProgram({ ...asmConfig, slb: { mode: "create", addressType: "intranet", vswitchId: "vsw-bp1example12345678" } }, secretKeys);
         const slb = one(resources, TYPE_TOKENS.slb);
         assert.equal(slb.inputs.addressType, "intranet");
-        assert.equal(slb.inputs.loadBalancerSpec, "slb.s2.small");
+        assert.equal(slb.inputs.instanceChargeType, "PayByCLCU");
+        assert.equal(slb.inputs.loadBalancerSpec, undefined, "pay-by-specification is no longer sold");
+        assert.equal(slb.inputs.vswitchId, "vsw-bp1example12345678");
         assert.equal(providerName(slb), "alicloud");
         const ig = one(resources, TYPE_TOKENS.istioGateway);
         assert.deepEqual(ig.inputs.spec.serviceAnnotations, {
@@ -203,7 +233,7 @@ describe("whole program on the asm target", () => {
             [SLB_ANNOTATIONS.forceOverrideListeners]: "true",
         });
         assert.equal(await unwrap(outputs.ingressAddress), "203.0.113.10");
-        assert.match(await unwrap(outputs.ncCommand), /nc 203\.0\.113\.10 31400/);
+        assert.match((await unwrap(outputs.ncCommand)) ?? "", /nc 203\.0\.113\.10 31400/);
     });
 
     it("reuses a CLB by id with the acknowledgment recorded", async () => {
@@ -218,5 +248,27 @@ describe("whole program on the asm target", () => {
         assert.equal(ig.inputs.metadata.annotations[PROGRAM_ANNOTATIONS.listenerOverrideAcknowledged], "true");
         assert.equal(ig.inputs.metadata.annotations[PROGRAM_ANNOTATIONS.otherListenerPorts], "80");
         assert.equal(await unwrap(outputs.slbId), "lb-2ze8x7example1234");
+        assert.equal(byType(resources, "pulumi:providers:alicloud").length, 1, "reuse reads the CLB's tags through the alicloud API");
+    });
+
+    it("refuses, at preview time, a reused CLB that a cluster created (its tags), as the cloud controller would", async () => {
+        const reuse = { ...asmConfig, slb: { mode: "reuse", id: "lb-2ze8x7clustermade1", acknowledgeListenerOverride: true } };
+        for (const tag of ["kubernetes.do.not.delete", "ack.aliyun.com"]) {
+            mockClbTags({ "lb-2ze8x7clustermade1": { [tag]: "x" } });
+            await recordResources(reuse, secretKeys);
+            const { settings, secrets } = readStackConfig();
+            const problems = await reusedClbTagProblems(settings, makeProviders(settings, secrets));
+            assert.equal(problems.length, 1, tag);
+            assert.equal(problems[0].key, "slb.id");
+            assert.match(problems[0].message, new RegExp(`carries tag ${tag.replace(/\./g, "\\.")}.*can not reuse loadbalancer created by kubernetes`));
+        }
+        mockClbTags({ "lb-2ze8x7clustermade1": { owner: "platform" } });
+        await recordResources(reuse, secretKeys);
+        let { settings, secrets } = readStackConfig();
+        assert.deepEqual(await reusedClbTagProblems(settings, makeProviders(settings, secrets)), [], "a CLB made in the console or by API is reusable");
+        mockClbTags({});
+        await recordResources(reuse, secretKeys);
+        ({ settings, secrets } = readStackConfig());
+        assert.match((await reusedClbTagProblems(settings, makeProviders(settings, secrets)))[0].message, /no CLB lb-2ze8x7clustermade1 exists/);
     });
 });
