@@ -25,7 +25,6 @@ export type SlbMode = (typeof SLB_MODES)[number];
 export const SLB_ADDRESS_TYPES = ["internet", "intranet"] as const;
 export type SlbAddressType = (typeof SLB_ADDRESS_TYPES)[number];
 
-
 /** Validated settings of one stack: everything the components need except secrets. */
 export interface Settings {
     readonly target: Target;

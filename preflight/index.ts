@@ -161,6 +161,10 @@ async function existingGateway(input: PreflightInput, controlPlane: KubeApi): Pr
         return { problems: [{ key: "asm.gatewayName", message: `asm.useExistingGateway is true, but there is no IstioGateway ${display} on ${controlPlane.server}; name an existing gateway, or set asm.useExistingGateway to false to have the stack create one` }] };
     }
     if (status !== 200) return { problems: [{ key: "asm.gatewayName", message: `cannot read IstioGateway ${display} on ${controlPlane.server}: HTTP ${status}` }] };
+    if (body?.metadata?.annotations?.[OWNER_ANNOTATION] === input.owner) {
+        // Routing "through" it would drop it from the program, and the next up would delete it.
+        return { problems: [{ key: "asm.useExistingGateway", message: `IstioGateway ${display} is this stack's own; keep asm.useExistingGateway false (switching would delete it), or choose another asm.gatewayName` }] };
+    }
     const ports: number[] = (body?.spec?.ports ?? []).map((p: { port: number }) => p.port);
     if (!ports.includes(input.gatewayPort)) {
         return {

@@ -107,6 +107,12 @@ describe("preflight: an existing gateway the stack does not own", () => {
         assert.match(problems[0].message, /exposes ports \[80,443\], not 31400; the stack does not change a gateway it does not own/);
     });
 
+    it("refuses to treat the stack's own gateway as someone else's (the next up would delete it)", async () => {
+        const problems = await problemsOf(existing, fakeApi({}), fakeApi({ [DISCOVERY]: SERVED_V1, [IG_PATH]: { ...stamped(OWNER), spec: { ports: [{ port: 31400 }] } } }));
+        assert.deepEqual(problems.map((p) => p.key), ["asm.useExistingGateway"]);
+        assert.match(problems[0].message, /is this stack's own/);
+    });
+
     it("refuses a gateway that does not exist", async () => {
         const problems = await problemsOf(existing, fakeApi({}), fakeApi({ [DISCOVERY]: SERVED_V1 }));
         assert.deepEqual(problems.map((p) => p.key), ["asm.gatewayName"]);
