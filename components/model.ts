@@ -1,21 +1,20 @@
 /**
  * The facts of the tcp-echo traffic-shifting scenario. Every component, policy and test reads
- * them from here so that a port, a subset name or a label cannot drift between resources.
+ * them from here so that a port, a subset name or a label cannot drift between resources. Config
+ * defaults (image, ports, gateway name, Istio API version) live in Pulumi.yaml; see `DEFAULTS` in config.ts.
+ *
+ * Glossary of the two versions, each word in its place:
+ *  - track (`stable` / `canary`): the program's own word, used inside components and settings;
+ *  - subset (`v1` / `v2`): Istio's word and the pods' `version` label; used at the Istio boundary and in outputs;
+ *  - echo prefix (`one` / `two`): what each version's server answers, so a client can tell them apart;
+ *  - `v2Weight`: the one config key, the canary's percent of new connections.
  */
 
 /** Name shared by the Service, the DestinationRule host and the `app` label. */
 export const APP_NAME = "tcp-echo";
 
-/** Istio's sample server; `1.2` is the tag the upstream tcp-echo manifests use. */
-export const DEFAULT_IMAGE = "docker.io/istio/tcp-echo-server:1.2";
-
-/** Port the echo server listens on and the Service exposes. */
-export const DEFAULT_SERVICE_PORT = 9000;
 /** Istio infers the protocol from a port's name, so every TCP port here is named `tcp`. */
 export const TCP_PORT_NAME = "tcp";
-
-/** Port the ingress gateway listens on for this TCP route (Istio's tcp-echo task uses 31400). */
-export const DEFAULT_GATEWAY_PORT = 31400;
 
 /** The two versions in the canary: subset name, `version` label and the prefix the server echoes. */
 export const VERSIONS = {
@@ -39,11 +38,6 @@ export function deploymentName(track: Track): string {
     return `${APP_NAME}-${VERSIONS[track].subset}`;
 }
 
-/**
- * ASM's conventional ingress-gateway name (the SDK's `CreateASMGateway` example and ASM's docs use it) and
- * so the seed's `istio-<name>` Service. A mesh may already have one: the preflight refuses to take it over.
- */
-export const DEFAULT_INGRESS_GATEWAY_NAME = "ingressgateway";
 /** ASM deploys gateways only in istio-system ("gateways deployed to other namespaces fail to start", ASM CRD field reference). */
 export const INGRESS_GATEWAY_NAMESPACE = "istio-system";
 /**
@@ -64,13 +58,12 @@ export function asmGatewayDefaultPodLabels(name: string): Record<string, string>
  */
 export const ISTIO_API_VERSIONS = ["v1", "v1beta1", "v1alpha3"] as const;
 export type IstioApiVersion = (typeof ISTIO_API_VERSIONS)[number];
-export const DEFAULT_ISTIO_API_VERSION: IstioApiVersion = "v1";
 export const ISTIO_NETWORKING_GROUP = "networking.istio.io";
 export function istioNetworkingApi(version: IstioApiVersion): string {
     return `${ISTIO_NETWORKING_GROUP}/${version}`;
 }
-/** The version the program uses unless the stack sets `istioApiVersion`. */
-export const ISTIO_NETWORKING_API = istioNetworkingApi(DEFAULT_ISTIO_API_VERSION);
+/** The version type tokens are written at; `sameResourceType` matches an Istio kind at every version. */
+export const ISTIO_NETWORKING_API = istioNetworkingApi("v1");
 /** Documented and served version of ASM's CR (the Go types register it as package `v1`, see asm-facts-checked.md row 1). */
 export const ASM_GATEWAY_API = "istio.alibabacloud.com/v1beta1";
 
@@ -128,7 +121,7 @@ export const PROGRAM_ANNOTATIONS = {
     slbCreatedBy: "asm-tcp-shift.io/slb-created-by",
 } as const;
 
-/** Pulumi type tokens of the resources at the default API versions, as policies and mocks see them. */
+/** Pulumi type tokens of the resources, as policies and mocks see them (Istio kinds at `v1`; see `sameResourceType`). */
 export const TYPE_TOKENS = {
     gateway: `kubernetes:${ISTIO_NETWORKING_API}:Gateway`,
     destinationRule: `kubernetes:${ISTIO_NETWORKING_API}:DestinationRule`,

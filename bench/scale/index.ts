@@ -2,7 +2,8 @@
 // to measure how preview time grows with the number of services a stack routes.
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { APP_NAME, DEFAULT_GATEWAY_PORT, DEFAULT_IMAGE, DEFAULT_INGRESS_GATEWAY_NAME, DEFAULT_ISTIO_API_VERSION, DEFAULT_SERVICE_PORT, EchoDeployment, EchoService, TRACKS, TcpTrafficRouting, gatewayPodSelector, splitWeights } from "../../components";
+import { APP_NAME, EchoDeployment, EchoService, TRACKS, TcpTrafficRouting, gatewayPodSelector, splitWeights } from "../../components";
+import { DEFAULTS } from "../../config";
 
 const config = new pulumi.Config("asm-tcp-shift");
 const services = config.requireNumber("benchServices", { min: 1, max: 500 });
@@ -11,20 +12,20 @@ const owner = `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getSt
 for (let i = 0; i < services; i++) {
     const namespace = `svc-${i}`;
     for (const track of TRACKS) {
-        new EchoDeployment(`s${i}-${track}`, { track, namespace, image: DEFAULT_IMAGE, port: DEFAULT_SERVICE_PORT, replicas: 1, owner }, { provider });
+        new EchoDeployment(`s${i}-${track}`, { track, namespace, image: DEFAULTS.image, port: DEFAULTS.servicePort, replicas: 1, owner }, { provider });
     }
-    new EchoService(`s${i}-svc`, { namespace, port: DEFAULT_SERVICE_PORT, owner }, { provider });
+    new EchoService(`s${i}-svc`, { namespace, port: DEFAULTS.servicePort, owner }, { provider });
     new TcpTrafficRouting(
         `s${i}-routing`,
         {
             namespace,
             serviceHost: APP_NAME,
-            servicePort: DEFAULT_SERVICE_PORT,
-            gatewayPort: DEFAULT_GATEWAY_PORT,
+            servicePort: DEFAULTS.servicePort,
+            gatewayPort: DEFAULTS.gatewayPort,
             hosts: ["*"],
             weights: splitWeights(20),
-            gatewaySelector: gatewayPodSelector(DEFAULT_INGRESS_GATEWAY_NAME),
-            istioApiVersion: DEFAULT_ISTIO_API_VERSION,
+            gatewaySelector: gatewayPodSelector(DEFAULTS.asm.gatewayName),
+            istioApiVersion: DEFAULTS.istioApiVersion,
             owner,
         },
         { provider },

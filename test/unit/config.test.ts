@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ConfigError, imagePinProblem, parseSettings } from "../../config";
-import { DEFAULT_GATEWAY_PORT, DEFAULT_IMAGE } from "../../components/model";
+import { ConfigError, DEFAULTS, imagePinProblem, parseSettings } from "../../config";
 import { happyConfig, readerFor, settingsFor } from "../support/settings";
 
 const ASM = { target: "asm", asm: { clusterIds: ["c0123456789abcdef"] } };
@@ -38,14 +37,14 @@ const BAD_INPUTS: { case: string; config: Record<string, unknown>; key: string; 
     { case: "gateway name not a DNS label", config: { asm: { gatewayName: "Ingress_GW" } }, key: "asm.gatewayName", says: /DNS-1123 label of at most 57/ },
     { case: "gateway name too long for istio-<name>", config: { asm: { gatewayName: "g".repeat(58) } }, key: "asm.gatewayName", says: /at most 57/ },
     { case: "useExistingGateway not boolean", config: { asm: { useExistingGateway: "yes" } }, key: "asm.useExistingGateway", says: /true or false/ },
-    { case: "CLB settings for an existing gateway", config: { ...REUSE, asm: { clusterIds: ["c0123456789abcdef"], useExistingGateway: true } }, key: "slb", says: /only for a gateway this stack creates.*slb\.mode, slb\.id/ },
+    { case: "CLB settings for an existing gateway", config: { ...REUSE, asm: { clusterIds: ["c0123456789abcdef"], useExistingGateway: true } }, key: "slb", says: /only for a gateway this stack creates.*slb\.mode.*slb\.id/ },
     { case: "Istio API version unknown", config: { istioApiVersion: "v2" }, key: "istioApiVersion", says: /"v1", "v1beta1", "v1alpha3"/ },
     { case: "reuse without acknowledgment", config: { ...REUSE, slb: { mode: "reuse", id: "lb-2ze8x7example1234" } }, key: "slb.acknowledgeListenerOverride", says: /must be true.*listener/ },
     { case: "reuse acknowledgment not boolean", config: { ...REUSE, slb: { ...REUSE.slb, acknowledgeListenerOverride: "yes" } }, key: "slb.acknowledgeListenerOverride", says: /true or false/ },
     { case: "reuse without id", config: { ...REUSE, slb: { mode: "reuse", acknowledgeListenerOverride: true } }, key: "slb.id", says: /lb-/ },
     { case: "malformed SLB id", config: { ...REUSE, slb: { ...REUSE.slb, id: "slb-123" } }, key: "slb.id", says: /lb- and 8\.\.32/ },
     { case: "id without reuse", config: { slb: { mode: "managed", id: "lb-2ze8x7example1234" } }, key: "slb.id", says: /only used with slb.mode "reuse"/ },
-    { case: "gateway port used by another service on the SLB", config: { ...REUSE, slb: { ...REUSE.slb, otherListenerPorts: [80, DEFAULT_GATEWAY_PORT] } }, key: "gatewayPort", says: /already a frontend port/ },
+    { case: "gateway port used by another service on the SLB", config: { ...REUSE, slb: { ...REUSE.slb, otherListenerPorts: [80, DEFAULTS.gatewayPort] } }, key: "gatewayPort", says: /already a frontend port/ },
     { case: "other listener port out of range", config: { ...REUSE, slb: { ...REUSE.slb, otherListenerPorts: [0] } }, key: "slb.otherListenerPorts[0]", says: /1 to 65535/ },
     { case: "empty clusterIds", config: { ...ASM, asm: { clusterIds: [] } }, key: "asm.clusterIds", says: /at least one/ },
     { case: "missing clusterIds on asm", config: { target: "asm" }, key: "asm.clusterIds", says: /is required when target is "asm"/ },
@@ -60,8 +59,8 @@ describe("stack config", () => {
         const s = settingsFor();
         assert.equal(s.v2Weight, 20);
         assert.deepEqual(s.weights, { stable: 80, canary: 20 });
-        assert.deepEqual(s.images, { stable: DEFAULT_IMAGE, canary: DEFAULT_IMAGE });
-        assert.equal(s.gatewayPort, DEFAULT_GATEWAY_PORT);
+        assert.deepEqual(s.images, { stable: DEFAULTS.image, canary: DEFAULTS.image });
+        assert.equal(s.gatewayPort, DEFAULTS.gatewayPort);
         assert.equal(s.servicePort, 9000);
         assert.deepEqual(s.hosts, ["*"]);
         assert.equal(s.slb.mode, "managed");

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { SLB_ANNOTATIONS, TYPE_TOKENS, PROGRAM_ANNOTATIONS, DEFAULT_IMAGE } from "../../components/model";
+import { SLB_ANNOTATIONS, TYPE_TOKENS, PROGRAM_ANNOTATIONS } from "../../components/model";
+import { DEFAULTS } from "../../config";
 import { makeProviders, readStackConfig, reusedClbTagProblems } from "../../program";
 import { RecordedResource, SECRET_SIG, SECRET_SIG_VALUE, byType, mockClbTags, mockedProgram as runProgram, one, recordResources, unwrap } from "../support/mocks";
 
@@ -60,7 +61,7 @@ describe("whole program on the render target", () => {
             assert.deepEqual(d.inputs.spec.selector.matchLabels, labels);
             assert.deepEqual(d.inputs.spec.template.metadata.labels, labels);
             const c = d.inputs.spec.template.spec.containers[0];
-            assert.equal(c.image, DEFAULT_IMAGE);
+            assert.equal(c.image, DEFAULTS.image);
             assert.deepEqual(c.args, ["9000", prefix]);
             assert.deepEqual(c.ports, [{ name: "tcp", containerPort: 9000, protocol: "TCP" }]);
             assert.deepEqual(c.readinessProbe.tcpSocket, { port: "tcp" });
