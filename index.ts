@@ -7,7 +7,8 @@ import { main } from "./program";
 // The engine awaits the exported function; the object it returns becomes the stack's outputs.
 export = async () => {
     try {
-        return { ...(await main()) };
+        // Keys without a value on this target (the address hint off the cloud) are left out, not exported empty.
+        return Object.fromEntries(Object.entries(await main()).filter(([, value]) => value !== undefined));
     } catch (err) {
         // Expected refusals print their message alone (a RunError has no stack trace in the engine's output).
         if (err instanceof ConfigError || err instanceof PreflightError) throw new pulumi.RunError(err.message);

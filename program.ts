@@ -91,8 +91,8 @@ export interface StackOutputs {
     virtualService: pulumi.Output<string>;
     /** The gateway's address, absent until known (ASM reports it in the IstioGateway status once the CLB has one). */
     ingressAddress: pulumi.Output<string | undefined>;
-    /** How to find the address while `ingressAddress` is absent. */
-    ingressAddressHint: pulumi.Output<string | undefined>;
+    /** Where the address comes from, on targets where it is known only after the cloud has made the CLB. */
+    ingressAddressHint?: string;
     ncCommand: pulumi.Output<string | undefined>;
     gatewayName: string;
     slbMode: string;
@@ -230,11 +230,10 @@ export function defineStack(settings: Settings, providers: CanaryProviders, fact
         images: { [VERSIONS.stable.subset]: settings.images.stable, [VERSIONS.canary.subset]: settings.images.canary },
         virtualService: pulumi.interpolate`${settings.namespace}/${canary.routing.virtualService.metadata.name}`,
         ingressAddress: address,
-        ingressAddressHint: address.apply((a) =>
-            a
-                ? undefined
-                : `ASM reports the address in the status of IstioGateway ${INGRESS_GATEWAY_NAMESPACE}/${settings.asm.gatewayName} once its CLB has one; \`pulumi refresh\` then sets ingressAddress. On the ACK cluster: kubectl -n ${INGRESS_GATEWAY_NAMESPACE} get svc ${serviceName} -o jsonpath='{.status.loadBalancer.ingress[0].ip}'`,
-        ),
+        ingressAddressHint:
+            settings.target === "asm" && (settings.asm.useExistingGateway || settings.slb.mode !== "create")
+                ? `ASM reports the address in the status of IstioGateway ${INGRESS_GATEWAY_NAMESPACE}/${settings.asm.gatewayName} once its CLB has one; \`pulumi refresh\` then sets ingressAddress. On the ACK cluster: kubectl -n ${INGRESS_GATEWAY_NAMESPACE} get svc ${serviceName} -o jsonpath='{.status.loadBalancer.ingress[0].ip}'`
+                : undefined,
         ncCommand: address.apply((a) => (a ? `for i in $(seq 1 10); do echo hello | nc ${a} ${settings.gatewayPort}; done` : undefined)),
         gatewayName: settings.asm.gatewayName,
         slbMode: settings.asm.useExistingGateway ? "existing-gateway" : settings.slb.mode,

@@ -69,7 +69,8 @@ export const virtualServicePortExposed: StackValidationPolicy = {
     validateStack: (args, reportViolation) => {
         const gateways = new Map<string, Inspected>();
         for (const gw of args.resources.filter(isType(TYPE_TOKENS.gateway))) gateways.set(`${metaNamespace(gw)}/${metaName(gw)}`, gw);
-        const exposed = new Set(args.resources.filter(isType(TYPE_TOKENS.istioGateway)).flatMap(frontendPorts));
+        const istioGateways = args.resources.filter(isType(TYPE_TOKENS.istioGateway));
+        const exposed = new Set(istioGateways.flatMap(frontendPorts));
         for (const vs of args.resources.filter(isType(TYPE_TOKENS.virtualService))) {
             const refs: string[] = vs.props?.spec?.gateways ?? [];
             for (const route of tcpRoutes(vs)) {
@@ -86,7 +87,8 @@ export const virtualServicePortExposed: StackValidationPolicy = {
                             reportViolation(`VirtualService ${metaName(vs)} matches port ${match.port}, but Gateway ${ref} serves only ${JSON.stringify(serverPorts)}.`, vs.urn);
                         }
                     }
-                    if (!exposed.has(match.port)) {
+                    // Without a declared IstioGateway (asm.useExistingGateway) the preflight checked the live gateway's ports.
+                    if (istioGateways.length > 0 && !exposed.has(match.port)) {
                         reportViolation(`VirtualService ${metaName(vs)} matches port ${match.port}, but no IstioGateway exposes it (exposed: ${JSON.stringify([...exposed])}).`, vs.urn);
                     }
                 }
