@@ -1,6 +1,7 @@
 import type { Policy, PolicyResource, ResourceValidationArgs, ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy } from "@pulumi/policy";
 import { TYPE_TOKENS } from "../../components/model";
 import { SECRET_SIG, mockClbTags, mockedProgram } from "../support/mocks";
+import { KUBECONFIG_KEYS, asmConfig } from "../support/settings";
 
 /** A resource as a policy sees it. */
 export interface StackResource {
@@ -26,16 +27,8 @@ const reveal = (value: any): any =>
 export async function happyStack(stack = "dev", overrides: Record<string, unknown> = {}): Promise<StackResource[]> {
     mockClbTags({ "lb-2ze8x7example1234": { owner: "platform-team" } });
     const { resources: recorded } = await mockedProgram(
-        {
-            target: "asm",
-            v2Weight: 20,
-            asm: { clusterIds: ["c0123456789abcdef"] },
-            slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true, otherListenerPorts: [80, 443] },
-            dataPlaneKubeconfig: "kind: Config",
-            controlPlaneKubeconfig: "kind: Config",
-            ...overrides,
-        },
-        ["dataPlaneKubeconfig", "controlPlaneKubeconfig"],
+        asmConfig({ slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true, otherListenerPorts: [80, 443] }, ...overrides }),
+        KUBECONFIG_KEYS,
     );
     return recorded
         .filter((r) => r.type.startsWith("kubernetes:") || r.type.startsWith("alicloud:"))

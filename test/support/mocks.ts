@@ -29,6 +29,7 @@ export async function recordResources(config: Record<string, unknown> = {}, secr
     const recorded: RecordedResource[] = [];
     const allConfig: Record<string, string> = {};
     for (const [key, value] of Object.entries(config)) {
+        if (value === undefined) continue;
         allConfig[`${PROJECT}:${key}`] = typeof value === "string" ? value : JSON.stringify(value);
     }
     pulumi.runtime.setAllConfig(allConfig, secretKeys.map((k) => `${PROJECT}:${k}`));

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ConfigError, DEFAULTS, imagePinProblem, parseSettings } from "../../config";
-import { happyConfig, readerFor, settingsFor } from "../support/settings";
+import { ACK_CLUSTER_ID, happyConfig, readerFor, settingsFor } from "../support/settings";
 
-const ASM = { target: "asm", asm: { clusterIds: ["c0123456789abcdef"] } };
+const ASM = { target: "asm", asm: { clusterIds: [ACK_CLUSTER_ID] } };
 const REUSE = { ...ASM, slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true } };
 
 /** Each row: a config change, the key the error must name, and words the message must contain. */
@@ -37,7 +37,7 @@ const BAD_INPUTS: { case: string; config: Record<string, unknown>; key: string; 
     { case: "gateway name not a DNS label", config: { asm: { gatewayName: "Ingress_GW" } }, key: "asm.gatewayName", says: /DNS-1123 label of at most 57/ },
     { case: "gateway name too long for istio-<name>", config: { asm: { gatewayName: "g".repeat(58) } }, key: "asm.gatewayName", says: /at most 57/ },
     { case: "useExistingGateway not boolean", config: { asm: { useExistingGateway: "yes" } }, key: "asm.useExistingGateway", says: /true or false/ },
-    { case: "CLB settings for an existing gateway", config: { ...REUSE, asm: { clusterIds: ["c0123456789abcdef"], useExistingGateway: true } }, key: "slb", says: /only for a gateway this stack creates.*slb\.mode.*slb\.id/ },
+    { case: "CLB settings for an existing gateway", config: { ...REUSE, asm: { clusterIds: [ACK_CLUSTER_ID], useExistingGateway: true } }, key: "slb", says: /only for a gateway this stack creates.*slb\.mode.*slb\.id/ },
     { case: "Istio API version unknown", config: { istioApiVersion: "v2" }, key: "istioApiVersion", says: /"v1", "v1beta1", "v1alpha3"/ },
     { case: "reuse without acknowledgment", config: { ...REUSE, slb: { mode: "reuse", id: "lb-2ze8x7example1234" } }, key: "slb.acknowledgeListenerOverride", says: /must be true.*listener/ },
     { case: "reuse acknowledgment not boolean", config: { ...REUSE, slb: { ...REUSE.slb, acknowledgeListenerOverride: "yes" } }, key: "slb.acknowledgeListenerOverride", says: /true or false/ },
@@ -51,7 +51,7 @@ const BAD_INPUTS: { case: string; config: Record<string, unknown>; key: string; 
     { case: "malformed cluster id", config: { ...ASM, asm: { clusterIds: ["cluster-1"] } }, key: "asm.clusterIds", says: /ACK cluster ids/ },
     { case: "SLB shared across clusters", config: { ...REUSE, asm: { clusterIds: ["c0123456789abcdef", "cfedcba9876543210"] } }, key: "asm.clusterIds", says: /cannot be shared across clusters/ },
     { case: "create mode off the cloud", config: { slb: { mode: "create" } }, key: "slb.mode", says: /only allowed with target "asm"/ },
-    { case: "gateway replicas 0", config: { ...ASM, asm: { clusterIds: ["c0123456789abcdef"], gatewayReplicas: 0 } }, key: "asm.gatewayReplicas", says: /1 to 20/ },
+    { case: "gateway replicas 0", config: { ...ASM, asm: { clusterIds: [ACK_CLUSTER_ID], gatewayReplicas: 0 } }, key: "asm.gatewayReplicas", says: /1 to 20/ },
 ];
 
 describe("stack config", () => {

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { SLB_ANNOTATIONS, TYPE_TOKENS, PROGRAM_ANNOTATIONS } from "../../components/model";
 import { DEFAULTS } from "../../config";
 import { makeProviders, readStackConfig, reusedClbTagProblems } from "../../program";
+import { ACK_CLUSTER_ID, KUBECONFIG_KEYS, asmConfig } from "../support/settings";
 import { RecordedResource, SECRET_SIG, SECRET_SIG_VALUE, byType, mockClbTags, mockedProgram as runProgram, one, recordResources, unwrap } from "../support/mocks";
 
 function providerName(resource: RecordedResource): string | undefined {
@@ -115,17 +116,11 @@ describe("whole program on the render target", () => {
 });
 
 describe("whole program on the asm target", () => {
-    const asmConfig = {
-        target: "asm",
-        v2Weight: 20,
-        asm: { clusterIds: ["c0123456789abcdef"] },
-        dataPlaneKubeconfig: "apiVersion: v1\nkind: Config # ack",
-        controlPlaneKubeconfig: "apiVersion: v1\nkind: Config # asm",
-    };
-    const secretKeys = ["dataPlaneKubeconfig", "controlPlaneKubeconfig"];
+    const asm = asmConfig();
+    const secretKeys = KUBECONFIG_KEYS;
 
     it("puts workloads on the ACK provider and Istio config on the ASM provider", async () => {
-        const { resources } = await runProgram(asmConfig, secretKeys);
+        const { resources } = await runProgram(asm, secretKeys);
         const expected: Record<string, string> = {
             [TYPE_TOKENS.deployment]: "ack",
             [TYPE_TOKENS.service]: "ack",
@@ -140,7 +135,7 @@ describe("whole program on the asm target", () => {
     });
 
     it("keeps kubeconfigs secret in the provider inputs", async () => {
-        const { resources } = await runProgram(asmConfig, secretKeys);
+        const { resources } = await runProgram(asm, secretKeys);
         for (const p of byType(resources, "pulumi:providers:kubernetes")) {
             // The engine receives secrets wrapped in Pulumi's secret sentinel; a plain string would be stored in clear.
             assert.equal(p.inputs.kubeconfig[SECRET_SIG], SECRET_SIG_VALUE);
@@ -149,12 +144,12 @@ describe("whole program on the asm target", () => {
     });
 
     it("rejects a kubeconfig stored in plain text", async () => {
-        await recordResources(asmConfig, []);
+        await recordResources(asm, []);
         assert.throws(() => readStackConfig(), /dataPlaneKubeconfig: holds a kubeconfig in plain text/);
     });
 
     it("reports bad settings and missing secrets together", async () => {
-        await recordResources({ target: "asm", v2Weight: 101, asm: { clusterIds: ["c0123456789abcdef"] } });
+        await recordResources(asmConfig({ v2Weight: 101, dataPlaneKubeconfig: undefined, controlPlaneKubeconfig: undefined }));
         assert.throws(() => readStackConfig(), (err: any) => {
             assert.deepEqual(err.problems.map((p: any) => p.key), ["v2Weight", "dataPlaneKubeconfig", "controlPlaneKubeconfig"]);
             return true;
@@ -162,12 +157,12 @@ describe("whole program on the asm target", () => {
     });
 
     it("requires the kubeconfigs on asm", async () => {
-        await recordResources({ target: "asm", v2Weight: 20, asm: { clusterIds: ["c0123456789abcdef"] } });
+        await recordResources(asmConfig({ dataPlaneKubeconfig: undefined, controlPlaneKubeconfig: undefined }));
         assert.throws(() => readStackConfig(), /controlPlaneKubeconfig: is required when target is "asm"/);
     });
 
     it("declares the IstioGateway for ASM with a managed CLB by default", async () => {
-        const { resources } = await runProgram(asmConfig, secretKeys);
+        const { resources } = await runProgram(asm, secretKeys);
         const ig = one(resources, TYPE_TOKENS.istioGateway);
         assert.equal(ig.inputs.apiVersion, "istio.alibabacloud.com/v1beta1");
         assert.equal(ig.inputs.metadata.namespace, "istio-system");
@@ -183,7 +178,7 @@ describe("whole program on the asm target", () => {
     });
 
     it("leaves ingressAddress absent until ASM reports it, with the way to find it in its own output", async () => {
-        const { outputs } = await runProgram(asmConfig, secretKeys);
+        const { outputs } = await runProgram(asm, secretKeys);
         assert.equal(await unwrap(outputs.ingressAddress), undefined);
         assert.equal(await unwrap(outputs.ncCommand), undefined);
         const hint = outputs.ingressAddressHint;
@@ -193,7 +188,7 @@ describe("whole program on the asm target", () => {
     });
 
     it("routes through an existing gateway without declaring it, selecting the pods the preflight read", async () => {
-        const { resources, outputs } = await runProgram({ ...asmConfig, asm: { clusterIds: ["c0123456789abcdef"], useExistingGateway: true } }, secretKeys, {
+        const { resources, outputs } = await runProgram({ ...asm, asm: { clusterIds: [ACK_CLUSTER_ID], useExistingGateway: true } }, secretKeys, {
             existingGateway: { podSelector: { istio: "ingressgateway" }, address: "198.51.100.7" },
         });
         assert.equal(byType(resources, TYPE_TOKENS.istioGateway).length, 0, "the stack declares nothing of a gateway it does not own");
@@ -203,7 +198,7 @@ describe("whole program on the asm target", () => {
     });
 
     it("uses the configured gateway name for the CR, its pod label and the address hint", async () => {
-        const { resources, outputs } = await runProgram({ ...asmConfig, asm: { clusterIds: ["c0123456789abcdef"], gatewayName: "tcp-echo-gw" } }, secretKeys);
+        const { resources, outputs } = await runProgram({ ...asm, asm: { clusterIds: [ACK_CLUSTER_ID], gatewayName: "tcp-echo-gw" } }, secretKeys);
         const ig = one(resources, TYPE_TOKENS.istioGateway);
         assert.equal(ig.inputs.metadata.name, "tcp-echo-gw");
         assert.deepEqual(one(resources, TYPE_TOKENS.gateway).inputs.spec.selector, ig.inputs.spec.podLabels);
@@ -211,7 +206,7 @@ describe("whole program on the asm target", () => {
     });
 
     it("stamps every object with this stack's owner and force-owns it", async () => {
-        const { resources } = await runProgram(asmConfig, secretKeys);
+        const { resources } = await runProgram(asm, secretKeys);
         const objects = resources.filter((r) => r.type.startsWith("kubernetes:") && !r.type.startsWith("pulumi:"));
         assert.equal(objects.length, 7);
         for (const r of objects) {
@@ -221,7 +216,7 @@ describe("whole program on the asm target", () => {
     });
 
     it("creates a CLB with the alicloud provider and binds it by id in create mode", async () => {
-        const { resources, outputs } = await runProgram({ ...asmConfig, slb: { mode: "create", addressType: "intranet", vswitchId: "vsw-bp1example12345678" } }, secretKeys);
+        const { resources, outputs } = await runProgram({ ...asm, slb: { mode: "create", addressType: "intranet", vswitchId: "vsw-bp1example12345678" } }, secretKeys);
         const slb = one(resources, TYPE_TOKENS.slb);
         assert.equal(slb.inputs.addressType, "intranet");
         assert.equal(slb.inputs.instanceChargeType, "PayByCLCU");
@@ -239,7 +234,7 @@ describe("whole program on the asm target", () => {
 
     it("reuses a CLB by id with the acknowledgment recorded", async () => {
         const { resources, outputs } = await runProgram(
-            { ...asmConfig, slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true, otherListenerPorts: [80] } },
+            { ...asm, slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true, otherListenerPorts: [80] } },
             secretKeys,
         );
         assert.equal(byType(resources, TYPE_TOKENS.slb).length, 0);
@@ -253,7 +248,7 @@ describe("whole program on the asm target", () => {
     });
 
     it("refuses, at preview time, a reused CLB that a cluster created (its tags), as the cloud controller would", async () => {
-        const reuse = { ...asmConfig, slb: { mode: "reuse", id: "lb-2ze8x7clustermade1", acknowledgeListenerOverride: true } };
+        const reuse = { ...asm, slb: { mode: "reuse", id: "lb-2ze8x7clustermade1", acknowledgeListenerOverride: true } };
         for (const tag of ["kubernetes.do.not.delete", "ack.aliyun.com"]) {
             mockClbTags({ "lb-2ze8x7clustermade1": { [tag]: "x" } });
             await recordResources(reuse, secretKeys);
