@@ -1,16 +1,17 @@
-import { defineStack, readStackConfig } from "./program";
+import * as pulumi from "@pulumi/pulumi";
+import { ConfigError } from "./config";
+import { PreflightError } from "./preflight";
+import { main } from "./program";
 
-// Config is validated before the first resource is registered, so a bad value changes nothing.
-const { settings, secrets } = readStackConfig();
-const outputs = defineStack(settings, secrets);
-
-export const v2Weight = outputs.v2Weight;
-export const weights = outputs.weights;
-export const gatewayPort = outputs.gatewayPort;
-export const namespace = outputs.namespace;
-export const images = outputs.images;
-export const virtualService = outputs.virtualService;
-export const ingressAddress = outputs.ingressAddress;
-export const ncCommand = outputs.ncCommand;
-export const slbMode = outputs.slbMode;
-export const slbId = outputs.slbId;
+// Config and the live target are checked before the first resource is registered, so a refusal changes nothing.
+// The engine awaits the exported function; the object it returns becomes the stack's outputs.
+export = async () => {
+    try {
+        // Keys without a value on this target (the address hint off the cloud) are left out, not exported empty.
+        return Object.fromEntries(Object.entries(await main()).filter(([, value]) => value !== undefined));
+    } catch (err) {
+        // Expected refusals print their message alone (a RunError has no stack trace in the engine's output).
+        if (err instanceof ConfigError || err instanceof PreflightError) throw new pulumi.RunError(err.message);
+        throw err;
+    }
+};

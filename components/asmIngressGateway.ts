@@ -4,20 +4,24 @@ import * as pulumi from "@pulumi/pulumi";
 import {
     APP_NAME,
     ASM_GATEWAY_API,
-    INGRESS_GATEWAY_LABEL,
+    CLB_CHARGE_TYPE,
+    CLB_TAGS,
+    GATEWAY_POD_LABEL,
     INGRESS_GATEWAY_NAMESPACE,
     PROGRAM_ANNOTATIONS,
     SLB_ANNOTATIONS,
     TCP_PORT_NAME,
+    ownedObjectAnnotations,
 } from "./model";
-import { IstioGatewaySpec } from "./istioTypes";
+import { IstioGatewaySpec, IstioGatewayStatus } from "./istioTypes";
 
 export type SlbConfig =
     | {
-          /** A new CLB managed by this stack, handed to the cloud controller by id. */
+          /** A new pay-by-CLCU CLB managed by this stack, handed to the cloud controller by id. */
           mode: "create";
-          spec: string;
           addressType: "internet" | "intranet";
+          /** vSwitch in the cluster's VPC; required for an intranet CLB. */
+          vswitchId?: string;
           /** Provider for the CLB; the only alicloud resource in the stack. */
           provider: alicloud.Provider;
       }
@@ -31,19 +35,25 @@ export type SlbConfig =
           otherListenerPorts: readonly number[];
       }
     | {
-          /** The cluster's cloud controller creates (and deletes) a CLB from these annotations. */
+          /** The cluster's cloud controller creates (and deletes) a pay-by-CLCU CLB from these annotations. */
           mode: "managed";
-          spec: string;
           addressType: "internet" | "intranet";
+          /** vSwitch of an intranet CLB; the controller picks the cluster's when absent. */
+          vswitchId?: string;
       };
 
 export interface AsmIngressGatewayArgs {
+    /** Name of the IstioGateway in istio-system; ASM names its Service and Deployment `istio-<name>`. */
+    name: string;
     /** ACK clusters (by id) the ASM controller deploys the gateway to. */
     clusterIds: readonly string[];
     /** Port the gateway's LoadBalancer Service exposes and the gateway pods listen on. */
     port: number;
+    /** Gateway pods per cluster, fixed: ASM's autoscaler gets the same minimum and maximum. */
     replicas: number;
     slb: SlbConfig;
+    /** Stamp of the stack that owns the CR (see `OWNER_ANNOTATION`). */
+    owner: string;
     resources?: IstioGatewaySpec["resources"];
 }
 
@@ -51,6 +61,16 @@ const DEFAULT_RESOURCES: NonNullable<IstioGatewaySpec["resources"]> = {
     requests: { cpu: "200m", memory: "256Mi" },
     limits: { cpu: "2", memory: "1Gi" },
 };
+
+/** The pod label (from `spec.podLabels`) that binds an Istio Gateway to exactly this gateway's pods. */
+export function gatewayPodSelector(gatewayName: string): Record<string, string> {
+    return { [GATEWAY_POD_LABEL]: gatewayName };
+}
+
+/** The address ASM reports in the CR status once the gateway's CLB has one. */
+export function statusAddress(status: IstioGatewayStatus | undefined): string | undefined {
+    return status?.GatewayAddress?.find(Boolean) ?? status?.ClusterIdGatewayAddressMap?.find((a) => a.ipAddress)?.ipAddress;
+}
 
 /**
  * ASM's ingress gateway as an `IstioGateway` CR on the ASM control plane. The ASM controller turns it
@@ -62,8 +82,10 @@ export class AsmIngressGateway extends pulumi.ComponentResource {
     public readonly loadBalancer?: alicloud.slb.ApplicationLoadBalancer;
     /** CLB id where known before the cloud controller runs (`create` and `reuse`). */
     public readonly loadBalancerId: pulumi.Output<string | undefined>;
-    /** Public or VPC address of the CLB where this stack knows it (`create` mode). */
+    /** Address of the gateway: the created CLB's, else what ASM reports in the CR status (absent until it does). */
     public readonly address: pulumi.Output<string | undefined>;
+    /** Labels that select this gateway's pods and no other gateway's. */
+    public readonly podSelector: Record<string, string>;
     public readonly port: number;
 
     constructor(name: string, args: AsmIngressGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -75,21 +97,30 @@ export class AsmIngressGateway extends pulumi.ComponentResource {
         if (args.slb.mode === "reuse" && !args.slb.acknowledgeListenerOverride) {
             throw new Error(`reusing CLB ${args.slb.id} overrides its listeners on port ${args.port}; acknowledgeListenerOverride must be true`);
         }
+        if (args.slb.mode === "create" && args.slb.addressType === "intranet" && !args.slb.vswitchId) {
+            throw new Error("an intranet CLB needs a vSwitch id in the cluster's VPC");
+        }
         super("asm-tcp-shift:gateway:AsmIngressGateway", name, {}, opts);
         this.port = args.port;
+        this.podSelector = gatewayPodSelector(args.name);
 
         const programAnnotations: Record<string, string> = { [PROGRAM_ANNOTATIONS.slbMode]: args.slb.mode };
         let serviceAnnotations: pulumi.Input<Record<string, string>>;
+        let createdAddress: pulumi.Output<string | undefined> | undefined;
         switch (args.slb.mode) {
             case "create": {
                 this.loadBalancer = new alicloud.slb.ApplicationLoadBalancer(
                     `${name}-slb`,
                     {
-                        loadBalancerName: `${APP_NAME}-${INGRESS_GATEWAY_LABEL}`,
+                        loadBalancerName: `${APP_NAME}-${args.name}`,
                         addressType: args.slb.addressType,
-                        loadBalancerSpec: args.slb.spec,
+                        // Pay-by-specification is no longer sold; with PayByCLCU no spec is set (it would be ignored).
+                        instanceChargeType: CLB_CHARGE_TYPE,
                         paymentType: "PayAsYouGo",
-                        tags: { "managed-by": "pulumi", app: APP_NAME },
+                        vswitchId: args.slb.vswitchId,
+                        // The cloud controller tags every CLB it binds by id with kubernetes.reused.by.user=true
+                        // (LoadBalancerManager.Update); declaring the tag keeps refresh from showing drift and up from removing it.
+                        tags: { "managed-by": "pulumi", app: APP_NAME, [CLB_TAGS.reusedByUser]: "true" },
                     },
                     { parent: this, provider: args.slb.provider },
                 );
@@ -100,7 +131,7 @@ export class AsmIngressGateway extends pulumi.ComponentResource {
                 }));
                 programAnnotations[PROGRAM_ANNOTATIONS.slbCreatedBy] = "pulumi";
                 this.loadBalancerId = this.loadBalancer.id;
-                this.address = this.loadBalancer.address;
+                createdAddress = this.loadBalancer.address;
                 break;
             }
             case "reuse":
@@ -112,15 +143,15 @@ export class AsmIngressGateway extends pulumi.ComponentResource {
                 programAnnotations[PROGRAM_ANNOTATIONS.otherListenerPorts] = args.slb.otherListenerPorts.join(",");
                 programAnnotations[PROGRAM_ANNOTATIONS.slbCreatedBy] = "user";
                 this.loadBalancerId = pulumi.output(args.slb.id);
-                this.address = pulumi.output(undefined);
                 break;
             case "managed":
                 serviceAnnotations = {
                     [SLB_ANNOTATIONS.addressType]: args.slb.addressType,
-                    [SLB_ANNOTATIONS.spec]: args.slb.spec,
+                    // The controller's default when unset, written out so nobody adds a spec that would be ignored.
+                    [SLB_ANNOTATIONS.chargeType]: CLB_CHARGE_TYPE,
+                    ...(args.slb.vswitchId ? { [SLB_ANNOTATIONS.vswitchId]: args.slb.vswitchId } : {}),
                 };
                 this.loadBalancerId = pulumi.output(undefined);
-                this.address = pulumi.output(undefined);
                 break;
         }
 
@@ -128,8 +159,11 @@ export class AsmIngressGateway extends pulumi.ComponentResource {
             gatewayType: "ingress" as const,
             clusterIds: [...args.clusterIds],
             replicaCount: args.replicas,
+            minReplicas: args.replicas,
+            maxReplicas: args.replicas,
             serviceType: "LoadBalancer" as const,
             serviceAnnotations: annotations,
+            podLabels: this.podSelector,
             ports: [{ name: TCP_PORT_NAME, port: args.port, targetPort: args.port, protocol: "TCP" as const }],
             resources: args.resources ?? DEFAULT_RESOURCES,
         }));
@@ -140,16 +174,20 @@ export class AsmIngressGateway extends pulumi.ComponentResource {
                 apiVersion: ASM_GATEWAY_API,
                 kind: "IstioGateway",
                 metadata: {
-                    // ASM labels the gateway pods `istio: <name>`, which is what the Istio Gateway selects.
-                    name: INGRESS_GATEWAY_LABEL,
+                    name: args.name,
                     namespace: INGRESS_GATEWAY_NAMESPACE,
                     labels: { "asm-gateway-type": "ingress" },
-                    annotations: programAnnotations,
+                    annotations: { ...programAnnotations, ...ownedObjectAnnotations(args.owner) },
                 },
                 spec,
+                // Declared (never set) so the CR's status becomes an output: ASM reports the gateway address there.
+                status: undefined,
             },
             { parent: this },
         );
+        const status = (this.istioGateway as unknown as { status: pulumi.Output<IstioGatewayStatus | undefined> }).status;
+        const reported = pulumi.output(status).apply(statusAddress);
+        this.address = createdAddress ?? reported;
         this.registerOutputs({ loadBalancerId: this.loadBalancerId, address: this.address });
     }
 }

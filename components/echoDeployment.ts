@@ -1,6 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { APP_NAME, TCP_PORT_NAME, Track, VERSIONS, versionLabels } from "./model";
+import { APP_NAME, TCP_PORT_NAME, Track, VERSIONS, deploymentName, ownedObjectAnnotations, versionLabels } from "./model";
 
 export interface EchoDeploymentArgs {
     /** Which side of the canary this Deployment serves: `stable` (v1) or `canary` (v2). */
@@ -12,6 +12,8 @@ export interface EchoDeploymentArgs {
     /** Port the server listens on; the same number the Service targets. */
     port: number;
     replicas: number;
+    /** Stamp of the stack that owns the Deployment (see `OWNER_ANNOTATION`). */
+    owner: string;
     /** CPU/memory for the echo container; defaults fit the tiny sample server. */
     resources?: k8s.types.input.core.v1.ResourceRequirements;
 }
@@ -31,14 +33,14 @@ export class EchoDeployment extends pulumi.ComponentResource {
 
     constructor(name: string, args: EchoDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
         super("asm-tcp-shift:workload:EchoDeployment", name, {}, opts);
-        const { subset, prefix } = VERSIONS[args.track];
+        const { prefix } = VERSIONS[args.track];
         this.labels = versionLabels(args.track);
         const probe = { tcpSocket: { port: TCP_PORT_NAME }, periodSeconds: 10 };
 
         this.deployment = new k8s.apps.v1.Deployment(
             `${name}-deployment`,
             {
-                metadata: { name: `${APP_NAME}-${subset}`, namespace: args.namespace, labels: this.labels },
+                metadata: { name: deploymentName(args.track), namespace: args.namespace, labels: this.labels, annotations: ownedObjectAnnotations(args.owner) },
                 spec: {
                     replicas: args.replicas,
                     selector: { matchLabels: this.labels },

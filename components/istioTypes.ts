@@ -19,18 +19,32 @@ export interface GatewayServicePort {
 }
 
 /**
- * The part of ASM's `IstioGateway` (istio.alibabacloud.com/v1beta1) this program sets. Field names and
- * types follow `istiogateway_types.go` in aliyun/alibabacloud-servicemesh-api (BasicConfig inlined in spec).
+ * The part of ASM's `IstioGateway` (served as istio.alibabacloud.com/v1beta1) this program sets. Field names and
+ * types follow `alibabacloudservicemesh/v1/istiogateway_types.go` in aliyun/alibabacloud-servicemesh-api (the Go
+ * package is `v1`; `IstioGatewayBasicConfiguration` is inlined in the spec). `cluster/istiogateway-crd.yaml` has them all.
  */
 export interface IstioGatewaySpec {
     gatewayType: "ingress" | "egress";
     clusterIds: string[];
+    /** Set with `minReplicas` = `maxReplicas`, as the SDK's `CreateASMGateway` example does, so ASM's HPA never moves it. */
     replicaCount: number;
+    minReplicas: number;
+    maxReplicas: number;
     serviceType: "ClusterIP" | "NodePort" | "LoadBalancer";
     serviceAnnotations?: Record<string, string>;
+    /** Extra labels on the gateway pods; the Istio Gateway selects on one of them. */
+    podLabels?: Record<string, string>;
     ports: GatewayServicePort[];
     resources?: {
         requests?: { cpu?: string; memory?: string };
         limits?: { cpu?: string; memory?: string };
     };
+}
+
+/** `IstioGatewayStatus` as ASM writes it: note the capitalised JSON keys of the Go type. */
+export interface IstioGatewayStatus {
+    Status?: string;
+    GatewayAddress?: string[];
+    ClusterIdGatewayAddressMap?: { ipAddress?: string; clusterId?: string }[];
+    ErrorMessage?: string;
 }

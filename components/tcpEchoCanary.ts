@@ -1,11 +1,10 @@
 import * as alicloud from "@pulumi/alicloud";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "../config";
 import { AsmIngressGateway, SlbConfig } from "./asmIngressGateway";
 import { EchoDeployment } from "./echoDeployment";
 import { EchoService } from "./echoService";
-import { APP_NAME, TRACKS, Track } from "./model";
+import { APP_NAME, IstioApiVersion, TRACKS, Track } from "./model";
 import { TcpTrafficRouting } from "./trafficRouting";
 import { WeightSplit } from "./weights";
 
@@ -19,11 +18,49 @@ export interface CanaryProviders {
     alicloud?: alicloud.Provider;
 }
 
+/** The ingress gateway traffic enters through: one the stack declares, or one it only routes through. */
+export type CanaryIngress =
+    | {
+          /** The stack creates and owns the IstioGateway `name`. */
+          kind: "owned";
+          name: string;
+          clusterIds: readonly string[];
+          replicas: number;
+          slb: SlbConfig;
+      }
+    | {
+          /** An IstioGateway someone else owns: the stack routes through it and never changes it. */
+          kind: "existing";
+          name: string;
+          /** Labels of its pods, read from the live gateway (see the preflight). */
+          podSelector: Record<string, string>;
+          /** Its address, where ASM reports one. */
+          address?: string;
+      };
+
 export interface TcpEchoCanaryArgs {
-    settings: Settings;
-    providers: CanaryProviders;
+    /** Namespace of the workload (ACK) and of the Istio objects (ASM): the same name on both. */
+    namespace: string;
+    /** Pinned image per track. */
+    images: Readonly<Record<Track, string>>;
     /** The images are secrets in the stack config: keep them secret in the Deployments (and so in the state). */
     secretImages?: boolean;
+    /** Pods per track. */
+    replicas: number;
+    /** Port of the echo server and of its Service. */
+    servicePort: number;
+    /** Port the gateway accepts this TCP traffic on. */
+    gatewayPort: number;
+    /** Hosts of the Gateway server and the VirtualService. */
+    hosts: readonly string[];
+    /** Percent of new connections per track; sums to 100. */
+    weights: WeightSplit;
+    /** networking.istio.io version the mesh serves. */
+    istioApiVersion: IstioApiVersion;
+    ingress: CanaryIngress;
+    providers: CanaryProviders;
+    /** Stamp of the stack, on every object it creates (see `OWNER_ANNOTATION`). */
+    owner: string;
 }
 
 /** The whole TCP traffic shift of ASM's tcp-echo guide: two versions, a Service, routing and the ingress gateway. */
@@ -31,13 +68,20 @@ export class TcpEchoCanary extends pulumi.ComponentResource {
     public readonly deployments: Readonly<Record<Track, EchoDeployment>>;
     public readonly service: EchoService;
     public readonly routing: TcpTrafficRouting;
-    public readonly ingress: AsmIngressGateway;
+    /** The gateway this stack owns; absent when it routes through an existing one. */
+    public readonly ingress?: AsmIngressGateway;
+    /** Gateway address where known (created CLB, CR status, or the existing gateway's). */
+    public readonly ingressAddress: pulumi.Output<string | undefined>;
+    public readonly loadBalancerId: pulumi.Output<string | undefined>;
     public readonly weights: WeightSplit;
 
     constructor(name: string, args: TcpEchoCanaryArgs, opts?: pulumi.ComponentResourceOptions) {
+        if (args.ingress.kind === "owned" && args.ingress.slb.mode === "create" && !args.providers.alicloud) {
+            throw new Error('slb mode "create" needs an alicloud provider');
+        }
         super("asm-tcp-shift:index:TcpEchoCanary", name, {}, opts);
-        const { settings, providers } = args;
-        this.weights = settings.weights;
+        const { providers, owner } = args;
+        this.weights = args.weights;
         const onDataPlane = { parent: this, provider: providers.dataPlane };
         const onControlPlane = { parent: this, provider: providers.controlPlane };
 
@@ -47,53 +91,56 @@ export class TcpEchoCanary extends pulumi.ComponentResource {
                 `${name}-${track}`,
                 {
                     track,
-                    namespace: settings.namespace,
-                    image: args.secretImages ? pulumi.secret(settings.images[track]) : settings.images[track],
-                    port: settings.servicePort,
-                    replicas: settings.replicas,
+                    namespace: args.namespace,
+                    image: args.secretImages ? pulumi.secret(args.images[track]) : args.images[track],
+                    port: args.servicePort,
+                    replicas: args.replicas,
+                    owner,
                 },
                 onDataPlane,
             );
         }
         this.deployments = deployments;
-        this.service = new EchoService(`${name}-svc`, { namespace: settings.namespace, port: settings.servicePort }, onDataPlane);
+        this.service = new EchoService(`${name}-svc`, { namespace: args.namespace, port: args.servicePort, owner }, onDataPlane);
+
+        let gatewaySelector: Record<string, string>;
+        if (args.ingress.kind === "owned") {
+            this.ingress = new AsmIngressGateway(
+                `${name}-ingress`,
+                {
+                    name: args.ingress.name,
+                    clusterIds: args.ingress.clusterIds,
+                    port: args.gatewayPort,
+                    replicas: args.ingress.replicas,
+                    slb: args.ingress.slb,
+                    owner,
+                },
+                onControlPlane,
+            );
+            gatewaySelector = this.ingress.podSelector;
+            this.ingressAddress = this.ingress.address;
+            this.loadBalancerId = this.ingress.loadBalancerId;
+        } else {
+            gatewaySelector = args.ingress.podSelector;
+            this.ingressAddress = pulumi.output(args.ingress.address);
+            this.loadBalancerId = pulumi.output(undefined);
+        }
 
         this.routing = new TcpTrafficRouting(
             `${name}-routing`,
             {
-                namespace: settings.namespace,
+                namespace: args.namespace,
                 serviceHost: APP_NAME,
-                servicePort: settings.servicePort,
-                gatewayPort: settings.gatewayPort,
-                hosts: settings.hosts,
-                weights: settings.weights,
+                servicePort: args.servicePort,
+                gatewayPort: args.gatewayPort,
+                hosts: args.hosts,
+                weights: args.weights,
+                gatewaySelector,
+                istioApiVersion: args.istioApiVersion,
+                owner,
             },
             onControlPlane,
         );
-
-        this.ingress = new AsmIngressGateway(
-            `${name}-ingress`,
-            {
-                clusterIds: settings.asm.clusterIds,
-                port: settings.gatewayPort,
-                replicas: settings.asm.gatewayReplicas,
-                slb: slbConfig(settings, providers),
-            },
-            onControlPlane,
-        );
-        this.registerOutputs({ weights: this.weights });
-    }
-}
-
-function slbConfig(settings: Settings, providers: CanaryProviders): SlbConfig {
-    const { slb } = settings;
-    switch (slb.mode) {
-        case "create":
-            if (!providers.alicloud) throw new Error('slb.mode "create" needs an alicloud provider');
-            return { mode: "create", spec: slb.spec, addressType: slb.addressType, provider: providers.alicloud };
-        case "reuse":
-            return { mode: "reuse", id: slb.id!, acknowledgeListenerOverride: slb.acknowledgeListenerOverride, otherListenerPorts: slb.otherListenerPorts };
-        case "managed":
-            return { mode: "managed", spec: slb.spec, addressType: slb.addressType };
+        this.registerOutputs({ weights: this.weights, ingressAddress: this.ingressAddress });
     }
 }

@@ -1,6 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { APP_NAME, INGRESS_GATEWAY_LABEL, ISTIO_NETWORKING_API, TCP_PORT_NAME, TRACKS, VERSIONS, versionLabels } from "./model";
+import { IstioApiVersion, OBJECT_NAMES, TCP_PORT_NAME, TRACKS, VERSIONS, istioNetworkingApi, ownedObjectAnnotations, versionLabels } from "./model";
 import { DestinationRuleSpec, GatewaySpec, TcpRoute, VirtualServiceSpec } from "./istioTypes";
 import { WeightSplit } from "./weights";
 
@@ -16,11 +16,17 @@ export interface TcpTrafficRoutingArgs {
     hosts: readonly string[];
     /** Percent of new connections per subset; must sum to 100. */
     weights: WeightSplit;
+    /** Pod labels of the ingress gateway this traffic enters through; the Gateway selects exactly these. */
+    gatewaySelector: Record<string, string>;
+    /** networking.istio.io version the mesh serves (`v1` needs Istio/ASM 1.22 or later). */
+    istioApiVersion: IstioApiVersion;
+    /** Stamp of the stack that owns the objects (see `OWNER_ANNOTATION`). */
+    owner: string;
 }
 
-export const GATEWAY_NAME = `${APP_NAME}-gateway`;
-export const DESTINATION_RULE_NAME = `${APP_NAME}-destination`;
-export const VIRTUAL_SERVICE_NAME = APP_NAME;
+export const GATEWAY_NAME = OBJECT_NAMES.gateway;
+export const DESTINATION_RULE_NAME = OBJECT_NAMES.destinationRule;
+export const VIRTUAL_SERVICE_NAME = OBJECT_NAMES.virtualService;
 
 /** Builds the TCP route: port match on the gateway, one weighted destination per subset. */
 export function tcpRoute(args: Pick<TcpTrafficRoutingArgs, "serviceHost" | "servicePort" | "gatewayPort" | "weights">): TcpRoute {
@@ -44,20 +50,26 @@ export class TcpTrafficRouting extends pulumi.ComponentResource {
         if (args.weights.stable + args.weights.canary !== 100) {
             throw new Error(`weights must sum to 100; got ${args.weights.stable} + ${args.weights.canary}`);
         }
+        if (Object.keys(args.gatewaySelector).length === 0) {
+            // An empty selector binds the Gateway to every gateway pod of the mesh, other teams' included.
+            throw new Error("the Gateway needs a non-empty gateway pod selector");
+        }
         super("asm-tcp-shift:routing:TcpTrafficRouting", name, {}, opts);
         this.weights = args.weights;
         const hosts = [...args.hosts];
+        const apiVersion = istioNetworkingApi(args.istioApiVersion);
+        const annotations = ownedObjectAnnotations(args.owner);
 
         const gatewaySpec: GatewaySpec = {
-            selector: { istio: INGRESS_GATEWAY_LABEL },
+            selector: { ...args.gatewaySelector },
             servers: [{ port: { number: args.gatewayPort, name: TCP_PORT_NAME, protocol: "TCP" }, hosts }],
         };
         this.gateway = new k8s.apiextensions.CustomResource(
             `${name}-gateway`,
             {
-                apiVersion: ISTIO_NETWORKING_API,
+                apiVersion,
                 kind: "Gateway",
-                metadata: { name: GATEWAY_NAME, namespace: args.namespace },
+                metadata: { name: GATEWAY_NAME, namespace: args.namespace, annotations },
                 spec: gatewaySpec,
             },
             { parent: this },
@@ -70,9 +82,9 @@ export class TcpTrafficRouting extends pulumi.ComponentResource {
         this.destinationRule = new k8s.apiextensions.CustomResource(
             `${name}-destinationrule`,
             {
-                apiVersion: ISTIO_NETWORKING_API,
+                apiVersion,
                 kind: "DestinationRule",
-                metadata: { name: DESTINATION_RULE_NAME, namespace: args.namespace },
+                metadata: { name: DESTINATION_RULE_NAME, namespace: args.namespace, annotations },
                 spec: destinationRuleSpec,
             },
             { parent: this },
@@ -86,15 +98,9 @@ export class TcpTrafficRouting extends pulumi.ComponentResource {
         this.virtualService = new k8s.apiextensions.CustomResource(
             `${name}-virtualservice`,
             {
-                apiVersion: ISTIO_NETWORKING_API,
+                apiVersion,
                 kind: "VirtualService",
-                metadata: {
-                    name: VIRTUAL_SERVICE_NAME,
-                    namespace: args.namespace,
-                    // The stack is the single owner of the weights: a hand edit (kubectl patch) takes field
-                    // ownership under server-side apply, and without force the next up would stop on the conflict.
-                    annotations: { "pulumi.com/patchForce": "true" },
-                },
+                metadata: { name: VIRTUAL_SERVICE_NAME, namespace: args.namespace, annotations },
                 spec: virtualServiceSpec,
             },
             // Subsets must exist before traffic is routed to them.

@@ -87,7 +87,7 @@ export async function openStack(stackName: string, opts: EngineOptions = {}): Pr
  */
 export function scratchProject(dir: string): string {
     fs.mkdirSync(dir, { recursive: true });
-    for (const entry of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "program.ts", "config.ts", "components", "node_modules"]) {
+    for (const entry of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "program.ts", "config.ts", "components", "preflight", "node_modules"]) {
         const target = path.join(dir, entry);
         if (!fs.existsSync(target)) fs.symlinkSync(path.join(PROJECT_ROOT, entry), target);
     }

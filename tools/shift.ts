@@ -4,6 +4,7 @@
  * automatic rollback to the last good weight when a step or its gate fails. Pulumi stays the only
  * writer of the weights: the tool refuses to start when the live weight differs from the stack's.
  */
+import { VERSIONS } from "../components/model";
 import { spawnSync } from "child_process";
 import * as readline from "readline";
 import { parseArgs } from "util";
@@ -51,7 +52,7 @@ export interface ShiftResult {
 /** The weight the target holds now (render: the rendered file; local: the cluster), or undefined when unreadable. */
 function liveWeight(stack: string, workDir: string): number | undefined {
     try {
-        return routesOf(currentVirtualService(stack, workDir))[0]?.destinations[1]?.weight;
+        return routesOf(currentVirtualService(stack, workDir))[0]?.destinations.find((d) => d.subset === VERSIONS.canary.subset)?.weight;
     } catch {
         return undefined;
     }

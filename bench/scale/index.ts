@@ -2,16 +2,32 @@
 // to measure how preview time grows with the number of services a stack routes.
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { APP_NAME, EchoDeployment, EchoService, TRACKS, TcpTrafficRouting, splitWeights } from "../../components";
+import { APP_NAME, EchoDeployment, EchoService, TRACKS, TcpTrafficRouting, gatewayPodSelector, splitWeights } from "../../components";
+import { DEFAULTS } from "../../config";
 
 const config = new pulumi.Config("asm-tcp-shift");
 const services = config.requireNumber("benchServices", { min: 1, max: 500 });
 const provider = new k8s.Provider("render", { renderYamlToDirectory: "rendered" });
+const owner = `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`;
 for (let i = 0; i < services; i++) {
     const namespace = `svc-${i}`;
     for (const track of TRACKS) {
-        new EchoDeployment(`s${i}-${track}`, { track, namespace, image: "docker.io/istio/tcp-echo-server:1.2", port: 9000, replicas: 1 }, { provider });
+        new EchoDeployment(`s${i}-${track}`, { track, namespace, image: DEFAULTS.image, port: DEFAULTS.servicePort, replicas: 1, owner }, { provider });
     }
-    new EchoService(`s${i}-svc`, { namespace, port: 9000 }, { provider });
-    new TcpTrafficRouting(`s${i}-routing`, { namespace, serviceHost: APP_NAME, servicePort: 9000, gatewayPort: 31400, hosts: ["*"], weights: splitWeights(20) }, { provider });
+    new EchoService(`s${i}-svc`, { namespace, port: DEFAULTS.servicePort, owner }, { provider });
+    new TcpTrafficRouting(
+        `s${i}-routing`,
+        {
+            namespace,
+            serviceHost: APP_NAME,
+            servicePort: DEFAULTS.servicePort,
+            gatewayPort: DEFAULTS.gatewayPort,
+            hosts: ["*"],
+            weights: splitWeights(20),
+            gatewaySelector: gatewayPodSelector(DEFAULTS.asm.gatewayName),
+            istioApiVersion: DEFAULTS.istioApiVersion,
+            owner,
+        },
+        { provider },
+    );
 }

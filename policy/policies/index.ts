@@ -1,6 +1,6 @@
 import type { Policies } from "@pulumi/policy";
-import { slbFrontendPortsUnique, slbNotClusterCreated, slbReuseAcknowledged, slbSingleCluster } from "./loadBalancer";
-import { tcpRouteWeights, virtualServicePortExposed, virtualServiceSubsetsDefined } from "./routing";
+import { clbIntranetVswitch, clbPayByClcu, slbFrontendPortsUnique, slbNotClusterCreated, slbReuseAcknowledged, slbSingleCluster } from "./loadBalancer";
+import { gatewaySelectsOwnGateway, tcpRouteWeights, virtualServicePortExposed, virtualServiceSubsetsDefined } from "./routing";
 import { destinationPortSet, imagesPinned, istioPortNames, maxWeightStep, productionReplicas, resourcesSet } from "./workloads";
 
 export * from "./loadBalancer";
@@ -11,11 +11,14 @@ export const allPolicies: Policies = [
     tcpRouteWeights,
     virtualServiceSubsetsDefined,
     virtualServicePortExposed,
+    gatewaySelectsOwnGateway,
     imagesPinned,
     slbReuseAcknowledged,
     slbFrontendPortsUnique,
     slbSingleCluster,
     slbNotClusterCreated,
+    clbPayByClcu,
+    clbIntranetVswitch,
     istioPortNames,
     destinationPortSet,
     resourcesSet,

@@ -1,4 +1,4 @@
-import { PROGRAM_ANNOTATIONS, SLB_ANNOTATIONS, TYPE_TOKENS } from "../../components/model";
+import { PROGRAM_ANNOTATIONS, SLB_ANNOTATIONS, TYPE_TOKENS, sameResourceType } from "../../components/model";
 
 /** What the policies need of a resource: its type, props and URN (the validation args and stack resources both have them). */
 export interface Inspected {
@@ -7,7 +7,8 @@ export interface Inspected {
     urn: string;
 }
 
-export const isType = (token: string) => (r: Inspected) => r.type === token;
+/** Matches a resource of the token's kind; Istio networking kinds at every served version. */
+export const isType = (token: string) => (r: Inspected) => sameResourceType(r.type, token);
 
 export function metaName(r: Inspected): string | undefined {
     return r.props?.metadata?.name;
@@ -36,7 +37,7 @@ export function tcpRoutes(vs: Inspected): { match?: { port?: number }[]; route?:
 
 /** Annotations of the Service the ASM controller makes from an IstioGateway. */
 export function gatewayServiceAnnotations(r: Inspected): Record<string, string> {
-    if (r.type === TYPE_TOKENS.istioGateway) return r.props?.spec?.serviceAnnotations ?? {};
+    if (sameResourceType(r.type, TYPE_TOKENS.istioGateway)) return r.props?.spec?.serviceAnnotations ?? {};
     return r.props?.metadata?.annotations ?? {};
 }
 
@@ -62,7 +63,7 @@ export function reusesLoadBalancer(r: Inspected): boolean {
 }
 
 export function isLoadBalancerService(r: Inspected): boolean {
-    return r.type === TYPE_TOKENS.istioGateway ? r.props?.spec?.serviceType === "LoadBalancer" : r.type === TYPE_TOKENS.service && r.props?.spec?.type === "LoadBalancer";
+    return sameResourceType(r.type, TYPE_TOKENS.istioGateway) ? r.props?.spec?.serviceType === "LoadBalancer" : sameResourceType(r.type, TYPE_TOKENS.service) && r.props?.spec?.type === "LoadBalancer";
 }
 
 export function containers(deployment: Inspected): { name?: string; image?: string; resources?: any }[] {

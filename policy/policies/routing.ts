@@ -1,5 +1,5 @@
 import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
-import { TYPE_TOKENS } from "../../components/model";
+import { GATEWAY_POD_LABEL, TYPE_TOKENS, asmGatewayDefaultPodLabels, sameResourceType } from "../../components/model";
 import { Inspected, isType, metaName, metaNamespace, qualifyHost, tcpRoutes, frontendPorts } from "./resources";
 
 /** Istio treats weights as relative; this project's contract is percent: integers 0..100 summing to 100. */
@@ -8,7 +8,7 @@ export const tcpRouteWeights: ResourceValidationPolicy = {
     description: "TCP route weights are integers from 0 to 100 that sum to 100.",
     enforcementLevel: "mandatory",
     validateResource: (args, reportViolation) => {
-        if (args.type !== TYPE_TOKENS.virtualService) return;
+        if (!sameResourceType(args.type, TYPE_TOKENS.virtualService)) return;
         tcpRoutes(args).forEach((route, i) => {
             const destinations = route.route ?? [];
             if (destinations.length === 0) {
@@ -69,7 +69,8 @@ export const virtualServicePortExposed: StackValidationPolicy = {
     validateStack: (args, reportViolation) => {
         const gateways = new Map<string, Inspected>();
         for (const gw of args.resources.filter(isType(TYPE_TOKENS.gateway))) gateways.set(`${metaNamespace(gw)}/${metaName(gw)}`, gw);
-        const exposed = new Set(args.resources.filter(isType(TYPE_TOKENS.istioGateway)).flatMap(frontendPorts));
+        const istioGateways = args.resources.filter(isType(TYPE_TOKENS.istioGateway));
+        const exposed = new Set(istioGateways.flatMap(frontendPorts));
         for (const vs of args.resources.filter(isType(TYPE_TOKENS.virtualService))) {
             const refs: string[] = vs.props?.spec?.gateways ?? [];
             for (const route of tcpRoutes(vs)) {
@@ -86,10 +87,50 @@ export const virtualServicePortExposed: StackValidationPolicy = {
                             reportViolation(`VirtualService ${metaName(vs)} matches port ${match.port}, but Gateway ${ref} serves only ${JSON.stringify(serverPorts)}.`, vs.urn);
                         }
                     }
-                    if (!exposed.has(match.port)) {
+                    // Without a declared IstioGateway (asm.useExistingGateway) the preflight checked the live gateway's ports.
+                    if (istioGateways.length > 0 && !exposed.has(match.port)) {
                         reportViolation(`VirtualService ${metaName(vs)} matches port ${match.port}, but no IstioGateway exposes it (exposed: ${JSON.stringify([...exposed])}).`, vs.urn);
                     }
                 }
+            }
+        }
+    },
+};
+
+/** Labels the ASM controller gives the pods of an IstioGateway: its defaults, then `spec.podLabels`. */
+function gatewayPodLabels(ig: Inspected): Record<string, string> {
+    return { ...asmGatewayDefaultPodLabels(metaName(ig) ?? ""), ...(ig.props?.spec?.podLabels ?? {}) };
+}
+
+const selects = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+export const gatewaySelectsOwnGateway: StackValidationPolicy = {
+    name: "gateway-selects-own-gateway",
+    description: "Each Istio Gateway selects the pods of an ingress gateway the stack declares, by a label unique to that gateway.",
+    enforcementLevel: "mandatory",
+    validateStack: (args, reportViolation) => {
+        const istioGateways = args.resources.filter(isType(TYPE_TOKENS.istioGateway));
+        for (const gw of args.resources.filter(isType(TYPE_TOKENS.gateway))) {
+            const selector: Record<string, string> = gw.props?.spec?.selector ?? {};
+            if (Object.keys(selector).length === 0) {
+                reportViolation(`Gateway ${metaName(gw)}: spec.selector is empty, so it binds every gateway pod of the mesh, other teams' included.`, gw.urn);
+                continue;
+            }
+            // Without a declared IstioGateway (asm.useExistingGateway), the preflight read the live gateway's labels.
+            if (istioGateways.length === 0) continue;
+            const matched = istioGateways.filter((ig) => selects(selector, gatewayPodLabels(ig)));
+            if (matched.length === 0) {
+                reportViolation(
+                    `Gateway ${metaName(gw)}: spec.selector ${JSON.stringify(selector)} matches the pods of no IstioGateway this stack declares (${istioGateways
+                        .map((ig) => `${metaName(ig)}: ${JSON.stringify(gatewayPodLabels(ig))}`)
+                        .join("; ")}); traffic on its ports would reach no gateway.`,
+                    gw.urn,
+                );
+            } else if (!(GATEWAY_POD_LABEL in selector)) {
+                reportViolation(
+                    `Gateway ${metaName(gw)}: spec.selector ${JSON.stringify(selector)} is not the gateway's own label ${GATEWAY_POD_LABEL}; another team's gateway with the same labels would serve this route too.`,
+                    gw.urn,
+                );
             }
         }
     },

@@ -1,5 +1,5 @@
 import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
-import { TYPE_TOKENS } from "../../components/model";
+import { TYPE_TOKENS, VERSIONS, sameResourceType } from "../../components/model";
 import { imagePinProblem } from "../../config";
 import { containers, isType, metaName, metaNamespace, qualifyHost, stackOf, tcpRoutes } from "./resources";
 
@@ -8,7 +8,7 @@ export const imagesPinned: ResourceValidationPolicy = {
     description: "Container images carry a version tag other than latest, or a sha256 digest.",
     enforcementLevel: "mandatory",
     validateResource: (args, reportViolation) => {
-        if (args.type !== TYPE_TOKENS.deployment) return;
+        if (!sameResourceType(args.type, TYPE_TOKENS.deployment)) return;
         for (const c of containers(args)) {
             const problem = c.image ? imagePinProblem(c.image) : "is empty";
             if (problem) reportViolation(`Deployment ${metaName(args)}, container ${c.name}: image ${JSON.stringify(c.image)} ${problem}.`);
@@ -21,7 +21,7 @@ export const resourcesSet: ResourceValidationPolicy = {
     description: "Containers declare CPU and memory requests and limits.",
     enforcementLevel: "advisory",
     validateResource: (args, reportViolation) => {
-        if (args.type !== TYPE_TOKENS.deployment) return;
+        if (!sameResourceType(args.type, TYPE_TOKENS.deployment)) return;
         for (const c of containers(args)) {
             const missing = ["requests", "limits"].flatMap((kind) => ["cpu", "memory"].filter((r) => !c.resources?.[kind]?.[r]).map((r) => `${kind}.${r}`));
             if (missing.length > 0) reportViolation(`Deployment ${metaName(args)}, container ${c.name}: no ${missing.join(", ")}.`);
@@ -46,7 +46,7 @@ export const productionReplicas: ResourceValidationPolicy = {
         },
     },
     validateResource: (args, reportViolation) => {
-        if (args.type !== TYPE_TOKENS.deployment) return;
+        if (!sameResourceType(args.type, TYPE_TOKENS.deployment)) return;
         const { productionStackPattern, minReplicas } = args.getConfig<ProductionReplicasConfig>();
         if (!new RegExp(productionStackPattern).test(stackOf(args.urn))) return;
         const replicas = args.props?.spec?.replicas ?? 1;
@@ -63,7 +63,7 @@ export const istioPortNames: ResourceValidationPolicy = {
     description: "Service ports are named <protocol> or <protocol>-<suffix> (or set appProtocol) so Istio does not sniff TCP.",
     enforcementLevel: "advisory",
     validateResource: (args, reportViolation) => {
-        if (args.type !== TYPE_TOKENS.service) return;
+        if (!sameResourceType(args.type, TYPE_TOKENS.service)) return;
         for (const p of args.props?.spec?.ports ?? []) {
             const name: string = p.name ?? "";
             const ok = p.appProtocol || ISTIO_PROTOCOLS.some((proto) => name === proto || name.startsWith(`${proto}-`));
@@ -111,15 +111,15 @@ export const maxWeightStep: ResourceValidationPolicy = {
         },
     },
     validateResource: (args, reportViolation) => {
-        if (args.type !== TYPE_TOKENS.virtualService) return;
+        if (!sameResourceType(args.type, TYPE_TOKENS.virtualService)) return;
         const { maxWeightStep: limit, previousV2Weight } = args.getConfig<WeightStepConfig>();
         if (previousV2Weight === undefined) return;
         for (const route of tcpRoutes(args)) {
-            const canary = (route.route ?? [])[1];
+            const canary = (route.route ?? []).find((r) => r.destination?.subset === VERSIONS.canary.subset);
             if (!canary || typeof canary.weight !== "number") continue;
             const step = Math.abs(canary.weight - previousV2Weight);
             if (step > limit) {
-                reportViolation(`VirtualService ${metaName(args)}: v2 weight moves ${previousV2Weight} -> ${canary.weight} (${step} points); the largest allowed step is ${limit}.`);
+                reportViolation(`VirtualService ${metaName(args)}: ${VERSIONS.canary.subset} weight moves ${previousV2Weight} -> ${canary.weight} (${step} points); the largest allowed step is ${limit}.`);
             }
         }
     },

@@ -12,6 +12,26 @@ import { routesOf } from "../../tools/routes";
 import { TEST_CLUSTER, TEST_KUBECONFIG, testCluster } from "../support/cluster";
 
 const NAMESPACE = "itest";
+/** The stack's own gateway name here: the mesh's conventional `ingressgateway` belongs to someone else. */
+const OWN_GATEWAY = "tcp-echo-ingressgateway";
+/** A gateway someone else made before the stack existed, as on a real ASM instance (ports 80 and 443). */
+const FOREIGN_GATEWAY = `apiVersion: istio.alibabacloud.com/v1beta1
+kind: IstioGateway
+metadata:
+  name: ingressgateway
+  namespace: istio-system
+  labels: {asm-gateway-type: ingress}
+spec:
+  gatewayType: ingress
+  clusterIds: [local]
+  replicaCount: 2
+  serviceType: LoadBalancer
+  serviceAnnotations:
+    service.beta.kubernetes.io/alibaba-cloud-loadbalancer-id: lb-2ze8x7someoneelse1
+  ports:
+  - {name: http-0, port: 80, targetPort: 80, protocol: TCP}
+  - {name: https-1, port: 443, targetPort: 443, protocol: TCP}
+`;
 
 /** The real engine applying to the embedded local control plane (its own cluster, not the `local` stack's). */
 describe("real engine on the local cluster", () => {
@@ -24,6 +44,9 @@ describe("real engine on the local cluster", () => {
     const deployments = () =>
         get("-n", NAMESPACE, "get", "deployments").items.map((d: any) => ({ name: d.metadata.name, generation: d.metadata.generation, available: d.status.availableReplicas }));
     const podUids = () => get("-n", NAMESPACE, "get", "pods").items.map((p: any) => p.metadata.uid).sort();
+    /** The foreign gateway exactly as the API server stores it, resourceVersion and managed fields included. */
+    const foreignGateway = () => k("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com", "ingressgateway", "-o", "json");
+    let foreignBytes: string;
 
     async function upWithWeight(weight: number) {
         await stack.setConfig("v2Weight", { value: String(weight) });
@@ -41,6 +64,8 @@ describe("real engine on the local cluster", () => {
         engine = { backendUrl: `file://${path.join(dir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "integration-test" } };
         stack = await openStack("itest-cluster", { ...engine, workDir: dir });
         await stack.setAllConfig({ target: { value: "local" }, namespace: { value: NAMESPACE }, localKubeconfig: { value: TEST_KUBECONFIG } });
+        kubectl(TEST_KUBECONFIG, ["apply", "-f", "-"], FOREIGN_GATEWAY);
+        foreignBytes = foreignGateway();
     });
 
     after(async () => {
@@ -58,6 +83,18 @@ describe("real engine on the local cluster", () => {
         assert.equal(get("get", "nodes").items.length, 1);
     });
 
+    it("refuses to take over an IstioGateway it did not create, before anything changes", async () => {
+        await assert.rejects(upWithWeight(0), (err: Error) => {
+            assert.match(err.message, /asm-tcp-shift:asm\.gatewayName: IstioGateway istio-system\/ingressgateway already exists on .* and this stack did not create it/);
+            assert.match(err.message, /nothing was changed/);
+            return true;
+        });
+        assert.deepEqual((await stack.exportStack()).deployment.resources ?? [], [], "no resource was registered");
+        assert.deepEqual(get("-n", NAMESPACE, "get", "deployments,services").items, []);
+        assert.equal(foreignGateway(), foreignBytes, "the foreign gateway is byte for byte as it was");
+        await stack.setConfig("asm", { value: JSON.stringify({ gatewayName: OWN_GATEWAY }) });
+    });
+
     it("applies every object at v2Weight 0: Deployments Available, routes 100/0, CRs accepted", async () => {
         const { result } = await upWithWeight(0);
         assert.equal(result.summary.resourceChanges?.create, 15);
@@ -68,13 +105,39 @@ describe("real engine on the local cluster", () => {
         assert.deepEqual(liveWeights(), ["v1=100", "v2=0"]);
         assert.equal(get("-n", NAMESPACE, "get", "gateways.networking.istio.io", "tcp-echo-gateway").spec.servers[0].port.number, 31400);
         assert.equal(get("-n", NAMESPACE, "get", "destinationrules.networking.istio.io", "tcp-echo-destination").spec.subsets.length, 2);
-        const ig = get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com", "ingressgateway");
+        const ig = get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com", OWN_GATEWAY);
         assert.deepEqual(ig.spec.ports, [{ name: "tcp", port: 31400, targetPort: 31400, protocol: "TCP" }]);
+        assert.deepEqual(ig.spec.podLabels, { "asm-tcp-shift.io/gateway": OWN_GATEWAY });
+        assert.deepEqual([ig.spec.replicaCount, ig.spec.minReplicas, ig.spec.maxReplicas], [2, 2, 2]);
+        const gw = get("-n", NAMESPACE, "get", "gateways.networking.istio.io", "tcp-echo-gateway");
+        assert.deepEqual(gw.spec.selector, { "asm-tcp-shift.io/gateway": OWN_GATEWAY });
+        assert.equal(foreignGateway(), foreignBytes, "the foreign gateway is byte for byte as it was");
     });
 
     it("the API server rejects what the CRD schema forbids (the control-plane role validates for real)", () => {
         const bad = `apiVersion: istio.alibabacloud.com/v1beta1\nkind: IstioGateway\nmetadata: {name: bad, namespace: istio-system}\nspec: {gatewayType: sideways, clusterIds: []}\n`;
         assert.throws(() => kubectl(TEST_KUBECONFIG, ["apply", "-f", "-"], bad), /gatewayType|clusterIds/);
+    });
+
+    it("the IstioGateway schema is ASM's field list: a misspelt field is refused, by kubectl and by server-side apply", () => {
+        const typo = (field: string) =>
+            `apiVersion: istio.alibabacloud.com/v1beta1\nkind: IstioGateway\nmetadata: {name: typo, namespace: istio-system}\nspec: {gatewayType: ingress, clusterIds: [local], ${field}}\n`;
+        for (const field of ["rollingUpdate: {maxSurge: 1}", "overrideHpa: true"]) {
+            assert.throws(() => kubectl(TEST_KUBECONFIG, ["apply", "-f", "-"], typo(field)), /unknown field|field not declared in schema/, field);
+            assert.throws(() => kubectl(TEST_KUBECONFIG, ["apply", "--server-side", "-f", "-"], typo(field)), /unknown field|field not declared in schema/, field);
+        }
+        // The real fields of the same names are accepted (dry run: nothing is created).
+        kubectl(TEST_KUBECONFIG, ["apply", "--dry-run=server", "-f", "-"], typo('rollingMaxSurge: "25%", rollingMaxUnavailable: "0", autoscaleEnabled: false, podLabels: {a: b}'));
+    });
+
+    it("exports the gateway address ASM reports in the CR status", async () => {
+        k("-n", "istio-system", "patch", "istiogateways.istio.alibabacloud.com", OWN_GATEWAY, "--subresource=status", "--type=merge", "-p", '{"status":{"Status":"Running","GatewayAddress":["127.0.0.9"]}}');
+        const { outputs } = await stack.up({ refresh: true });
+        assert.equal(outputs.ingressAddress?.value, "127.0.0.9");
+        assert.equal(outputs.ingressAddressHint, undefined);
+        // The schema knows ASM's capitalised status keys only: anything else is pruned on write.
+        k("-n", "istio-system", "patch", "istiogateways.istio.alibabacloud.com", OWN_GATEWAY, "--subresource=status", "--type=merge", "-p", '{"status":{"gatewayAddress":["x"]}}');
+        assert.deepEqual(get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com", OWN_GATEWAY).status, { Status: "Running", GatewayAddress: ["127.0.0.9"] });
     });
 
     it("0 -> 20 updates only the VirtualService; Deployments and pods stay as they were", async () => {
@@ -98,6 +161,59 @@ describe("real engine on the local cluster", () => {
         assert.equal(up.summary.resourceChanges?.update, 1);
         assert.deepEqual(liveWeights(), ["v1=80", "v2=20"]);
     });
+
+    /** One hand edit per kind the stack owns, as kubectl or the ASM console makes it, and what the stack restores. */
+    const HAND_EDITS: { kind: string; resource: string; edit: string[]; read: () => unknown; expected: unknown }[] = [
+        {
+            kind: "Gateway",
+            resource: "tcp-echo-routing-gateway",
+            edit: ["-n", NAMESPACE, "patch", "gateways.networking.istio.io", "tcp-echo-gateway", "--type=merge", "-p", '{"spec":{"selector":{"asm-tcp-shift.io/gateway":"someone-elses"}}}'],
+            read: () => get("-n", NAMESPACE, "get", "gateways.networking.istio.io", "tcp-echo-gateway").spec.selector,
+            expected: { "asm-tcp-shift.io/gateway": OWN_GATEWAY },
+        },
+        {
+            kind: "DestinationRule",
+            resource: "tcp-echo-routing-destinationrule",
+            edit: ["-n", NAMESPACE, "patch", "destinationrules.networking.istio.io", "tcp-echo-destination", "--type=json", "-p", '[{"op":"replace","path":"/spec/subsets/1/labels/version","value":"v3"}]'],
+            read: () => get("-n", NAMESPACE, "get", "destinationrules.networking.istio.io", "tcp-echo-destination").spec.subsets[1].labels,
+            expected: { version: "v2" },
+        },
+        {
+            kind: "IstioGateway",
+            resource: "tcp-echo-ingress-istiogateway",
+            edit: ["-n", "istio-system", "patch", "istiogateways.istio.alibabacloud.com", OWN_GATEWAY, "--type=json", "-p", '[{"op":"replace","path":"/spec/ports/0/port","value":31401}]'],
+            read: () => get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com", OWN_GATEWAY).spec.ports[0].port,
+            expected: 31400,
+        },
+        {
+            kind: "Deployment",
+            resource: "tcp-echo-stable-deployment",
+            edit: ["-n", NAMESPACE, "scale", "deployment", "tcp-echo-v1", "--replicas=2"],
+            read: () => get("-n", NAMESPACE, "get", "deployment", "tcp-echo-v1").spec.replicas,
+            expected: 1,
+        },
+        {
+            // Not the port number: that is a list-map key under server-side apply, so an edit adds a port the stack
+            // does not own, and the next apply fails on a duplicate port name (README, "Every object is force-owned").
+            kind: "Service",
+            resource: "tcp-echo-svc-service",
+            edit: ["-n", NAMESPACE, "patch", "service", "tcp-echo", "--type=merge", "-p", '{"spec":{"selector":{"app":"someone-elses"}}}'],
+            read: () => get("-n", NAMESPACE, "get", "service", "tcp-echo").spec.selector,
+            expected: { app: "tcp-echo" },
+        },
+    ];
+    for (const edit of HAND_EDITS) {
+        it(`a hand edit of the ${edit.kind} is drift: preview --refresh shows it, up --refresh restores it`, async () => {
+            k(...edit.edit);
+            assert.notDeepEqual(edit.read(), edit.expected, "the edit took");
+            const preview = await stack.preview({ refresh: true, diff: true });
+            assert.equal(preview.changeSummary.update, 1, `${JSON.stringify(preview.changeSummary)}\n${preview.stdout}`);
+            assert.match(preview.stdout, new RegExp(`~.*${edit.kind}.*${edit.resource}|${edit.resource}`));
+            const up = await stack.up({ refresh: true });
+            assert.equal(up.summary.resourceChanges?.update, 1, JSON.stringify(up.summary.resourceChanges));
+            assert.deepEqual(edit.read(), edit.expected);
+        });
+    }
 
     it("an up killed with SIGKILL mid-update converges on the next run after `npm run recover`", async () => {
         await stack.setConfig("replicas", { value: "3" });
@@ -132,11 +248,27 @@ describe("real engine on the local cluster", () => {
         assert.deepEqual(Object.keys(again.changeSummary), ["same"]);
     });
 
-    it("destroy removes every object from the cluster and leaves an empty stack", async () => {
+    it("destroy removes every object it made from the cluster, leaves the foreign gateway as it was, and an empty stack", async () => {
         await stack.destroy();
         assert.deepEqual(get("-n", NAMESPACE, "get", "deployments,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io").items.map((i: any) => i.metadata.name), []);
-        assert.deepEqual(get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com").items, []);
+        assert.deepEqual(get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com").items.map((i: any) => i.metadata.name), ["ingressgateway"]);
+        assert.equal(foreignGateway(), foreignBytes, "the foreign gateway is byte for byte as it was");
         assert.deepEqual((await stack.exportStack()).deployment.resources ?? [], []);
+    });
+
+    it("routes through an existing gateway only once it exposes the port, and never changes or deletes it", async () => {
+        await stack.setConfig("asm", { value: JSON.stringify({ useExistingGateway: true }) });
+        await assert.rejects(upWithWeight(20), /asm-tcp-shift:gatewayPort: the existing IstioGateway istio-system\/ingressgateway exposes ports \[80,443\], not 31400/);
+        assert.equal(foreignGateway(), foreignBytes);
+        // Its owner adds the port (the stack never does).
+        k("-n", "istio-system", "patch", "istiogateways.istio.alibabacloud.com", "ingressgateway", "--type=json", "-p", '[{"op":"add","path":"/spec/ports/-","value":{"name":"tcp","port":31400,"targetPort":31400,"protocol":"TCP"}}]');
+        foreignBytes = foreignGateway();
+        const { result } = await upWithWeight(20);
+        assert.equal(result.summary.resourceChanges?.create, 13, JSON.stringify(result.summary.resourceChanges));
+        assert.deepEqual(get("-n", NAMESPACE, "get", "gateways.networking.istio.io", "tcp-echo-gateway").spec.selector, { istio: "ingressgateway" });
+        assert.equal(foreignGateway(), foreignBytes, "up left the existing gateway byte for byte as it was");
+        await stack.destroy();
+        assert.equal(foreignGateway(), foreignBytes, "destroy left the existing gateway byte for byte as it was");
     });
 
     it("cluster:down stops every process of the cluster", () => {

@@ -1,7 +1,7 @@
 import type { Policy, PolicyResource, ResourceValidationArgs, ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy } from "@pulumi/policy";
 import { TYPE_TOKENS } from "../../components/model";
-import { defineStack, readStackConfig } from "../../program";
-import { SECRET_SIG, recordResources, settle, unwrap } from "../support/mocks";
+import { SECRET_SIG, mockClbTags, mockedProgram } from "../support/mocks";
+import { KUBECONFIG_KEYS, asmConfig } from "../support/settings";
 
 /** A resource as a policy sees it. */
 export interface StackResource {
@@ -25,21 +25,11 @@ const reveal = (value: any): any =>
  * acknowledged CLB, so every policy has something to look at. Tests mutate one field of a copy.
  */
 export async function happyStack(stack = "dev", overrides: Record<string, unknown> = {}): Promise<StackResource[]> {
-    const recorded = await recordResources(
-        {
-            target: "asm",
-            v2Weight: 20,
-            asm: { clusterIds: ["c0123456789abcdef"] },
-            slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true, otherListenerPorts: [80, 443] },
-            dataPlaneKubeconfig: "kind: Config",
-            controlPlaneKubeconfig: "kind: Config",
-            ...overrides,
-        },
-        ["dataPlaneKubeconfig", "controlPlaneKubeconfig"],
+    mockClbTags({ "lb-2ze8x7example1234": { owner: "platform-team" } });
+    const { resources: recorded } = await mockedProgram(
+        asmConfig({ slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true, otherListenerPorts: [80, 443] }, ...overrides }),
+        KUBECONFIG_KEYS,
     );
-    const { settings, secrets } = readStackConfig();
-    await unwrap(defineStack(settings, secrets).ncCommand);
-    await settle();
     return recorded
         .filter((r) => r.type.startsWith("kubernetes:") || r.type.startsWith("alicloud:"))
         .map((r) => ({ type: r.type, name: r.name, urn: `urn:pulumi:${stack}::asm-tcp-shift::${r.type}::${r.name}`, props: reveal(r.inputs) }));

@@ -14,7 +14,7 @@ describe("policy pack on the happy-path stack", () => {
 
     it("declares the documented enforcement levels", () => {
         const levels = Object.fromEntries(policies.allPolicies.map((p) => [p.name, p.enforcementLevel]));
-        for (const name of ["tcp-route-weights", "virtualservice-subsets-defined", "virtualservice-port-exposed", "images-pinned", "slb-reuse-acknowledged", "slb-frontend-ports-unique", "slb-single-cluster", "slb-not-cluster-created"]) {
+        for (const name of ["tcp-route-weights", "virtualservice-subsets-defined", "virtualservice-port-exposed", "images-pinned", "slb-reuse-acknowledged", "slb-frontend-ports-unique", "slb-single-cluster", "slb-not-cluster-created", "gateway-selects-own-gateway", "clb-pay-by-clcu", "clb-intranet-vswitch"]) {
             assert.equal(levels[name], "mandatory", name);
         }
         for (const name of ["istio-port-names", "destination-port-set", "resources-set", "production-replicas", "max-weight-step"]) {
@@ -133,6 +133,66 @@ describe("slb-not-cluster-created", () => {
     it("rejects a CLB listed as cluster-created in the policy config", async () => {
         const stack = await happyStack();
         assert.equal((await violations(policies.slbNotClusterCreated, stack, { clusterCreatedLoadBalancerIds: ["lb-2ze8x7example1234"] })).length, 1);
+    });
+});
+
+const CREATED_CLB = { slb: { mode: "create", addressType: "intranet", vswitchId: "vsw-bp1example12345678" } };
+
+describe("clb-pay-by-clcu", () => {
+    it("passes the CLB the program creates", async () => {
+        const stack = await happyStack("dev", CREATED_CLB);
+        assert.deepEqual(await violations(policies.clbPayByClcu, stack), []);
+    });
+    it("rejects a created CLB billed by specification", async () => {
+        const stack = clone(await happyStack("dev", CREATED_CLB));
+        const clb = find(stack, "slb");
+        clb.props.instanceChargeType = "PayBySpec";
+        clb.props.loadBalancerSpec = "slb.s1.small";
+        assert.deepEqual(await violations(policies.clbPayByClcu, stack), [
+            'CLB tcp-echo-ingressgateway: instanceChargeType is "PayBySpec"; pay-by-specification CLBs are no longer sold, set "PayByCLCU".',
+            'CLB tcp-echo-ingressgateway: loadBalancerSpec "slb.s1.small" is ignored for pay-by-CLCU CLBs; remove it.',
+        ]);
+    });
+    it("rejects a gateway that asks the cloud controller for a spec", async () => {
+        const stack = await mutated("istioGateway", (ig) => (ig.props.spec.serviceAnnotations[SLB_ANNOTATIONS.spec] = "slb.s1.small"));
+        assert.match((await violations(policies.clbPayByClcu, stack))[0], /IstioGateway ingressgateway: annotation .*-spec=slb\.s1\.small asks for a pay-by-specification CLB/);
+    });
+});
+
+describe("clb-intranet-vswitch", () => {
+    it("rejects an intranet CLB without a vSwitch", async () => {
+        const stack = clone(await happyStack("dev", CREATED_CLB));
+        assert.deepEqual(await violations(policies.clbIntranetVswitch, stack), []);
+        delete find(stack, "slb").props.vswitchId;
+        assert.deepEqual(await violations(policies.clbIntranetVswitch, stack), ["CLB tcp-echo-ingressgateway: an intranet CLB needs vswitchId, a vSwitch in the cluster's VPC (slb.vswitchId)."]);
+    });
+});
+
+describe("gateway-selects-own-gateway", () => {
+    it("rejects a Gateway selector that matches no declared gateway's pods", async () => {
+        const stack = await mutated("gateway", (gw) => (gw.props.spec.selector = { "asm-tcp-shift.io/gateway": "other" }));
+        assert.match((await violations(policies.gatewaySelectsOwnGateway, stack))[0], /Gateway tcp-echo-gateway: spec.selector \{"asm-tcp-shift.io\/gateway":"other"\} matches the pods of no IstioGateway/);
+    });
+    it("rejects the shared label istio: ingressgateway, which other teams' gateways carry too", async () => {
+        const stack = await mutated("gateway", (gw) => (gw.props.spec.selector = { istio: "ingressgateway" }));
+        assert.match((await violations(policies.gatewaySelectsOwnGateway, stack))[0], /is not the gateway's own label asm-tcp-shift.io\/gateway/);
+    });
+    it("rejects an empty selector", async () => {
+        const stack = await mutated("gateway", (gw) => (gw.props.spec.selector = {}));
+        assert.match((await violations(policies.gatewaySelectsOwnGateway, stack))[0], /spec.selector is empty/);
+    });
+});
+
+describe("Istio kinds at every served version", () => {
+    it("judges a VirtualService written as networking.istio.io/v1beta1 like a v1 one", async () => {
+        const stack = clone(await happyStack("dev", { istioApiVersion: "v1beta1" }));
+        const vs = stack.find((r) => r.type === "kubernetes:networking.istio.io/v1beta1:VirtualService")!;
+        assert.ok(vs, "the program wrote v1beta1");
+        vs.props.spec.tcp[0].route[1].weight = 30;
+        assert.equal((await violations(policies.tcpRouteWeights, stack)).length, 1);
+        for (const policy of [policies.virtualServiceSubsetsDefined, policies.virtualServicePortExposed, policies.gatewaySelectsOwnGateway]) {
+            assert.deepEqual(await violations(policy as any, await happyStack("dev", { istioApiVersion: "v1beta1" })), [], policy.name);
+        }
     });
 });
 

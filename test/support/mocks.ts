@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT } from "../../config";
+import { StackOutputs, TargetFacts, defineStack, makeProviders, readStackConfig, stackOwner } from "../../program";
 
 /** How Pulumi marks a secret value on the wire (what the engine, and so the mocks, receive). */
 export const SECRET_SIG = "4dabf18193072939515e22adb298388d";
@@ -17,10 +18,18 @@ export interface RecordedResource {
  * Installs Pulumi mocks that record every registered resource. Returns the live list; call again to
  * reset it (each call installs a fresh mock monitor).
  */
+/** Tags the mocked alicloud API reports for a CLB id (see `mockClbTags`); absent ids are not found. */
+const clbTags = new Map<string, Record<string, string>>();
+export function mockClbTags(tags: Record<string, Record<string, string>>): void {
+    clbTags.clear();
+    for (const [id, t] of Object.entries(tags)) clbTags.set(id, t);
+}
+
 export async function recordResources(config: Record<string, unknown> = {}, secretKeys: string[] = []): Promise<RecordedResource[]> {
     const recorded: RecordedResource[] = [];
     const allConfig: Record<string, string> = {};
     for (const [key, value] of Object.entries(config)) {
+        if (value === undefined) continue;
         allConfig[`${PROJECT}:${key}`] = typeof value === "string" ? value : JSON.stringify(value);
     }
     pulumi.runtime.setAllConfig(allConfig, secretKeys.map((k) => `${PROJECT}:${k}`));
@@ -33,12 +42,17 @@ export async function recordResources(config: Record<string, unknown> = {}, secr
                 return { id, state };
             },
             call(args: pulumi.runtime.MockCallArgs) {
+                if (args.token === "alicloud:slb/getApplicationLoadBalancers:getApplicationLoadBalancers") {
+                    const ids: string[] = args.inputs.ids ?? [];
+                    return { ids, balancers: ids.filter((id) => clbTags.has(id)).map((id) => ({ id, tags: clbTags.get(id) })) };
+                }
                 return args.inputs;
             },
         },
         PROJECT,
         "unit",
         false,
+        "organization",
     );
     return recorded;
 }
@@ -61,4 +75,21 @@ export function one(resources: RecordedResource[], type: string): RecordedResour
     const found = byType(resources, type);
     if (found.length !== 1) throw new Error(`expected one ${type}, found ${found.length}: ${found.map((r) => r.name).join(", ")}`);
     return found[0];
+}
+
+/**
+ * Runs the real program under mocks as index.ts does, with the given stack config and what the checks against the
+ * target would have found (no live target here; `preflight/` has its own tests).
+ */
+export async function mockedProgram(
+    config: Record<string, unknown>,
+    secretKeys: string[] = [],
+    facts: Partial<TargetFacts> = {},
+): Promise<{ resources: RecordedResource[]; outputs: StackOutputs }> {
+    const resources = await recordResources(config, secretKeys);
+    const { settings, secrets } = readStackConfig();
+    const outputs = defineStack(settings, makeProviders(settings, secrets), { owner: stackOwner(), ...facts });
+    await unwrap(outputs.virtualService);
+    await settle();
+    return { resources, outputs };
 }

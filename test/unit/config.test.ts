@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ConfigError, imagePinProblem, parseSettings } from "../../config";
-import { DEFAULT_GATEWAY_PORT, DEFAULT_IMAGE } from "../../components/model";
-import { happyConfig, readerFor, settingsFor } from "../support/settings";
+import { ConfigError, DEFAULTS, imagePinProblem, parseSettings } from "../../config";
+import { ACK_CLUSTER_ID, happyConfig, readerFor, settingsFor } from "../support/settings";
 
-const ASM = { target: "asm", asm: { clusterIds: ["c0123456789abcdef"] } };
+const ASM = { target: "asm", asm: { clusterIds: [ACK_CLUSTER_ID] } };
 const REUSE = { ...ASM, slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true } };
 
 /** Each row: a config change, the key the error must name, and words the message must contain. */
@@ -30,20 +29,29 @@ const BAD_INPUTS: { case: string; config: Record<string, unknown>; key: string; 
     { case: "slb mode unknown", config: { slb: { mode: "share" } }, key: "slb.mode", says: /"create", "reuse", "managed"/ },
     { case: "slb not an object", config: { slb: "reuse" }, key: "slb", says: /must be an object/ },
     { case: "slb address type", config: { slb: { addressType: "public" } }, key: "slb.addressType", says: /"internet", "intranet"/ },
-    { case: "slb spec", config: { slb: { spec: "slb.s9.huge" } }, key: "slb.spec", says: /slb\.s1\.small/ },
+    { case: "slb spec (retired)", config: { slb: { spec: "slb.s1.small" } }, key: "slb.spec", says: /retired.*no longer sold.*PayByCLCU/ },
+    { case: "intranet CLB created without vSwitch", config: { ...ASM, slb: { mode: "create", addressType: "intranet" } }, key: "slb.vswitchId", says: /required with slb.mode "create" and slb.addressType "intranet".*vsw-/ },
+    { case: "malformed vSwitch id", config: { ...ASM, slb: { mode: "create", addressType: "intranet", vswitchId: "sw-1" } }, key: "slb.vswitchId", says: /vsw- and 8\.\.32/ },
+    { case: "vSwitch on an internet CLB", config: { slb: { vswitchId: "vsw-bp1example12345678" } }, key: "slb.vswitchId", says: /only used with slb.addressType "intranet"/ },
+    { case: "vSwitch with a reused CLB", config: { ...REUSE, slb: { ...REUSE.slb, addressType: "intranet", vswitchId: "vsw-bp1example12345678" } }, key: "slb.vswitchId", says: /not used with slb.mode "reuse"/ },
+    { case: "gateway name not a DNS label", config: { asm: { gatewayName: "Ingress_GW" } }, key: "asm.gatewayName", says: /DNS-1123 label of at most 57/ },
+    { case: "gateway name too long for istio-<name>", config: { asm: { gatewayName: "g".repeat(58) } }, key: "asm.gatewayName", says: /at most 57/ },
+    { case: "useExistingGateway not boolean", config: { asm: { useExistingGateway: "yes" } }, key: "asm.useExistingGateway", says: /true or false/ },
+    { case: "CLB settings for an existing gateway", config: { ...REUSE, asm: { clusterIds: [ACK_CLUSTER_ID], useExistingGateway: true } }, key: "slb", says: /only for a gateway this stack creates.*slb\.mode.*slb\.id/ },
+    { case: "Istio API version unknown", config: { istioApiVersion: "v2" }, key: "istioApiVersion", says: /"v1", "v1beta1", "v1alpha3"/ },
     { case: "reuse without acknowledgment", config: { ...REUSE, slb: { mode: "reuse", id: "lb-2ze8x7example1234" } }, key: "slb.acknowledgeListenerOverride", says: /must be true.*listener/ },
     { case: "reuse acknowledgment not boolean", config: { ...REUSE, slb: { ...REUSE.slb, acknowledgeListenerOverride: "yes" } }, key: "slb.acknowledgeListenerOverride", says: /true or false/ },
     { case: "reuse without id", config: { ...REUSE, slb: { mode: "reuse", acknowledgeListenerOverride: true } }, key: "slb.id", says: /lb-/ },
     { case: "malformed SLB id", config: { ...REUSE, slb: { ...REUSE.slb, id: "slb-123" } }, key: "slb.id", says: /lb- and 8\.\.32/ },
     { case: "id without reuse", config: { slb: { mode: "managed", id: "lb-2ze8x7example1234" } }, key: "slb.id", says: /only used with slb.mode "reuse"/ },
-    { case: "gateway port used by another service on the SLB", config: { ...REUSE, slb: { ...REUSE.slb, otherListenerPorts: [80, DEFAULT_GATEWAY_PORT] } }, key: "gatewayPort", says: /already a frontend port/ },
+    { case: "gateway port used by another service on the SLB", config: { ...REUSE, slb: { ...REUSE.slb, otherListenerPorts: [80, DEFAULTS.gatewayPort] } }, key: "gatewayPort", says: /already a frontend port/ },
     { case: "other listener port out of range", config: { ...REUSE, slb: { ...REUSE.slb, otherListenerPorts: [0] } }, key: "slb.otherListenerPorts[0]", says: /1 to 65535/ },
     { case: "empty clusterIds", config: { ...ASM, asm: { clusterIds: [] } }, key: "asm.clusterIds", says: /at least one/ },
     { case: "missing clusterIds on asm", config: { target: "asm" }, key: "asm.clusterIds", says: /is required when target is "asm"/ },
     { case: "malformed cluster id", config: { ...ASM, asm: { clusterIds: ["cluster-1"] } }, key: "asm.clusterIds", says: /ACK cluster ids/ },
     { case: "SLB shared across clusters", config: { ...REUSE, asm: { clusterIds: ["c0123456789abcdef", "cfedcba9876543210"] } }, key: "asm.clusterIds", says: /cannot be shared across clusters/ },
     { case: "create mode off the cloud", config: { slb: { mode: "create" } }, key: "slb.mode", says: /only allowed with target "asm"/ },
-    { case: "gateway replicas 0", config: { ...ASM, asm: { clusterIds: ["c0123456789abcdef"], gatewayReplicas: 0 } }, key: "asm.gatewayReplicas", says: /1 to 20/ },
+    { case: "gateway replicas 0", config: { ...ASM, asm: { clusterIds: [ACK_CLUSTER_ID], gatewayReplicas: 0 } }, key: "asm.gatewayReplicas", says: /1 to 20/ },
 ];
 
 describe("stack config", () => {
@@ -51,12 +59,20 @@ describe("stack config", () => {
         const s = settingsFor();
         assert.equal(s.v2Weight, 20);
         assert.deepEqual(s.weights, { stable: 80, canary: 20 });
-        assert.deepEqual(s.images, { stable: DEFAULT_IMAGE, canary: DEFAULT_IMAGE });
-        assert.equal(s.gatewayPort, DEFAULT_GATEWAY_PORT);
+        assert.deepEqual(s.images, { stable: DEFAULTS.image, canary: DEFAULTS.image });
+        assert.equal(s.gatewayPort, DEFAULTS.gatewayPort);
         assert.equal(s.servicePort, 9000);
         assert.deepEqual(s.hosts, ["*"]);
         assert.equal(s.slb.mode, "managed");
         assert.equal(s.namespace, "default");
+        assert.equal(s.istioApiVersion, "v1");
+        assert.deepEqual([s.asm.gatewayName, s.asm.useExistingGateway], ["ingressgateway", false]);
+    });
+
+    it("takes a gateway name, an existing gateway and an older Istio API", () => {
+        const s = settingsFor({ istioApiVersion: "v1beta1", asm: { gatewayName: "tcp-echo-ingressgateway", useExistingGateway: true }, slb: { mode: "managed" } });
+        assert.equal(s.istioApiVersion, "v1beta1");
+        assert.deepEqual([s.asm.gatewayName, s.asm.useExistingGateway], ["tcp-echo-ingressgateway", true]);
     });
 
     it("accepts a reused SLB only with the acknowledgment, and keeps its id", () => {

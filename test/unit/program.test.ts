@@ -1,18 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { SLB_ANNOTATIONS, TYPE_TOKENS, PROGRAM_ANNOTATIONS, DEFAULT_IMAGE } from "../../components/model";
-import { defineStack, readStackConfig } from "../../program";
-import { RecordedResource, SECRET_SIG, SECRET_SIG_VALUE, byType, one, recordResources, settle, unwrap } from "../support/mocks";
-
-/** Runs the program as index.ts does, under mocks, with the given stack config. */
-async function runProgram(config: Record<string, unknown>, secretKeys: string[] = []) {
-    const resources = await recordResources(config, secretKeys);
-    const { settings, secrets } = readStackConfig();
-    const outputs = defineStack(settings, secrets);
-    await unwrap(outputs.ncCommand);
-    await settle();
-    return { resources, outputs };
-}
+import { SLB_ANNOTATIONS, TYPE_TOKENS, PROGRAM_ANNOTATIONS } from "../../components/model";
+import { DEFAULTS } from "../../config";
+import { makeProviders, readStackConfig, reusedClbTagProblems } from "../../program";
+import { ACK_CLUSTER_ID, KUBECONFIG_KEYS, asmConfig } from "../support/settings";
+import { RecordedResource, SECRET_SIG, SECRET_SIG_VALUE, byType, mockClbTags, mockedProgram as runProgram, one, recordResources, unwrap } from "../support/mocks";
 
 function providerName(resource: RecordedResource): string | undefined {
     // Provider references are "<urn>::<id>"; the URN ends with the provider's resource name.
@@ -70,7 +62,7 @@ describe("whole program on the render target", () => {
             assert.deepEqual(d.inputs.spec.selector.matchLabels, labels);
             assert.deepEqual(d.inputs.spec.template.metadata.labels, labels);
             const c = d.inputs.spec.template.spec.containers[0];
-            assert.equal(c.image, DEFAULT_IMAGE);
+            assert.equal(c.image, DEFAULTS.image);
             assert.deepEqual(c.args, ["9000", prefix]);
             assert.deepEqual(c.ports, [{ name: "tcp", containerPort: 9000, protocol: "TCP" }]);
             assert.deepEqual(c.readinessProbe.tcpSocket, { port: "tcp" });
@@ -99,7 +91,7 @@ describe("whole program on the render target", () => {
         });
         const gw = one(resources, TYPE_TOKENS.gateway);
         assert.deepEqual(gw.inputs.spec, {
-            selector: { istio: "ingressgateway" },
+            selector: { "asm-tcp-shift.io/gateway": "ingressgateway" },
             servers: [{ port: { number: 31400, name: "tcp", protocol: "TCP" }, hosts: ["*"] }],
         });
         const vs = one(resources, TYPE_TOKENS.virtualService);
@@ -134,13 +126,13 @@ describe("secret settings", () => {
             assert.match(d.inputs.spec.value.template.spec.containers[0].image, /tcp-echo-server/);
         }
         assert.ok(typeof (outputs.images as any).apply === "function", "the images output is an Output (a secret)");
-        assert.deepEqual(await unwrap(outputs.images), { v1: DEFAULT_IMAGE, v2: PRIVATE });
+        assert.deepEqual(await unwrap(outputs.images), { v1: DEFAULTS.image, v2: PRIVATE });
     });
 
     it("leaves images plain when no image key is a secret", async () => {
         const { resources } = await runProgram({ target: "render", v2Weight: 20, imageV2: PRIVATE });
         const images = byType(resources, TYPE_TOKENS.deployment).map((d) => d.inputs.spec.template.spec.containers[0].image).sort();
-        assert.deepEqual(images, [DEFAULT_IMAGE, PRIVATE].sort());
+        assert.deepEqual(images, [DEFAULTS.image, PRIVATE].sort());
     });
 
     it("refuses any other setting stored as a secret: it would land in the state in plain text", async () => {
@@ -150,17 +142,11 @@ describe("secret settings", () => {
 });
 
 describe("whole program on the asm target", () => {
-    const asmConfig = {
-        target: "asm",
-        v2Weight: 20,
-        asm: { clusterIds: ["c0123456789abcdef"] },
-        dataPlaneKubeconfig: "apiVersion: v1\nkind: Config # ack",
-        controlPlaneKubeconfig: "apiVersion: v1\nkind: Config # asm",
-    };
-    const secretKeys = ["dataPlaneKubeconfig", "controlPlaneKubeconfig"];
+    const asm = asmConfig();
+    const secretKeys = KUBECONFIG_KEYS;
 
     it("puts workloads on the ACK provider and Istio config on the ASM provider", async () => {
-        const { resources } = await runProgram(asmConfig, secretKeys);
+        const { resources } = await runProgram(asm, secretKeys);
         const expected: Record<string, string> = {
             [TYPE_TOKENS.deployment]: "ack",
             [TYPE_TOKENS.service]: "ack",
@@ -175,7 +161,7 @@ describe("whole program on the asm target", () => {
     });
 
     it("keeps kubeconfigs secret in the provider inputs", async () => {
-        const { resources } = await runProgram(asmConfig, secretKeys);
+        const { resources } = await runProgram(asm, secretKeys);
         for (const p of byType(resources, "pulumi:providers:kubernetes")) {
             // The engine receives secrets wrapped in Pulumi's secret sentinel; a plain string would be stored in clear.
             assert.equal(p.inputs.kubeconfig[SECRET_SIG], SECRET_SIG_VALUE);
@@ -184,12 +170,12 @@ describe("whole program on the asm target", () => {
     });
 
     it("rejects a kubeconfig stored in plain text", async () => {
-        await recordResources(asmConfig, []);
+        await recordResources(asm, []);
         assert.throws(() => readStackConfig(), /dataPlaneKubeconfig: holds a kubeconfig in plain text/);
     });
 
     it("reports bad settings and missing secrets together", async () => {
-        await recordResources({ target: "asm", v2Weight: 101, asm: { clusterIds: ["c0123456789abcdef"] } });
+        await recordResources(asmConfig({ v2Weight: 101, dataPlaneKubeconfig: undefined, controlPlaneKubeconfig: undefined }));
         assert.throws(() => readStackConfig(), (err: any) => {
             assert.deepEqual(err.problems.map((p: any) => p.key), ["v2Weight", "dataPlaneKubeconfig", "controlPlaneKubeconfig"]);
             return true;
@@ -197,12 +183,12 @@ describe("whole program on the asm target", () => {
     });
 
     it("requires the kubeconfigs on asm", async () => {
-        await recordResources({ target: "asm", v2Weight: 20, asm: { clusterIds: ["c0123456789abcdef"] } });
+        await recordResources(asmConfig({ dataPlaneKubeconfig: undefined, controlPlaneKubeconfig: undefined }));
         assert.throws(() => readStackConfig(), /controlPlaneKubeconfig: is required when target is "asm"/);
     });
 
     it("declares the IstioGateway for ASM with a managed CLB by default", async () => {
-        const { resources } = await runProgram(asmConfig, secretKeys);
+        const { resources } = await runProgram(asm, secretKeys);
         const ig = one(resources, TYPE_TOKENS.istioGateway);
         assert.equal(ig.inputs.apiVersion, "istio.alibabacloud.com/v1beta1");
         assert.equal(ig.inputs.metadata.namespace, "istio-system");
@@ -213,15 +199,55 @@ describe("whole program on the asm target", () => {
         assert.equal(ig.inputs.spec.replicaCount, 2);
         assert.deepEqual(ig.inputs.spec.serviceAnnotations, {
             [SLB_ANNOTATIONS.addressType]: "internet",
-            [SLB_ANNOTATIONS.spec]: "slb.s1.small",
+            [SLB_ANNOTATIONS.chargeType]: "PayByCLCU",
         });
     });
 
+    it("leaves ingressAddress absent until ASM reports it, with the way to find it in its own output", async () => {
+        const { outputs } = await runProgram(asm, secretKeys);
+        assert.equal(await unwrap(outputs.ingressAddress), undefined);
+        assert.equal(await unwrap(outputs.ncCommand), undefined);
+        const hint = outputs.ingressAddressHint;
+        assert.match(hint ?? "", /IstioGateway istio-system\/ingressgateway/);
+        assert.match(hint ?? "", /svc istio-ingressgateway/);
+        assert.doesNotMatch(JSON.stringify(await unwrap(outputs.ingressAddress)) ?? "", /\$\(/, "an output holds a value, not shell");
+    });
+
+    it("routes through an existing gateway without declaring it, selecting the pods the preflight read", async () => {
+        const { resources, outputs } = await runProgram({ ...asm, asm: { clusterIds: [ACK_CLUSTER_ID], useExistingGateway: true } }, secretKeys, {
+            existingGateway: { podSelector: { istio: "ingressgateway" }, address: "198.51.100.7" },
+        });
+        assert.equal(byType(resources, TYPE_TOKENS.istioGateway).length, 0, "the stack declares nothing of a gateway it does not own");
+        assert.deepEqual(one(resources, TYPE_TOKENS.gateway).inputs.spec.selector, { istio: "ingressgateway" });
+        assert.equal(await unwrap(outputs.ingressAddress), "198.51.100.7");
+        assert.equal(outputs.slbMode, "existing-gateway");
+    });
+
+    it("uses the configured gateway name for the CR, its pod label and the address hint", async () => {
+        const { resources, outputs } = await runProgram({ ...asm, asm: { clusterIds: [ACK_CLUSTER_ID], gatewayName: "tcp-echo-gw" } }, secretKeys);
+        const ig = one(resources, TYPE_TOKENS.istioGateway);
+        assert.equal(ig.inputs.metadata.name, "tcp-echo-gw");
+        assert.deepEqual(one(resources, TYPE_TOKENS.gateway).inputs.spec.selector, ig.inputs.spec.podLabels);
+        assert.match(outputs.ingressAddressHint ?? "", /svc istio-tcp-echo-gw/);
+    });
+
+    it("stamps every object with this stack's owner and force-owns it", async () => {
+        const { resources } = await runProgram(asm, secretKeys);
+        const objects = resources.filter((r) => r.type.startsWith("kubernetes:") && !r.type.startsWith("pulumi:"));
+        assert.equal(objects.length, 7);
+        for (const r of objects) {
+            assert.match(r.inputs.metadata.annotations["asm-tcp-shift.io/stack"], /^.+\/asm-tcp-shift\/unit$/, r.name);
+            assert.equal(r.inputs.metadata.annotations["pulumi.com/patchForce"], "true", r.name);
+        }
+    });
+
     it("creates a CLB with the alicloud provider and binds it by id in create mode", async () => {
-        const { resources, outputs } = await runProgram({ ...asmConfig, slb: { mode: "create", addressType: "intranet", spec: "slb.s2.small" } }, secretKeys);
+        const { resources, outputs } = await runProgram({ ...asm, slb: { mode: "create", addressType: "intranet", vswitchId: "vsw-bp1example12345678" } }, secretKeys);
         const slb = one(resources, TYPE_TOKENS.slb);
         assert.equal(slb.inputs.addressType, "intranet");
-        assert.equal(slb.inputs.loadBalancerSpec, "slb.s2.small");
+        assert.equal(slb.inputs.instanceChargeType, "PayByCLCU");
+        assert.equal(slb.inputs.loadBalancerSpec, undefined, "pay-by-specification is no longer sold");
+        assert.equal(slb.inputs.vswitchId, "vsw-bp1example12345678");
         assert.equal(providerName(slb), "alicloud");
         const ig = one(resources, TYPE_TOKENS.istioGateway);
         assert.deepEqual(ig.inputs.spec.serviceAnnotations, {
@@ -229,12 +255,12 @@ describe("whole program on the asm target", () => {
             [SLB_ANNOTATIONS.forceOverrideListeners]: "true",
         });
         assert.equal(await unwrap(outputs.ingressAddress), "203.0.113.10");
-        assert.match(await unwrap(outputs.ncCommand), /nc 203\.0\.113\.10 31400/);
+        assert.match((await unwrap(outputs.ncCommand)) ?? "", /nc 203\.0\.113\.10 31400/);
     });
 
     it("reuses a CLB by id with the acknowledgment recorded", async () => {
         const { resources, outputs } = await runProgram(
-            { ...asmConfig, slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true, otherListenerPorts: [80] } },
+            { ...asm, slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true, otherListenerPorts: [80] } },
             secretKeys,
         );
         assert.equal(byType(resources, TYPE_TOKENS.slb).length, 0);
@@ -244,5 +270,27 @@ describe("whole program on the asm target", () => {
         assert.equal(ig.inputs.metadata.annotations[PROGRAM_ANNOTATIONS.listenerOverrideAcknowledged], "true");
         assert.equal(ig.inputs.metadata.annotations[PROGRAM_ANNOTATIONS.otherListenerPorts], "80");
         assert.equal(await unwrap(outputs.slbId), "lb-2ze8x7example1234");
+        assert.equal(byType(resources, "pulumi:providers:alicloud").length, 1, "reuse reads the CLB's tags through the alicloud API");
+    });
+
+    it("refuses, at preview time, a reused CLB that a cluster created (its tags), as the cloud controller would", async () => {
+        const reuse = { ...asm, slb: { mode: "reuse", id: "lb-2ze8x7clustermade1", acknowledgeListenerOverride: true } };
+        for (const tag of ["kubernetes.do.not.delete", "ack.aliyun.com"]) {
+            mockClbTags({ "lb-2ze8x7clustermade1": { [tag]: "x" } });
+            await recordResources(reuse, secretKeys);
+            const { settings, secrets } = readStackConfig();
+            const problems = await reusedClbTagProblems(settings, makeProviders(settings, secrets));
+            assert.equal(problems.length, 1, tag);
+            assert.equal(problems[0].key, "slb.id");
+            assert.match(problems[0].message, new RegExp(`carries tag ${tag.replace(/\./g, "\\.")}.*can not reuse loadbalancer created by kubernetes`));
+        }
+        mockClbTags({ "lb-2ze8x7clustermade1": { owner: "platform" } });
+        await recordResources(reuse, secretKeys);
+        let { settings, secrets } = readStackConfig();
+        assert.deepEqual(await reusedClbTagProblems(settings, makeProviders(settings, secrets)), [], "a CLB made in the console or by API is reusable");
+        mockClbTags({});
+        await recordResources(reuse, secretKeys);
+        ({ settings, secrets } = readStackConfig());
+        assert.match((await reusedClbTagProblems(settings, makeProviders(settings, secrets)))[0].message, /no CLB lb-2ze8x7clustermade1 exists/);
     });
 });

@@ -1,0 +1,215 @@
+/**
+ * Checks the stack makes against its target before it registers a single resource, so that a refusal changes
+ * nothing: every object it would create is free or already this stack's; an existing gateway it routes through
+ * exposes the port; the mesh serves the chosen Istio API; a reused CLB was not made by a cluster.
+ * All problems are reported together, each naming the config key that resolves it.
+ */
+import {
+    ASM_GATEWAY_API,
+    CLB_TAGS,
+    INGRESS_GATEWAY_NAMESPACE,
+    ISTIO_NETWORKING_GROUP,
+    IstioApiVersion,
+    OBJECT_NAMES,
+    OWNER_ANNOTATION,
+    TRACKS,
+    asmGatewayDefaultPodLabels,
+    deploymentName,
+} from "../components/model";
+import { IstioGatewayStatus } from "../components/istioTypes";
+import { statusAddress } from "../components/asmIngressGateway";
+import { KubeApi } from "./kubeApi";
+
+export * from "./kubeApi";
+
+export interface PreflightProblem {
+    /** Config key whose change resolves the problem. */
+    readonly key: string;
+    readonly message: string;
+}
+
+/** The target refused the stack; nothing was changed. */
+export class PreflightError extends Error {
+    constructor(
+        public readonly problems: readonly PreflightProblem[],
+        project: string,
+    ) {
+        super(`The target refuses this stack (nothing was changed):\n` + problems.map((p) => `  - ${project}:${p.key}: ${p.message}`).join("\n"));
+        this.name = "PreflightError";
+    }
+}
+
+export interface PreflightInput {
+    namespace: string;
+    gatewayName: string;
+    useExistingGateway: boolean;
+    gatewayPort: number;
+    istioApiVersion: IstioApiVersion;
+    /** This stack's stamp (`OWNER_ANNOTATION`). */
+    owner: string;
+}
+
+export interface PreflightApis {
+    /** ACK: Deployments and the Service. */
+    dataPlane: KubeApi;
+    /** ASM: Istio objects and the IstioGateway. */
+    controlPlane: KubeApi;
+}
+
+/** What the preflight learnt of an IstioGateway the stack routes through but does not own. */
+export interface ExistingGateway {
+    podSelector: Record<string, string>;
+    address?: string;
+}
+
+interface PlannedObject {
+    plane: keyof PreflightApis;
+    kind: string;
+    /** API path of the object. */
+    path: string;
+    display: string;
+    /** The key to change to avoid the name clash. */
+    renameKey: string;
+}
+
+function objectPath(groupVersion: string, plural: string, namespace: string, name: string): string {
+    const prefix = groupVersion.includes("/") ? `/apis/${groupVersion}` : `/api/${groupVersion}`;
+    return `${prefix}/namespaces/${namespace}/${plural}/${name}`;
+}
+
+/** Every object the stack would create, from the same names the components use. */
+export function plannedObjects(input: PreflightInput): PlannedObject[] {
+    const ns = input.namespace;
+    const istio = `${ISTIO_NETWORKING_GROUP}/${input.istioApiVersion}`;
+    const objects: PlannedObject[] = [
+        ...TRACKS.map((track) => ({ plane: "dataPlane" as const, kind: "Deployment", path: objectPath("apps/v1", "deployments", ns, deploymentName(track)), display: `${ns}/${deploymentName(track)}`, renameKey: "namespace" })),
+        { plane: "dataPlane", kind: "Service", path: objectPath("v1", "services", ns, OBJECT_NAMES.service), display: `${ns}/${OBJECT_NAMES.service}`, renameKey: "namespace" },
+        { plane: "controlPlane", kind: "Gateway", path: objectPath(istio, "gateways", ns, OBJECT_NAMES.gateway), display: `${ns}/${OBJECT_NAMES.gateway}`, renameKey: "namespace" },
+        { plane: "controlPlane", kind: "DestinationRule", path: objectPath(istio, "destinationrules", ns, OBJECT_NAMES.destinationRule), display: `${ns}/${OBJECT_NAMES.destinationRule}`, renameKey: "namespace" },
+        { plane: "controlPlane", kind: "VirtualService", path: objectPath(istio, "virtualservices", ns, OBJECT_NAMES.virtualService), display: `${ns}/${OBJECT_NAMES.virtualService}`, renameKey: "namespace" },
+    ];
+    if (!input.useExistingGateway) {
+        objects.push({
+            plane: "controlPlane",
+            kind: "IstioGateway",
+            path: istioGatewayPath(input.gatewayName),
+            display: `${INGRESS_GATEWAY_NAMESPACE}/${input.gatewayName}`,
+            renameKey: "asm.gatewayName",
+        });
+    }
+    return objects;
+}
+
+function istioGatewayPath(name: string): string {
+    return objectPath(ASM_GATEWAY_API, "istiogateways", INGRESS_GATEWAY_NAMESPACE, name);
+}
+
+function takeoverMessage(object: PlannedObject, api: KubeApi, found: string | undefined, owner: string): string {
+    const how =
+        object.kind === "IstioGateway"
+            ? "set asm.gatewayName to a name of this stack's own, or asm.useExistingGateway to true to route through that gateway without changing it"
+            : "deploy into another namespace, or remove the object yourself if it is a leftover";
+    return (
+        `${object.kind} ${object.display} already exists on ${api.server} and this stack did not create it ` +
+        `(annotation ${OWNER_ANNOTATION} is ${found === undefined ? "absent" : JSON.stringify(found)}; this stack is ${JSON.stringify(owner)}). ` +
+        `The stack never takes over, changes or deletes an object it did not create: ${how}. ` +
+        `If this stack did make it (before it stamped its objects), mark it with \`kubectl annotate ... ${OWNER_ANNOTATION}=${owner}\`.`
+    );
+}
+
+async function ownershipProblems(input: PreflightInput, apis: PreflightApis, skipIstio: boolean): Promise<PreflightProblem[]> {
+    const problems: PreflightProblem[] = [];
+    const objects = plannedObjects(input).filter((o) => !(skipIstio && o.path.includes(`/${ISTIO_NETWORKING_GROUP}/`)));
+    const answers = await Promise.all(objects.map((o) => apis[o.plane].get(o.path)));
+    objects.forEach((object, i) => {
+        const { status, body } = answers[i];
+        if (status === 404) return;
+        const api = apis[object.plane];
+        if (status !== 200) {
+            problems.push({ key: object.renameKey, message: `cannot tell whether ${object.kind} ${object.display} exists on ${api.server}: HTTP ${status} ${body?.message ?? ""}`.trim() });
+            return;
+        }
+        const stamp: string | undefined = body?.metadata?.annotations?.[OWNER_ANNOTATION];
+        if (stamp !== input.owner) problems.push({ key: object.renameKey, message: takeoverMessage(object, api, stamp, input.owner) });
+    });
+    return problems;
+}
+
+async function istioApiProblems(input: PreflightInput, controlPlane: KubeApi): Promise<PreflightProblem[]> {
+    const { status, body } = await controlPlane.get(`/apis/${ISTIO_NETWORKING_GROUP}`);
+    const chosen = `${ISTIO_NETWORKING_GROUP}/${input.istioApiVersion}`;
+    if (status === 404) {
+        return [{ key: "istioApiVersion", message: `${controlPlane.server} serves no ${ISTIO_NETWORKING_GROUP} API at all; the control-plane kubeconfig must be the ASM instance's (or a cluster with Istio's CRDs)` }];
+    }
+    if (status !== 200) return [{ key: "istioApiVersion", message: `cannot list the ${ISTIO_NETWORKING_GROUP} versions ${controlPlane.server} serves: HTTP ${status}` }];
+    const served: string[] = (body?.versions ?? []).map((v: { version: string }) => v.version);
+    if (served.includes(input.istioApiVersion)) return [];
+    return [
+        {
+            key: "istioApiVersion",
+            message:
+                `the mesh at ${controlPlane.server} serves ${ISTIO_NETWORKING_GROUP} ${JSON.stringify(served)}, not ${input.istioApiVersion}. ` +
+                `${chosen} exists from Istio 1.22, so it needs ASM 1.22 or later: upgrade the mesh, or set istioApiVersion to one it serves (${served.map((v) => `"${v}"`).join(", ")})`,
+        },
+    ];
+}
+
+async function existingGateway(input: PreflightInput, controlPlane: KubeApi): Promise<{ problems: PreflightProblem[]; gateway?: ExistingGateway }> {
+    const display = `${INGRESS_GATEWAY_NAMESPACE}/${input.gatewayName}`;
+    const { status, body } = await controlPlane.get(istioGatewayPath(input.gatewayName));
+    if (status === 404) {
+        return { problems: [{ key: "asm.gatewayName", message: `asm.useExistingGateway is true, but there is no IstioGateway ${display} on ${controlPlane.server}; name an existing gateway, or set asm.useExistingGateway to false to have the stack create one` }] };
+    }
+    if (status !== 200) return { problems: [{ key: "asm.gatewayName", message: `cannot read IstioGateway ${display} on ${controlPlane.server}: HTTP ${status}` }] };
+    if (body?.metadata?.annotations?.[OWNER_ANNOTATION] === input.owner) {
+        // Routing "through" it would drop it from the program, and the next up would delete it.
+        return { problems: [{ key: "asm.useExistingGateway", message: `IstioGateway ${display} is this stack's own; keep asm.useExistingGateway false (switching would delete it), or choose another asm.gatewayName` }] };
+    }
+    const ports: number[] = (body?.spec?.ports ?? []).map((p: { port: number }) => p.port);
+    if (!ports.includes(input.gatewayPort)) {
+        return {
+            problems: [
+                {
+                    key: "gatewayPort",
+                    message: `the existing IstioGateway ${display} exposes ports ${JSON.stringify(ports)}, not ${input.gatewayPort}; the stack does not change a gateway it does not own: add the port to that gateway yourself, or set gatewayPort to one it exposes`,
+                },
+            ],
+        };
+    }
+    const podLabels: Record<string, string> = body?.spec?.podLabels ?? {};
+    // Without podLabels, ASM's own pod label `istio: <name>` is the one label that names this gateway.
+    const podSelector = Object.keys(podLabels).length > 0 ? podLabels : { istio: asmGatewayDefaultPodLabels(input.gatewayName).istio };
+    return { problems: [], gateway: { podSelector, address: statusAddress(body?.status as IstioGatewayStatus | undefined) } };
+}
+
+/**
+ * Runs every check against the live target; throws {@link PreflightError} with all problems. Returns what the
+ * program needs of an existing gateway it routes through.
+ */
+export async function checkTarget(input: PreflightInput, apis: PreflightApis, project: string): Promise<{ existingGateway?: ExistingGateway }> {
+    const apiProblems = await istioApiProblems(input, apis.controlPlane);
+    const [owned, existing] = await Promise.all([
+        ownershipProblems(input, apis, apiProblems.length > 0),
+        input.useExistingGateway ? existingGateway(input, apis.controlPlane) : Promise.resolve({ problems: [] as PreflightProblem[], gateway: undefined }),
+    ]);
+    const problems = [...apiProblems, ...owned, ...existing.problems];
+    if (problems.length > 0) throw new PreflightError(problems, project);
+    return { existingGateway: existing.gateway };
+}
+
+/**
+ * The cloud controller refuses to reuse a CLB a cluster made (cloud-provider-alibaba-cloud `isLoadBalancerReusable`:
+ * tag `kubernetes.do.not.delete` or `ack.aliyun.com` -> "can not reuse loadbalancer created by kubernetes."). The same
+ * refusal at preview time, from the CLB's tags as the alicloud API reports them (`undefined`: no such CLB).
+ */
+export function reusedClbProblems(id: string, tags: Record<string, string> | undefined): PreflightProblem[] {
+    if (tags === undefined) return [{ key: "slb.id", message: `no CLB ${id} exists in the provider's region; check slb.id and alicloud:region` }];
+    const found = CLB_TAGS.clusterCreated.filter((tag) => tag in tags);
+    if (found.length === 0) return [];
+    return [
+        {
+            key: "slb.id",
+            message: `CLB ${id} carries tag ${found.join(", ")}: a cluster created it, and the cloud controller refuses it ("can not reuse loadbalancer created by kubernetes."). Only CLBs created in the console or by API can be reused; use slb.mode "create" or "managed", or another CLB`,
+        },
+    ];
+}
