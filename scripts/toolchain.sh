@@ -3,8 +3,9 @@
 # provider plugin, istioctl, the local control plane and actionlint. Everything lands in
 # $CACHE_DIR/toolchain/<tool>-<version>/ and is reused until the version in toolchain.versions changes.
 #
-#   scripts/toolchain.sh [pulumi|kubernetes|istioctl|cluster|actionlint ...]   (default: all)
-#   scripts/toolchain.sh --print-path                                          (prints the PATH entries)
+#   scripts/toolchain.sh [pulumi|kubernetes|istioctl|cluster|actionlint|mesh ...]   (default: all)
+#   scripts/toolchain.sh --print-path                                               (prints the PATH entries)
+#   scripts/toolchain.sh --mesh-binary                                              (prints the asm-local path)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -18,6 +19,9 @@ K8S_PROVIDER_DIR="$TOOLS/pulumi-resource-kubernetes-$KUBERNETES_PROVIDER_VERSION
 ISTIOCTL_DIR="$TOOLS/istioctl-$ISTIO_VERSION"
 CLUSTER_DIR="$TOOLS/cluster-k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 ACTIONLINT_DIR="$TOOLS/actionlint-$ACTIONLINT_VERSION"
+
+# asm-local (mesh/): the project's own Go program, keyed by its sources.
+mesh_binary() { echo "$TOOLS/asm-local-$(cat "$ROOT"/mesh/go.mod "$ROOT"/mesh/go.sum "$ROOT"/mesh/*.go | sha256sum | cut -c1-12)/asm-local"; }
 
 print_path() { echo "$PULUMI_DIR/bin:$ISTIOCTL_DIR/bin:$CLUSTER_DIR/bin:$ACTIONLINT_DIR/bin"; }
 
@@ -184,6 +188,17 @@ build_actionlint() {
   rm -rf "$work"
 }
 
+# The local mesh's stand-ins (IstioGateway controller, echo-pod runner, gateway data plane). Same Istio pin
+# and flags as istioctl, so with istioctl built this compiles only the project's own package and links.
+build_mesh() {
+  local bin
+  bin=$(mesh_binary)
+  if [[ -x "$bin" ]]; then return; fi
+  go_env
+  mkdir -p "$(dirname "$bin")"
+  step "asm-local (mesh stand-ins)" bash -c "cd '$ROOT/mesh' && go build -trimpath -ldflags '-s -w' -o '$bin.tmp' . && mv '$bin.tmp' '$bin'"
+}
+
 # One build of a tool at a time (CI and a developer's shell may start the bootstrap together); other
 # tools stay usable meanwhile.
 locked() {
@@ -197,8 +212,9 @@ locked() {
 
 main() {
   if [[ "${1:-}" == "--print-path" ]]; then print_path; return; fi
+  if [[ "${1:-}" == "--mesh-binary" ]]; then mesh_binary; return; fi
   local wanted=("$@")
-  [[ ${#wanted[@]} -gt 0 ]] || wanted=(pulumi kubernetes istioctl cluster actionlint)
+  [[ ${#wanted[@]} -gt 0 ]] || wanted=(pulumi kubernetes istioctl cluster actionlint mesh)
   mkdir -p "$TOOLS/.work"
   for tool in "${wanted[@]}"; do
     case "$tool" in
@@ -207,7 +223,8 @@ main() {
       istioctl) locked istioctl build_istioctl ;;
       cluster) locked cluster build_cluster ;;
       actionlint) locked actionlint build_actionlint ;;
-      *) die "unknown tool '$tool' (pulumi, kubernetes, istioctl, cluster, actionlint)" ;;
+      mesh) locked istioctl build_istioctl; locked mesh build_mesh ;;
+      *) die "unknown tool '$tool' (pulumi, kubernetes, istioctl, cluster, actionlint, mesh)" ;;
     esac
   done
   log "toolchain ready: $(print_path)"
