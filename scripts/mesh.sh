@@ -92,7 +92,8 @@ wait_ready() {
     controller) [[ -f "$DIR/state/echo-pods.json" ]] && return 0; url="" ;;
   esac
   for _ in $(seq 600); do
-    pid_of "$what" >/dev/null || { tail -n 30 "$DIR/$what.log" >&2; die "$what exited (log: $DIR/$what.log)"; }
+    # (Liveness by pid: just after the fork the command line may not be the program's yet.)
+    kill -0 "$(cat "$DIR/$what.pid")" 2>/dev/null || { tail -n 30 "$DIR/$what.log" >&2; die "$what exited (log: $DIR/$what.log)"; }
     if [[ -n "$url" ]]; then curl -fsS -o /dev/null "$url" 2>/dev/null && return 0; else [[ -f "$DIR/state/echo-pods.json" ]] && return 0; fi
     sleep 0.1
   done

@@ -64,7 +64,7 @@ export function podIPs(namespace: string, selector: string): string[] {
         .sort();
 }
 
-/** `istioctl proxy-status` over plaintext xDS, as the issue's check runs it. */
+/** `istioctl proxy-status` over plaintext xDS; `-v 1` shows the sync state per type (CDS, EDS, LDS columns). */
 export function proxyStatus(): string {
-    return execFileSync(toolchainBinary("istioctl"), ["proxy-status", "--xds-address", env().xdsAddress, "--plaintext", "--kubeconfig", MESH_KUBECONFIG], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    return execFileSync(toolchainBinary("istioctl"), ["proxy-status", "--xds-address", env().xdsAddress, "--plaintext", "-v", "1", "--kubeconfig", MESH_KUBECONFIG], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
