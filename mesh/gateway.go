@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -36,7 +37,7 @@ import (
 const tcpProxyFilter = wellknown.TCPProxy
 
 type gatewayOptions struct {
-	xdsAddress, adminAddress, clusterID, istioVersion, stateDir string
+	xdsAddress, adminAddress, clusterID, istioVersion, stateDir, pick string
 }
 
 // gatewayProcess plays every ingress-gateway pod the IstioGateway controller created (one ADS
@@ -103,6 +104,9 @@ type gatewayPod struct {
 	cancel          context.CancelFunc
 	echo            *tableReader
 
+	sequence bool
+	rolls    atomic.Uint64
+
 	mu        sync.Mutex
 	snap      atomic.Pointer[xdsSnapshot]
 	listeners map[string]*tcpListener
@@ -164,7 +168,7 @@ func (g *gatewayProcess) syncPod(ctx context.Context, obj any) {
 		// istiod lists (istioctl proxy-status) only connections that carry a proxy config.
 		"PROXY_CONFIG": map[string]any{"discoveryAddress": g.o.xdsAddress},
 	}
-	p := &gatewayPod{key: key, ip: pod.Status.PodIP, nodeID: nodeID, echo: g.echo, listeners: map[string]*tcpListener{}, rr: map[string]*atomic.Uint64{}, conns: map[string]*atomic.Uint64{}}
+	p := &gatewayPod{key: key, ip: pod.Status.PodIP, nodeID: nodeID, echo: g.echo, sequence: g.o.pick == "sequence", listeners: map[string]*tcpListener{}, rr: map[string]*atomic.Uint64{}, conns: map[string]*atomic.Uint64{}}
 	ads, err := newADSClient(g.o.xdsAddress, nodeID, meta, func(s xdsSnapshot) { p.apply(s); g.writeTable() })
 	if err != nil {
 		log.Printf("gateway pod %s: %v", key, err)
@@ -335,6 +339,15 @@ func (p *gatewayPod) counter(m map[string]*atomic.Uint64, name string) *atomic.U
 	return c
 }
 
+// roll: uniform in [0, 1). Random as Envoy draws it, or the golden-ratio sequence, whose share below w
+// over any n consecutive rolls stays within about 1/n of w.
+func (p *gatewayPod) roll() float64 {
+	if !p.sequence {
+		return rand.Float64()
+	}
+	return math.Mod(float64(p.rolls.Add(1))*0.6180339887498949, 1)
+}
+
 // pickCluster: uniformly at random over the total weight, as Envoy's weighted_clusters.
 func pickCluster(r *tcpRoute, roll float64) string {
 	if r.Cluster != "" {
@@ -392,7 +405,7 @@ func (p *gatewayPod) handle(client net.Conn, l *tcpListener) {
 		client.Close()
 		return
 	}
-	cluster := pickCluster(route, rand.Float64())
+	cluster := pickCluster(route, p.roll())
 	_, eps := endpointsOf(snap, cluster)
 	var live []lbEndpoint
 	for _, e := range eps {

@@ -97,6 +97,7 @@ func main() {
 		fs.StringVar(&o.adminAddress, "admin-address", "127.0.0.1:15000", "loopback address of the config dump and stats")
 		fs.StringVar(&o.clusterID, "cluster-id", "Kubernetes", "istiod's cluster id")
 		fs.StringVar(&o.istioVersion, "istio-version", "1.31.0", "ISTIO_VERSION sent in the node metadata")
+		fs.StringVar(&o.pick, "pick", "random", "how a weighted_clusters choice is drawn per connection: random (as Envoy) or sequence (a low-discrepancy sequence: the same expected split, without sampling noise; for tests)")
 		_ = fs.Parse(os.Args[2:])
 		kc, _ := c.clients()
 		o.stateDir = c.stateDir

@@ -23,7 +23,8 @@ COMPONENTS=(istiod controller gateway)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# Ports and the CLB's loopback address, chosen once per cluster and kept: the default cluster uses Istio's
+# Ports, the CLB's loopback address and the gateway's weighted pick (ASM_TCP_SHIFT_GATEWAY_PICK: random as
+# Envoy, or sequence for tests that must not fail on sampling noise), chosen once per cluster and kept: the default cluster uses Istio's
 # well-known ports (the seed's `istioctl proxy-status --xds-address 127.0.0.1:15010`) and 127.0.0.1; any
 # other cluster (the tests' own) gets free ports and its own 127.0.0.x, so two clusters can run at once.
 load_env() {
@@ -31,10 +32,12 @@ load_env() {
   if [[ ! -f "$DIR/env" ]]; then
     if [[ "$NAME" == asm-tcp-shift ]]; then
       printf 'XDS_PORT=15010\nISTIOD_HTTP_PORT=15080\nISTIOD_MONITORING_PORT=15014\nGATEWAY_ADMIN_PORT=15000\nINGRESS_IP=127.0.0.1\n' > "$DIR/env"
+      echo "GATEWAY_PICK=${ASM_TCP_SHIFT_GATEWAY_PICK:-random}" >> "$DIR/env"
     else
       local n=$(( $(printf '%s' "$NAME" | cksum | cut -d' ' -f1) % 200 + 20 ))
       printf 'XDS_PORT=%s\nISTIOD_HTTP_PORT=%s\nISTIOD_MONITORING_PORT=%s\nGATEWAY_ADMIN_PORT=%s\nINGRESS_IP=127.0.0.%s\n' \
         "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" "$n" > "$DIR/env"
+      echo "GATEWAY_PICK=${ASM_TCP_SHIFT_GATEWAY_PICK:-random}" >> "$DIR/env"
     fi
   fi
   # shellcheck disable=SC1091
@@ -78,7 +81,7 @@ YAML
       ;;
     gateway)
       setsid "$(asm_local)" gateway --kubeconfig "$KUBECONFIG_OUT" --state-dir "$DIR/state" --xds-address "127.0.0.1:$XDS_PORT" \
-        --admin-address "127.0.0.1:$GATEWAY_ADMIN_PORT" </dev/null >>"$log" 2>&1 &
+        --admin-address "127.0.0.1:$GATEWAY_ADMIN_PORT" --pick "${GATEWAY_PICK:-random}" </dev/null >>"$log" 2>&1 &
       ;;
   esac
   echo $! > "$DIR/$what.pid"

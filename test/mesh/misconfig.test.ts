@@ -11,24 +11,35 @@ import { MESH_KUBECONFIG, apply, env, get, k, meshCluster } from "../support/mes
 
 const NAMESPACE = "misconfig";
 
-interface Case {
-    name: string;
+interface Change {
     kind: string;
     resource: string;
     namespace: string;
-    field: string;
     /** JSON patch (replace ops) applied to the live object by kubectl and to the program's resource before preview. */
     patch: { op: "replace"; path: string; value: unknown }[];
 }
 
+interface Case {
+    name: string;
+    /** The resource and field the refusal must name. */
+    field: string;
+    changes: Change[];
+}
+
+const change = (kind: string, resource: string, path: string, value: unknown, namespace = NAMESPACE): Change => ({ kind, resource, namespace, patch: [{ op: "replace", path, value }] });
+
 const CASES: Case[] = [
-    { name: "Gateway selector matching no gateway pod", kind: "Gateway", resource: "tcp-echo-gateway", namespace: NAMESPACE, field: "spec.selector", patch: [{ op: "replace", path: "/spec/selector", value: { istio: "no-such-gateway" } }] },
-    { name: "route port not served by the Gateway", kind: "VirtualService", resource: "tcp-echo", namespace: NAMESPACE, field: "spec.tcp[0].match[0].port", patch: [{ op: "replace", path: "/spec/tcp/0/match/0/port", value: 31401 }] },
-    { name: "port not exposed by the IstioGateway", kind: "IstioGateway", resource: "ingressgateway", namespace: "istio-system", field: "spec.ports", patch: [{ op: "replace", path: "/spec/ports", value: [{ name: "tcp", port: 31401, targetPort: 31401, protocol: "TCP" }] }] },
-    { name: "Gateway and VirtualService hosts that do not intersect", kind: "VirtualService", resource: "tcp-echo", namespace: NAMESPACE, field: "spec.hosts", patch: [{ op: "replace", path: "/spec/hosts", value: ["echo.example.com"] }] },
-    { name: "subset labels matching no pod", kind: "DestinationRule", resource: "tcp-echo-destination", namespace: NAMESPACE, field: "spec.subsets[1].labels", patch: [{ op: "replace", path: "/spec/subsets/1/labels", value: { version: "v3" } }] },
-    { name: "DestinationRule for another host", kind: "DestinationRule", resource: "tcp-echo-destination", namespace: NAMESPACE, field: "spec.host", patch: [{ op: "replace", path: "/spec/host", value: "other-echo" }] },
-    { name: "VirtualService naming a missing Gateway", kind: "VirtualService", resource: "tcp-echo", namespace: NAMESPACE, field: "spec.gateways", patch: [{ op: "replace", path: "/spec/gateways", value: ["no-such-gateway"] }] },
+    { name: "Gateway selector matching no gateway pod", field: "Gateway tcp-echo-gateway spec.selector", changes: [change("Gateway", "tcp-echo-gateway", "/spec/selector", { istio: "no-such-gateway" })] },
+    { name: "route port not served by the Gateway", field: "VirtualService tcp-echo spec.tcp[0].match[0].port", changes: [change("VirtualService", "tcp-echo", "/spec/tcp/0/match/0/port", 31401)] },
+    { name: "port not exposed by the IstioGateway", field: "IstioGateway ingressgateway spec.ports", changes: [change("IstioGateway", "ingressgateway", "/spec/ports", [{ name: "tcp", port: 31401, targetPort: 31401, protocol: "TCP" }], "istio-system")] },
+    {
+        name: "Gateway and VirtualService hosts that do not intersect",
+        field: "VirtualService tcp-echo spec.hosts",
+        changes: [change("Gateway", "tcp-echo-gateway", "/spec/servers/0/hosts", ["a.example.com"]), change("VirtualService", "tcp-echo", "/spec/hosts", ["b.example.com"])],
+    },
+    { name: "subset labels matching no pod", field: "DestinationRule tcp-echo-destination spec.subsets[1].labels", changes: [change("DestinationRule", "tcp-echo-destination", "/spec/subsets/1/labels", { version: "v3" })] },
+    { name: "DestinationRule for another host", field: "DestinationRule tcp-echo-destination spec.host", changes: [change("DestinationRule", "tcp-echo-destination", "/spec/host", "other-echo")] },
+    { name: "VirtualService naming a missing Gateway", field: "VirtualService tcp-echo spec.gateways", changes: [change("VirtualService", "tcp-echo", "/spec/gateways", ["no-such-gateway"])] },
 ];
 
 const RESOURCE = { Gateway: "gateways.networking.istio.io", VirtualService: "virtualservices.networking.istio.io", DestinationRule: "destinationrules.networking.istio.io", IstioGateway: "istiogateways.istio.alibabacloud.com" } as Record<string, string>;
@@ -46,10 +57,11 @@ function at(obj: any, pointer: string): unknown {
 const WRAPPER = `import * as pulumi from "@pulumi/pulumi";
 const raw = process.env.ASM_TCP_SHIFT_MUTATION;
 if (raw) {
-    const m = JSON.parse(raw);
+    const changes = JSON.parse(raw);
     pulumi.runtime.registerStackTransformation((args) => {
         const props: any = args.props;
-        if (props?.kind !== m.kind || props?.metadata?.name !== m.resource) return undefined;
+        const m = changes.find((c: any) => props?.kind === c.kind && props?.metadata?.name === c.resource);
+        if (!m) return undefined;
         for (const op of m.patch) {
             const keys = op.path.split("/").slice(1);
             const last = keys.pop();
@@ -69,6 +81,8 @@ module.exports = require("./index.real");
 describe("misconfigurations: the live mesh and the policy pack", () => {
     let dir: string;
     let stack: Stack;
+    // The preview side runs on the render target: the pack judges the same resources, with no live object in the way.
+    let previewStack: Stack;
     const rows: string[] = ["| misconfiguration | live mesh (400 connections through the gateway) | gateway received | preview with the policy pack |", "|---|---|---|---|"];
     const results: { c: Case; broken: boolean; refused: boolean; message: string }[] = [];
 
@@ -83,6 +97,9 @@ describe("misconfigurations: the live mesh and the policy pack", () => {
         await stack.setAllConfig({ target: { value: "local" }, namespace: { value: NAMESPACE }, localKubeconfig: { value: MESH_KUBECONFIG }, v2Weight: { value: "20" } });
         await gatedUp(stack);
         await waitForReceivedSplit(env(), 31400, { v1: 80, v2: 20 });
+        previewStack = await openStack("misconfig-preview", { workDir: dir, backendUrl: `file://${path.join(dir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "misconfig-test" } });
+        await previewStack.setAllConfig({ target: { value: "render" }, namespace: { value: NAMESPACE }, v2Weight: { value: "20" } });
+        await previewStack.preview({ policyPacks: [POLICY_PACK_DIR] });
     });
 
     after(async () => {
@@ -94,12 +111,14 @@ describe("misconfigurations: the live mesh and the policy pack", () => {
     for (const c of CASES) {
         it(c.name, async () => {
             // Live: patch by hand, let istiod push, measure through the gateway as the seed's commands find it.
-            const resource = RESOURCE[c.kind];
-            const original = get("-n", c.namespace, "get", resource, c.resource);
-            const undo = c.patch.map((op) => ({ op: "replace", path: op.path, value: at(original, op.path) }));
+            const undo = c.changes.map((ch) => {
+                const original = get("-n", ch.namespace, "get", RESOURCE[ch.kind], ch.resource);
+                return { ...ch, patch: ch.patch.map((op) => ({ op: "replace" as const, path: op.path, value: at(original, op.path) })) };
+            });
+            const patch = (chs: Change[]) => chs.forEach((ch) => k("-n", ch.namespace, "patch", RESOURCE[ch.kind], ch.resource, "--type=json", "-p", JSON.stringify(ch.patch)));
             const versions = async () => JSON.stringify((await gatewayConfigDump(env())).map((p) => p.versions));
             const before = await versions();
-            k("-n", c.namespace, "patch", resource, c.resource, "--type=json", "-p", JSON.stringify(c.patch));
+            patch(c.changes);
             let live: string;
             let received: string;
             let broken: boolean;
@@ -116,28 +135,34 @@ describe("misconfigurations: the live mesh and the policy pack", () => {
                 const routes = receivedRoutes(await gatewayConfigDump(env()));
                 received = routes.length === 0 ? "no TCP listener" : routes.map((x) => `${x.listener}: ${Object.entries(x.split).map(([s, w]) => `${s} ${w} (${x.endpoints[s]?.length ?? 0} endpoints)`).join(", ")}`).filter((v, i, a) => a.indexOf(v) === i).join("; ");
             } finally {
-                k("-n", c.namespace, "patch", resource, c.resource, "--type=json", "-p", JSON.stringify(undo));
+                patch(undo);
             }
             await waitForReceivedSplit(env(), 31400, { v1: 80, v2: 20 });
 
             // Preview: the same change made by the program, judged by the pack.
-            stack.workspace.envVars.ASM_TCP_SHIFT_MUTATION = JSON.stringify(c);
+            previewStack.workspace.envVars.ASM_TCP_SHIFT_MUTATION = JSON.stringify(c.changes);
             let refused = false;
             let message = "preview passed";
             try {
-                await stack.preview({ policyPacks: [POLICY_PACK_DIR] });
+                await previewStack.preview({ policyPacks: [POLICY_PACK_DIR] });
             } catch (err) {
                 refused = true;
                 const text = (err as Error).message;
-                message = text.split("\n").filter((l) => /\[mandatory\]|VirtualService |Gateway |DestinationRule |IstioGateway /.test(l)).map((l) => l.trim()).slice(0, 3).join(" / ") || text.slice(0, 300);
+                if (process.env.MISCONFIG_DEBUG) fs.appendFileSync(process.env.MISCONFIG_DEBUG, `\n===== ${c.name}\n${text}\n`);
+                // The pack's violations: the line after each "[mandatory]  <policy>  (<resource>)" header.
+                const lines = text.split("\n").map((l) => l.trim());
+                const found = lines.flatMap((l, i) => (/^- \[mandatory\]/.test(l) ? [`${l.replace(/^- \[mandatory\]\s+/, "").split(/\s+/)[0]}: ${lines[i + 1] ?? ""}`] : []));
+                message = found.length ? [...new Set(found)].join(" / ") : `not by the pack: ${lines.find((l) => /error:/.test(l)) ?? text.slice(0, 200)}`;
+                refused = found.length > 0;
             } finally {
-                delete stack.workspace.envVars.ASM_TCP_SHIFT_MUTATION;
+                delete previewStack.workspace.envVars.ASM_TCP_SHIFT_MUTATION;
             }
-            rows.push(`| ${c.name} (\`${c.kind} ${c.resource}\` \`${c.field}\`) | ${live} | ${received} | ${refused ? `refused: ${message.replace(/\|/g, "\\|")}` : "**passes**"} |`);
+            rows.push(`| ${c.name} (\`${c.field}\`) | ${live} | ${received} | ${refused ? `refused: ${message.replace(/\|/g, "\\|")}` : "**passes**"} |`);
             results.push({ c, broken, refused, message });
             if (broken) {
                 assert.ok(refused, `${c.name} breaks traffic on the live mesh (${live}) but preview with the policy pack passes`);
-                assert.ok(message.includes(c.resource), `the refusal names the resource ${c.resource}: ${message}`);
+                const resource = c.field.split(" ")[1];
+                assert.ok(message.includes(resource), `the refusal names the resource ${resource}: ${message}`);
             }
         });
     }
