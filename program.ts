@@ -115,7 +115,7 @@ export interface StackOutputs {
     slbId: pulumi.Output<string>;
 }
 
-/** Where `npm run dataplane` listens for the `local` and `render` targets. */
+/** The address off the cloud: the local mesh's gateway Service answers on loopback (see scripts/mesh.sh). */
 export const LOCAL_DATA_PLANE_ADDRESS = "127.0.0.1";
 
 /** What the checks against the live target found (see `preflight/`). */

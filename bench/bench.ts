@@ -1,15 +1,19 @@
 /**
  * Benchmarks of the real engine, printed as figures and ratios (not a test: nothing here passes or fails).
- *   npm run bench [-- --quick]
+ *   npm run bench [-- --quick] [-- --cluster]
  * 1. render target: preview, first up, weight-change up, resources changed per weight change;
- * 2. local cluster: weight change by `pulumi up` vs `kubectl apply` of the same VirtualService;
+ * 2. local cluster: weight change by `pulumi up` vs `kubectl apply` of the same VirtualService; the mesh:
+ *    propagation from the write to the first connection the gateway routes with the new split (through
+ *    istiod and the gateway stand-in), and the memory of every process of the local mesh at rest;
  * 3. scale: preview time with 1, 10 and 50 routed services.
  */
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { performance } from "perf_hooks";
-import { execFileSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
+import * as net from "net";
+import { ingressOf, meshEnv } from "../tools/mesh";
 import { stringify } from "yaml";
 import { PROJECT_ROOT, gatedUp, openStack, scratchProject } from "../tools/engine";
 import { kubectl, kubectlJson } from "../tools/kubectl";
@@ -81,6 +85,7 @@ async function localCluster() {
         await stack.setAllConfig({ target: { value: "local" }, v2Weight: { value: "0" }, localKubeconfig: { value: kubeconfig } });
         const [upTime] = await timed(() => stack.up());
         report("cluster: first up (Deployments Available)", upTime);
+        await meshFigures(stack, kubeconfig, dir, env);
 
         const pulumiTimes: number[] = [];
         const kubectlTimes: number[] = [];
@@ -108,6 +113,101 @@ async function localCluster() {
         execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "down"], { env, stdio: ["ignore", "ignore", "inherit"] });
         fs.rmSync(dir, { recursive: true, force: true });
     }
+}
+
+/** One connection through the gateway: the reply's prefix (one / two), or the error. */
+function probe(host: string, port: number): Promise<string> {
+    return new Promise((resolve) => {
+        const socket = net.connect({ host, port });
+        let data = "";
+        const done = (v: string) => {
+            socket.destroy();
+            resolve(v);
+        };
+        socket.setTimeout(2000, () => done("timeout"));
+        socket.on("connect", () => socket.write("bench\n"));
+        socket.on("data", (c) => {
+            data += c.toString();
+            if (data.includes("\n")) done(data.split(" ")[0]);
+        });
+        socket.on("error", (e) => done(`error ${(e as NodeJS.ErrnoException).code}`));
+        socket.on("close", () => done(data ? data.split(" ")[0] : "closed"));
+    });
+}
+
+/** Connects until a reply comes from `prefix`; returns when (performance.now(), ms). */
+async function firstReplyFrom(host: string, port: number, prefix: string, timeoutMs = 30_000): Promise<number> {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+        if ((await probe(host, port)) === prefix) return performance.now();
+    }
+    throw new Error(`no reply from ${prefix} within ${timeoutMs} ms`);
+}
+
+function rssMB(pid: number): number {
+    try {
+        return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+    } catch {
+        return 0;
+    }
+}
+
+/** Every process of the local mesh: control plane (etcd, kube-*, kwok), istiod, controller, echo pods, gateway. */
+function meshMemory(cluster: string, meshDir: string): Record<string, number> {
+    const pgrep = (args: string[]) => (spawnSync("pgrep", args, { encoding: "utf8" }).stdout ?? "").split("\n").filter(Boolean).map(Number);
+    const out: Record<string, number> = {};
+    out["control plane (etcd, kube-*, kwok)"] = pgrep(["-f", path.join(PROJECT_ROOT, ".local/kwok/clusters", cluster) + "/"]).reduce((a, p) => a + rssMB(p), 0);
+    for (const c of ["istiod", "controller", "gateway"]) {
+        const pid = Number(fs.readFileSync(path.join(meshDir, `${c}.pid`), "utf8"));
+        out[c] = rssMB(pid);
+        if (c === "controller") out["echo pods (tcp-echo)"] = pgrep(["-P", String(pid)]).reduce((a, p) => a + rssMB(p), 0);
+    }
+    return out;
+}
+
+/** Propagation (p50 over >= 5 changes, pulumi up and kubectl apply) and memory of the local mesh. */
+async function meshFigures(stack: Awaited<ReturnType<typeof openStack>>, kubeconfig: string, dir: string, env: NodeJS.ProcessEnv) {
+    const cluster = env.ASM_TCP_SHIFT_CLUSTER!;
+    const { host, port } = ingressOf(kubeconfig);
+    const memory = meshMemory(cluster, meshEnv(kubeconfig).dir);
+    for (const [what, mb] of Object.entries(memory)) report(`mesh: memory at rest, ${what}`, `${mb.toFixed(0)} MB`);
+    report("mesh: memory at rest, every process", `${Object.values(memory).reduce((a, b) => a + b, 0).toFixed(0)} MB`);
+
+    const changes = quick ? 3 : 6;
+    const afterWrite: number[] = [];
+    const fromUp: number[] = [];
+    for (let i = 0; i < changes; i++) {
+        const weight = i % 2 === 0 ? 100 : 0;
+        await stack.setConfig("v2Weight", { value: String(weight) });
+        let written = 0;
+        const started = performance.now();
+        const up = stack.up({ onEvent: (e) => {
+            if (e.resOutputsEvent?.metadata.type.endsWith(":VirtualService") && e.resOutputsEvent.metadata.op === "update") written = performance.now();
+        } });
+        const seen = await firstReplyFrom(host, port, weight === 100 ? "two" : "one", 120_000);
+        await up;
+        fromUp.push((seen - started) / 1000);
+        afterWrite.push(Math.max(0, seen - written) / 1000);
+    }
+    report(`mesh: propagation, pulumi up start -> first routed connection (p50 of ${changes})`, median(fromUp));
+    report(`mesh: propagation, VirtualService written by pulumi -> first routed connection (p50 of ${changes})`, median(afterWrite));
+
+    const viaKubectl: number[] = [];
+    const vs = kubectlJson(kubeconfig, ["-n", "default", "get", "virtualservices.networking.istio.io", "tcp-echo"]);
+    for (let i = 0; i < changes; i++) {
+        const weight = i % 2 === 0 ? 100 : 0;
+        const manifest = { apiVersion: vs.apiVersion, kind: vs.kind, metadata: { name: vs.metadata.name, namespace: vs.metadata.namespace }, spec: vs.spec };
+        manifest.spec.tcp[0].route[0].weight = 100 - weight;
+        manifest.spec.tcp[0].route[1].weight = weight;
+        const file = path.join(dir, "vs-propagation.yaml");
+        fs.writeFileSync(file, stringify(manifest));
+        kubectl(kubeconfig, ["apply", "--server-side", "--force-conflicts", "--field-manager", "bench", "-f", file]);
+        const written = performance.now();
+        const seen = await firstReplyFrom(host, port, weight === 100 ? "two" : "one");
+        viaKubectl.push((seen - written) / 1000);
+    }
+    report(`mesh: propagation, kubectl apply returned -> first routed connection (p50 of ${changes})`, median(viaKubectl));
+    await stack.up({ refresh: true });
 }
 
 async function scale() {
@@ -138,9 +238,11 @@ async function scale() {
 
 async function main() {
     console.log(`asm-tcp-shift benchmarks (${os.cpus().length} cores, node ${process.version})\n`);
-    await renderTarget();
+    // --cluster: only the local cluster and mesh figures.
+    const clusterOnly = process.argv.includes("--cluster");
+    if (!clusterOnly) await renderTarget();
     await localCluster();
-    await scale();
+    if (!clusterOnly) await scale();
     const out = path.join(PROJECT_ROOT, "bench/results");
     fs.mkdirSync(out, { recursive: true });
     fs.writeFileSync(path.join(out, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`), JSON.stringify(results, null, 2));

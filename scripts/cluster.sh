@@ -2,9 +2,11 @@
 # The embedded local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
 # kwok (fake nodes whose pods turn Ready), run by kwokctl as local processes on loopback, all built
 # from Go modules by scripts/toolchain.sh. Data lives in .local/ (gitignored).
-#   scripts/cluster.sh up       start (idempotent), install Istio's and ASM's CRDs, a fake node
+# Around it, scripts/mesh.sh runs the mesh: istiod (Istio's pilot-discovery), the IstioGateway
+# controller and echo-pod runner, and the ingress gateway's data plane (asm-local, mesh/).
+#   scripts/cluster.sh up       start (idempotent), install Istio's and ASM's CRDs, a fake node, the mesh
 #   scripts/cluster.sh down     stop every process and delete the cluster's data
-#   scripts/cluster.sh status   components, and the kubeconfig path
+#   scripts/cluster.sh status   components with their memory, and the kubeconfig path
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -25,8 +27,20 @@ k() { kubectl --kubeconfig "$KUBECONFIG_OUT" "$@"; }
 exists() { kwokctl get clusters 2>/dev/null | grep -qx "$NAME"; }
 served() { [[ -f "$KUBECONFIG_OUT" ]] && k get --raw /readyz >/dev/null 2>&1; }
 
+# The seed's check pipes into `nc` and expects it to return once the echo server closes: an nc that
+# half-closes on end of input (ncat, busybox; OpenBSD's needs -N). Debian's ncat also provides `nc`.
+ensure_nc() {
+  command -v ncat >/dev/null && return 0
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    log "installing ncat (Debian package) for the seed's nc checks"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q ncat >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ncat >/dev/null 2>&1; } \
+      || log "could not install ncat; the seed's nc loop needs an nc that half-closes on end of input"
+  fi
+}
+
 up() {
-  bash "$ROOT/scripts/toolchain.sh" cluster istioctl
+  bash "$ROOT/scripts/toolchain.sh" cluster istioctl mesh
   local started=$SECONDS
   if served; then
     log "local cluster already running"
@@ -60,10 +74,13 @@ up() {
   fi
   k wait --for condition=Established crd --all --timeout=60s >/dev/null
   k wait --for condition=Ready node --all --timeout=60s >/dev/null
+  ensure_nc
+  bash "$ROOT/scripts/mesh.sh" up
   log "local cluster ready in $((SECONDS - started))s; kubeconfig: $KUBECONFIG_OUT"
 }
 
 down() {
+  bash "$ROOT/scripts/mesh.sh" down
   if exists; then
     quiet kwokctl delete cluster --name "$NAME"
   fi
@@ -72,6 +89,8 @@ down() {
   local strays
   strays=$(pgrep -f "$KWOK_WORKDIR/clusters/$NAME/" || true)
   if [[ -n "$strays" ]]; then kill $strays 2>/dev/null || true; sleep 1; kill -9 $strays 2>/dev/null || true; fi
+  # A killed process can take a moment to go (etcd in the middle of a write under load): wait until none is left.
+  for _ in $(seq 100); do pgrep -f "$KWOK_WORKDIR/clusters/$NAME/" >/dev/null || break; sleep 0.1; done
   log "local cluster removed"
 }
 
@@ -79,7 +98,14 @@ status() {
   if served; then
     kwokctl get components --name "$NAME" 2>/dev/null || true
     k get nodes
+    echo
+    local mesh=0
+    bash "$ROOT/scripts/mesh.sh" status || mesh=$?
+    local kube=0
+    for pid in $(pgrep -f "$KWOK_WORKDIR/clusters/$NAME/" || true); do kube=$((kube + $(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0))); done
+    echo "control plane (etcd, kube-*, kwok): $((kube / 1024)) MB"
     echo "kubeconfig: $KUBECONFIG_OUT"
+    return $mesh
   else
     echo "local cluster: not running"
     echo "kubeconfig: $KUBECONFIG_OUT"

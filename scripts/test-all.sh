@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every test tier, in order of cost: typecheck, unit + property, policy, integration (real engine),
-# rollout tooling (real tcp-echo servers, real engine), backend (state in a bucket of the local S3 server).
+# rollout tooling (real tcp-echo servers, real engine), backend (state in a bucket of the local S3 server),
+# mesh (the local stack through istiod, the IstioGateway controller stand-in, the gateway data plane and
+# Istio's tcp-echo pods).
 # Installs what the tiers need first (Node 22, npm packages, the offline toolchain), so it works on a
 # fresh machine. Ends with one line "tests: N passed, N failed".
 set -euo pipefail
@@ -39,12 +41,15 @@ if tsc --noEmit -p . && tsc --noEmit -p policy; then results+=("typecheck: ok");
 run_tier unit test/unit/*.test.ts test/property/*.test.ts
 run_tier policy test/policy/*.test.ts
 # The integration tier drives the real pulumi engine and shares one state folder, so it runs serially.
-bash scripts/toolchain.sh pulumi kubernetes istioctl cluster actionlint objectstore
+bash scripts/toolchain.sh pulumi kubernetes istioctl cluster actionlint objectstore mesh
 run_tier integration --test-concurrency=1 test/integration/*.test.ts
 run_tier rollout --test-concurrency=1 test/rollout/*.test.ts
 # Each file starts its own object server (scripts/objectstore.sh) on a free loopback port and uses its own
 # stacks, so two files run at once (the outage file mostly waits on the CLI's retries).
 run_tier backend --test-concurrency=2 test/backend/*.test.ts
+# One cluster and mesh for the whole tier (its files bring it up idempotently), removed afterwards.
+run_tier mesh --test-concurrency=1 test/mesh/*.test.ts
+ASM_TCP_SHIFT_CLUSTER=asm-tcp-shift-mesh bash scripts/cluster.sh down >/dev/null 2>&1 || true
 
 printf '\n'
 printf '%s\n' "${results[@]}"

@@ -3,8 +3,9 @@
 # provider plugin, istioctl, the local control plane, actionlint and the local S3 server (versitygw). Everything lands in
 # $CACHE_DIR/toolchain/<tool>-<version>/ and is reused until the version in toolchain.versions changes.
 #
-#   scripts/toolchain.sh [pulumi|kubernetes|istioctl|cluster|actionlint|objectstore ...]   (default: all)
-#   scripts/toolchain.sh --print-path                                          (prints the PATH entries)
+#   scripts/toolchain.sh [pulumi|kubernetes|istioctl|cluster|actionlint|objectstore|mesh ...]   (default: all)
+#   scripts/toolchain.sh --print-path                                                           (prints the PATH entries)
+#   scripts/toolchain.sh --mesh-binary                                                          (prints the asm-local path)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -19,6 +20,9 @@ ISTIOCTL_DIR="$TOOLS/istioctl-$ISTIO_VERSION"
 CLUSTER_DIR="$TOOLS/cluster-k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 ACTIONLINT_DIR="$TOOLS/actionlint-$ACTIONLINT_VERSION"
 VERSITYGW_DIR="$TOOLS/versitygw-$VERSITYGW_VERSION"
+
+# asm-local (mesh/): the project's own Go program, keyed by its sources.
+mesh_binary() { echo "$TOOLS/asm-local-$(cat "$ROOT"/mesh/go.mod "$ROOT"/mesh/go.sum "$ROOT"/mesh/*.go | sha256sum | cut -c1-12)/asm-local"; }
 
 print_path() { echo "$PULUMI_DIR/bin:$ISTIOCTL_DIR/bin:$CLUSTER_DIR/bin:$ACTIONLINT_DIR/bin:$VERSITYGW_DIR/bin"; }
 
@@ -199,6 +203,17 @@ build_objectstore() {
   rm -rf "$work"
 }
 
+# The local mesh's stand-ins (IstioGateway controller, echo-pod runner, gateway data plane). Same Istio pin
+# and flags as istioctl, so with istioctl built this compiles only the project's own package and links.
+build_mesh() {
+  local bin
+  bin=$(mesh_binary)
+  if [[ -x "$bin" ]]; then return; fi
+  go_env
+  mkdir -p "$(dirname "$bin")"
+  step "asm-local (mesh stand-ins)" bash -c "cd '$ROOT/mesh' && go build -trimpath -ldflags '-s -w' -o '$bin.tmp' . && mv '$bin.tmp' '$bin'"
+}
+
 # One build of a tool at a time (CI and a developer's shell may start the bootstrap together); other
 # tools stay usable meanwhile.
 locked() {
@@ -212,8 +227,9 @@ locked() {
 
 main() {
   if [[ "${1:-}" == "--print-path" ]]; then print_path; return; fi
+  if [[ "${1:-}" == "--mesh-binary" ]]; then mesh_binary; return; fi
   local wanted=("$@")
-  [[ ${#wanted[@]} -gt 0 ]] || wanted=(pulumi kubernetes istioctl cluster actionlint objectstore)
+  [[ ${#wanted[@]} -gt 0 ]] || wanted=(pulumi kubernetes istioctl cluster actionlint objectstore mesh)
   mkdir -p "$TOOLS/.work"
   for tool in "${wanted[@]}"; do
     case "$tool" in
@@ -223,7 +239,8 @@ main() {
       cluster) locked cluster build_cluster ;;
       actionlint) locked actionlint build_actionlint ;;
       objectstore) locked objectstore build_objectstore ;;
-      *) die "unknown tool '$tool' (pulumi, kubernetes, istioctl, cluster, actionlint, objectstore)" ;;
+      mesh) locked istioctl build_istioctl; locked mesh build_mesh ;;
+      *) die "unknown tool '$tool' (pulumi, kubernetes, istioctl, cluster, actionlint, objectstore, mesh)" ;;
     esac
   done
   log "toolchain ready: $(print_path)"

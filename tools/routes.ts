@@ -1,6 +1,8 @@
 /**
  * Prints the TCP routes of a stack as the target holds them: the live VirtualService on a cluster,
- * or the rendered manifest on the render target.
+ * or the rendered manifest on the render target. On the local cluster it also prints, beside each
+ * route, the split the ingress gateway actually received from istiod (the gateway's config dump) and
+ * the endpoints of each subset.
  *   tsx tools/routes.ts [--stack local] [--json]
  */
 import * as fs from "fs";
@@ -10,6 +12,7 @@ import { PROJECT_ROOT } from "./engine";
 import { kubectlJson } from "./kubectl";
 import { parseArgs } from "util";
 import { readStackSettings } from "./stackFiles";
+import { ReceivedRoute, gatewayConfigDump, meshEnv, receivedRoutes } from "./mesh";
 
 export interface LiveRoute {
     port: number;
@@ -47,16 +50,48 @@ export function currentVirtualService(stack: string, workDir = PROJECT_ROOT): an
     throw new Error(`reading live routes of target "${settings.target}" needs the ASM kubeconfig; use kubectl against ASM`);
 }
 
-function main() {
-    const { values } = parseArgs({ options: { stack: { type: "string", default: "local" }, json: { type: "boolean", default: false } } });
-    const routes = routesOf(currentVirtualService(values.stack!));
-    if (values.json) {
-        console.log(JSON.stringify(routes));
-        return;
-    }
-    for (const r of routes) {
-        console.log(`port ${r.port}: ${r.destinations.map((d) => `${d.subset} ${d.weight}%`).join(", ")}`);
+/** What the local cluster's gateway pods received from istiod, or why that is unknown. */
+export async function receivedByGateway(stack: string, workDir = PROJECT_ROOT): Promise<ReceivedRoute[] | string> {
+    const settings = readStackSettings(stack, workDir);
+    if (settings.target !== "local") return `target ${settings.target} has no local gateway`;
+    try {
+        return receivedRoutes(await gatewayConfigDump(meshEnv(path.resolve(workDir, settings.localKubeconfig))));
+    } catch (err) {
+        return (err as Error).message;
     }
 }
 
-if (require.main === module) main();
+export function formatReceived(received: ReceivedRoute[] | string, port: number): string[] {
+    if (typeof received === "string") return [`  gateway: ${received}`];
+    const mine = received.filter((r) => r.port === port);
+    if (mine.length === 0) return [`  gateway: no gateway pod serves port ${port} (istiod sent no listener for it)`];
+    return mine.map((r) => {
+        const split = Object.entries(r.split)
+            .map(([subset, w]) => `${subset} ${w}`)
+            .join(", ");
+        const eps = Object.entries(r.endpoints)
+            .map(([subset, e]) => `${subset} ${e.length ? e.join(" ") : "none"}`)
+            .join("; ");
+        return `  gateway ${r.pod} received from istiod: listener ${r.listener} -> ${split}  (endpoints: ${eps})`;
+    });
+}
+
+async function main() {
+    const { values } = parseArgs({ options: { stack: { type: "string", default: "local" }, json: { type: "boolean", default: false } } });
+    const routes = routesOf(currentVirtualService(values.stack!));
+    const received = await receivedByGateway(values.stack!);
+    if (values.json) {
+        console.log(JSON.stringify(typeof received === "string" ? routes : routes.map((r) => ({ ...r, received: received.filter((x) => x.port === r.port) }))));
+        return;
+    }
+    for (const r of routes) {
+        console.log(`port ${r.port}: ${r.destinations.map((d) => `${d.subset} ${d.weight}%`).join(", ")}   (VirtualService)`);
+        if (typeof received !== "string" || readStackSettings(values.stack!).target === "local") console.log(formatReceived(received, r.port).join("\n"));
+    }
+}
+
+if (require.main === module)
+    main().catch((err) => {
+        console.error(err.message);
+        process.exit(1);
+    });

@@ -4,7 +4,6 @@
  * automatic rollback to the last good weight when a step or its gate fails. Pulumi stays the only
  * writer of the weights: the tool refuses to start when the live weight differs from the stack's.
  */
-import { VERSIONS } from "../components/model";
 import { spawnSync } from "child_process";
 import * as readline from "readline";
 import { parseArgs } from "util";
@@ -15,6 +14,15 @@ import { HeldLock, StackLockedError, acquireRolloutLock, clearLockHint } from ".
 import { policyConfigFor } from "./policyConfig";
 import { currentVirtualService, routesOf } from "./routes";
 import { formatReport, verify } from "./verify";
+import * as path from "path";
+import { VERSIONS } from "../components/model";
+import { meshEnv, waitForReceivedSplit } from "./mesh";
+import { readStackSettings } from "./stackFiles";
+
+/** Subset -> weight for a v2 weight, as the VirtualService routes it. */
+export function splitFor(weight: number): Record<string, number> {
+    return { [VERSIONS.stable.subset]: 100 - weight, [VERSIONS.canary.subset]: weight };
+}
 
 export type Gate =
     | { kind: "none" }
@@ -33,6 +41,11 @@ export interface ShiftOptions {
     maxStep?: number;
     /** Wait after each update before the gate: the mesh applies a new route within seconds, not at once. */
     settleSeconds?: number;
+    /**
+     * Resolves once the target serves the new weight, before the gate (and the settle time). On the local
+     * cluster: once every gateway pod received the new split from istiod. A rejection fails the step's gate.
+     */
+    awaitApplied?: (weight: number) => Promise<void>;
     engine?: EngineOptions;
     /** Working directory of the project (stack files, rendered output). */
     workDir?: string;
@@ -159,8 +172,18 @@ async function shiftHoldingLock(opts: ShiftOptions, stack: Stack, workDir: strin
             await rollback();
             return result;
         }
+        let applied: string | undefined;
+        if (opts.awaitApplied) {
+            const started = Date.now();
+            try {
+                await opts.awaitApplied(weight);
+                log("shift", `the gateway serves v2 weight ${weight} (${Date.now() - started} ms after the update)`);
+            } catch (err) {
+                applied = (err as Error).message;
+            }
+        }
         if (opts.settleSeconds) await new Promise((r) => setTimeout(r, opts.settleSeconds! * 1000));
-        const gate = await runGate(opts.gate, weight, opts.stack);
+        const gate = applied === undefined ? await runGate(opts.gate, weight, opts.stack) : { ok: false, detail: applied };
         log("shift", `gate at ${weight}: ${gate.ok ? "passed" : "FAILED"}\n${gate.detail}`);
         if (!gate.ok) {
             result.steps.push({ weight, status: "gate-failed", detail: gate.detail });
@@ -186,12 +209,13 @@ async function shiftHoldingLock(opts: ShiftOptions, stack: Stack, workDir: strin
 
 const USAGE = `usage: shift --stack NAME --steps W1,W2,... [--gate verify|command|none]
              [--verify-host 127.0.0.1] [--verify-port PORT] [--connections 1000] [--concurrency 50]
-             [--gate-command CMD] [--pause] [--max-step N] [--settle-seconds 5] [--force] [--json]
+             [--gate-command CMD] [--pause] [--max-step N] [--settle-seconds S] [--force] [--json]
 
 Each step: policy-gated up of v2Weight, then the gate; a failed step or gate rolls back to the last
-good weight. The gate command sees V2_WEIGHT and STACK. One shift per stack at a time (a rollout
-lock in the backend). exit codes: 0 completed, 1 rolled back or failed, 3 refused (drift, locked by
-another job) or stopped, 64 usage`;
+good weight. On a local stack each step first waits until the gateway received the new split from
+istiod (settle time 0 unless given); elsewhere it waits --settle-seconds (default 5). The gate command
+sees V2_WEIGHT and STACK. One shift per stack at a time (a rollout lock in the backend). exit codes:
+0 completed, 1 rolled back or failed, 3 refused (drift, locked by another job) or stopped, 64 usage`;
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
     const { values } = parseArgs({
@@ -207,7 +231,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
             concurrency: { type: "string", default: "50" },
             pause: { type: "boolean", default: false },
             "max-step": { type: "string" },
-            "settle-seconds": { type: "string", default: "5" },
+            "settle-seconds": { type: "string" },
             force: { type: "boolean", default: false },
             json: { type: "boolean", default: false },
             help: { type: "boolean", short: "h", default: false },
@@ -236,14 +260,23 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
         default:
             throw new UsageError(`--gate must be verify, command or none; got ${JSON.stringify(values.gate)}`);
     }
+    // On the local cluster the step waits for the gateway to receive the new split from istiod instead of a fixed settle time.
+    const settings = readStackSettings(values.stack);
+    const awaitApplied =
+        settings.target === "local"
+            ? async (weight: number) => {
+                  await waitForReceivedSplit(meshEnv(path.resolve(PROJECT_ROOT, settings.localKubeconfig)), settings.gatewayPort, splitFor(weight));
+              }
+            : undefined;
     const result = await shift({
         stack: values.stack,
+        awaitApplied,
         steps,
         gate,
         pause: values.pause!,
         force: values.force!,
         maxStep: values["max-step"] === undefined ? undefined : parseWeight("--max-step", values["max-step"]),
-        settleSeconds: Number(values["settle-seconds"]),
+        settleSeconds: Number(values["settle-seconds"] ?? (awaitApplied ? 0 : 5)),
     });
     if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     return { completed: 0, "rolled-back": 1, refused: 3, stopped: 3, locked: 3 }[result.outcome];

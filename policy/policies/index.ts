@@ -1,6 +1,6 @@
 import type { Policies } from "@pulumi/policy";
 import { clbIntranetVswitch, clbPayByClcu, slbFrontendPortsUnique, slbNotClusterCreated, slbReuseAcknowledged, slbSingleCluster } from "./loadBalancer";
-import { gatewaySelectsOwnGateway, tcpRouteWeights, virtualServicePortExposed, virtualServiceSubsetsDefined } from "./routing";
+import { gatewayHostsIntersect, gatewaySelectsOwnGateway, subsetLabelsSelectPods, tcpRouteWeights, virtualServicePortExposed, virtualServiceSubsetsDefined } from "./routing";
 import { destinationPortSet, imagesPinned, istioPortNames, maxWeightStep, productionReplicas, resourcesSet } from "./workloads";
 
 export * from "./loadBalancer";
@@ -12,6 +12,8 @@ export const allPolicies: Policies = [
     virtualServiceSubsetsDefined,
     virtualServicePortExposed,
     gatewaySelectsOwnGateway,
+    gatewayHostsIntersect,
+    subsetLabelsSelectPods,
     imagesPinned,
     slbReuseAcknowledged,
     slbFrontendPortsUnique,

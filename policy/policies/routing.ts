@@ -135,3 +135,76 @@ export const gatewaySelectsOwnGateway: StackValidationPolicy = {
         }
     },
 };
+
+// A Gateway server host without its `namespace/` part (`./`, `*` + `/`, `ns/`): the DNS name a VirtualService host must meet.
+function dnsPart(host: string): string {
+    return host.includes("/") ? host.slice(host.indexOf("/") + 1) : host;
+}
+
+/** Istio host matching: `*` meets everything, `*.example.com` meets any name (or wildcard) under example.com. */
+export function hostsIntersect(a: string, b: string): boolean {
+    if (a === b || a === "*" || b === "*") return true;
+    const suffix = (h: string) => (h.startsWith("*.") ? h.slice(1) : undefined);
+    const [sa, sb] = [suffix(a), suffix(b)];
+    if (sa && sb) return sa.endsWith(sb) || sb.endsWith(sa);
+    if (sa) return b.endsWith(sa);
+    if (sb) return a.endsWith(sb);
+    return false;
+}
+
+export const gatewayHostsIntersect: StackValidationPolicy = {
+    name: "gateway-hosts-intersect",
+    description: "A VirtualService bound to a Gateway has a host that the Gateway's servers accept (else istiod builds no route).",
+    enforcementLevel: "mandatory",
+    validateStack: (args, reportViolation) => {
+        const gateways = new Map<string, Inspected>();
+        for (const gw of args.resources.filter(isType(TYPE_TOKENS.gateway))) gateways.set(`${metaNamespace(gw)}/${metaName(gw)}`, gw);
+        for (const vs of args.resources.filter(isType(TYPE_TOKENS.virtualService))) {
+            const vsHosts: string[] = vs.props?.spec?.hosts ?? [];
+            for (const ref of (vs.props?.spec?.gateways ?? []).filter((r: string) => r !== "mesh")) {
+                const gw = gateways.get(gatewayKey(ref, metaNamespace(vs)));
+                if (!gw) continue;
+                const serverHosts: string[] = (gw.props?.spec?.servers ?? []).flatMap((srv: { hosts?: string[] }) => (srv.hosts ?? []).map(dnsPart));
+                if (!vsHosts.some((h) => serverHosts.some((g) => hostsIntersect(h, g)))) {
+                    reportViolation(
+                        `VirtualService ${metaName(vs)}: spec.hosts ${JSON.stringify(vsHosts)} meet none of the hosts of Gateway ${metaName(gw)} (${JSON.stringify(serverHosts)}); istiod builds no route for it on that gateway.`,
+                        vs.urn,
+                    );
+                }
+            }
+        }
+    },
+};
+
+export const subsetLabelsSelectPods: StackValidationPolicy = {
+    name: "subset-labels-select-pods",
+    description: "Each DestinationRule subset's labels select the pods of a Deployment behind its host (else the subset has no endpoints).",
+    enforcementLevel: "mandatory",
+    validateStack: (args, reportViolation) => {
+        const deployments = args.resources.filter(isType(TYPE_TOKENS.deployment));
+        // Only the workloads this stack declares can be judged; a stack routing to others' pods is left alone.
+        if (deployments.length === 0) return;
+        const services = new Map<string, Record<string, string>>();
+        for (const svc of args.resources.filter(isType(TYPE_TOKENS.service))) services.set(qualifyHost(metaName(svc) ?? "", metaNamespace(svc)), svc.props?.spec?.selector ?? {});
+        for (const dr of args.resources.filter(isType(TYPE_TOKENS.destinationRule))) {
+            const host = qualifyHost(dr.props?.spec?.host ?? "", metaNamespace(dr));
+            const selector = services.get(host);
+            if (!selector) continue;
+            // A qualified host is <service>.<namespace>.svc.cluster.local.
+            const hostNamespace = host.split(".")[1];
+            const podsBehindHost = deployments
+                .filter((d) => metaNamespace(d) === hostNamespace)
+                .map((d) => (d.props?.spec?.template?.metadata?.labels ?? {}) as Record<string, string>)
+                .filter((labels) => selects(selector, labels));
+            for (const subset of dr.props?.spec?.subsets ?? []) {
+                const labels: Record<string, string> = subset.labels ?? {};
+                if (!podsBehindHost.some((pod) => selects(labels, pod))) {
+                    reportViolation(
+                        `DestinationRule ${metaName(dr)}: subset "${subset.name}" selects labels ${JSON.stringify(labels)}, which no pod of a Deployment behind ${dr.props?.spec?.host} carries (pods: ${JSON.stringify(podsBehindHost)}); the subset would have no endpoints.`,
+                        dr.urn,
+                    );
+                }
+            }
+        }
+    },
+};

@@ -14,7 +14,7 @@ describe("policy pack on the happy-path stack", () => {
 
     it("declares the documented enforcement levels", () => {
         const levels = Object.fromEntries(policies.allPolicies.map((p) => [p.name, p.enforcementLevel]));
-        for (const name of ["tcp-route-weights", "virtualservice-subsets-defined", "virtualservice-port-exposed", "images-pinned", "slb-reuse-acknowledged", "slb-frontend-ports-unique", "slb-single-cluster", "slb-not-cluster-created", "gateway-selects-own-gateway", "clb-pay-by-clcu", "clb-intranet-vswitch"]) {
+        for (const name of ["tcp-route-weights", "virtualservice-subsets-defined", "virtualservice-port-exposed", "images-pinned", "slb-reuse-acknowledged", "slb-frontend-ports-unique", "slb-single-cluster", "slb-not-cluster-created", "gateway-selects-own-gateway", "gateway-hosts-intersect", "subset-labels-select-pods", "clb-pay-by-clcu", "clb-intranet-vswitch"]) {
             assert.equal(levels[name], "mandatory", name);
         }
         for (const name of ["istio-port-names", "destination-port-set", "resources-set", "production-replicas", "max-weight-step"]) {
@@ -180,6 +180,39 @@ describe("gateway-selects-own-gateway", () => {
     it("rejects an empty selector", async () => {
         const stack = await mutated("gateway", (gw) => (gw.props.spec.selector = {}));
         assert.match((await violations(policies.gatewaySelectsOwnGateway, stack))[0], /spec.selector is empty/);
+    });
+});
+
+describe("gateway-hosts-intersect", () => {
+    it("rejects VirtualService hosts that meet none of the Gateway's", async () => {
+        const stack = clone(await happyStack());
+        find(stack, "gateway").props.spec.servers[0].hosts = ["a.example.com"];
+        find(stack, "virtualService").props.spec.hosts = ["b.example.com"];
+        assert.match((await violations(policies.gatewayHostsIntersect, stack))[0], /VirtualService tcp-echo: spec.hosts \["b.example.com"\] meet none of the hosts of Gateway tcp-echo-gateway \(\["a.example.com"\]\)/);
+    });
+    it("matches as Istio does: *, wildcards, and the Gateway's namespace/ prefix", () => {
+        assert.ok(policies.hostsIntersect("*", "a.example.com"));
+        assert.ok(policies.hostsIntersect("*.example.com", "a.example.com"));
+        assert.ok(policies.hostsIntersect("*.example.com", "*.a.example.com"));
+        assert.ok(!policies.hostsIntersect("*.example.com", "example.org"));
+        assert.ok(!policies.hostsIntersect("a.example.com", "b.example.com"));
+    });
+    it("accepts a Gateway host written as namespace/host", async () => {
+        const stack = clone(await happyStack());
+        find(stack, "gateway").props.spec.servers[0].hosts = ["./echo.example.com"];
+        find(stack, "virtualService").props.spec.hosts = ["echo.example.com"];
+        assert.deepEqual(await violations(policies.gatewayHostsIntersect, stack), []);
+    });
+});
+
+describe("subset-labels-select-pods", () => {
+    it("rejects a subset whose labels no Deployment's pods carry", async () => {
+        const stack = await mutated("destinationRule", (dr) => (dr.props.spec.subsets[1].labels = { version: "v3" }));
+        assert.match((await violations(policies.subsetLabelsSelectPods, stack))[0], /DestinationRule tcp-echo-destination: subset "v2" selects labels \{"version":"v3"\}, which no pod of a Deployment behind tcp-echo carries/);
+    });
+    it("rejects a subset whose pods the Service does not select", async () => {
+        const stack = await mutated("service", (svc) => (svc.props.spec.selector = { app: "other" }));
+        assert.equal((await violations(policies.subsetLabelsSelectPods, stack)).length, 2);
     });
 });
 

@@ -5,7 +5,7 @@ import { execFile } from "child_process";
 import * as path from "path";
 import { EchoServer, freePort, startEchoServer } from "../../tools/echoServers";
 import { PROJECT_ROOT } from "../../tools/engine";
-import { RunningProxy, startWeightedProxy } from "../../tools/localGateway";
+import { RunningProxy, startWeightedProxy } from "../support/weightedProxy";
 import { verify, VerifyOptions } from "../../tools/verify";
 import { seededRandom } from "../support/random";
 

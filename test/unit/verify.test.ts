@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { wilsonInterval } from "../../tools/verify";
-import { pickBackend } from "../../tools/localGateway";
+import { pickBackend } from "../support/weightedProxy";
 
 describe("wilsonInterval", () => {
     it("matches the textbook value for 20 of 100", () => {

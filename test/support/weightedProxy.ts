@@ -1,8 +1,7 @@
 /**
- * A stand-in for the ingress gateway's TCP route on loopback: each new connection goes to one backend,
- * chosen at random by weight, as Envoy's weighted clusters do for TCP. The weights come from a function,
- * so the proxy can follow the VirtualService the stack declared. Used by tests and the local data plane;
- * it is not Envoy, and it listens on 127.0.0.1 only.
+ * Test fixture for verify's statistics: a weighted TCP proxy on loopback whose split the test controls
+ * exactly. Each new connection goes to one backend, chosen at random by weight. It is not the mesh: the
+ * local stack's traffic goes through istiod and the gateway stand-in (mesh/), never through this.
  */
 import * as net from "net";
 

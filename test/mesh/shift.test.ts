@@ -4,64 +4,58 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
-import { EchoServer, startEchoServer } from "../../tools/echoServers";
-import { EngineOptions, openStack, scratchProject } from "../../tools/engine";
-import { RunningProxy, startWeightedProxy } from "../../tools/localGateway";
-import { renderedVirtualService, routesOf } from "../../tools/routes";
-import { Gate, ShiftOptions, shift } from "../../tools/shift";
-import { seededRandom } from "../support/random";
+import { EngineOptions, gatedUp, openStack, scratchProject } from "../../tools/engine";
+import { ingressOf, waitForReceivedSplit } from "../../tools/mesh";
+import { liveVirtualService, routesOf } from "../../tools/routes";
+import { Gate, ShiftOptions, shift, splitFor } from "../../tools/shift";
+import { MESH_KUBECONFIG, apply, env, k, meshCluster, podIPs, until } from "../support/mesh";
+
+const NAMESPACE = "shift";
 
 /**
- * shift against a render-target stack, with a weighted proxy that follows the rendered VirtualService
- * in front of Istio's tcp-echo servers: the gate measures the split the stack just declared.
+ * shift on a local stack through the live mesh: each step's gate measures, through the ingress gateway,
+ * the split istiod translated from the VirtualService the step just applied.
  */
-describe("shift", () => {
+describe("shift through the local mesh", () => {
     let dir: string;
     let engine: EngineOptions;
     let stack: Stack;
-    let v1: EchoServer, v2: EchoServer;
-    let proxy: RunningProxy;
-    const rendered = () => routesOf(renderedVirtualService(path.join(dir, "rendered")))[0].destinations.map((d) => d.weight);
+    const live = () => routesOf(liveVirtualService(MESH_KUBECONFIG, NAMESPACE))[0].destinations.map((d) => d.weight);
     const declared = async () => Number((await stack.getConfig("v2Weight")).value);
-    const verifyGate = (): Gate => ({ kind: "verify", host: "127.0.0.1", port: proxy.port, connections: 400, concurrency: 20, timeoutMs: 2000, maxErrorRate: 0.01 });
-    const run = (o: Partial<ShiftOptions> & Pick<ShiftOptions, "steps">) => shift({ stack: "shift", gate: verifyGate(), pause: false, force: false, engine, workDir: dir, ...o });
+    const verifyGate = (): Gate => {
+        const { host, port } = ingressOf(MESH_KUBECONFIG);
+        return { kind: "verify", host, port, connections: 400, concurrency: 20, timeoutMs: 3000, maxErrorRate: 0.01 };
+    };
+    const awaitApplied = async (w: number) => {
+        await waitForReceivedSplit(env(), 31400, splitFor(w));
+    };
+    const run = (o: Partial<ShiftOptions> & Pick<ShiftOptions, "steps">) => shift({ stack: "shift", gate: verifyGate(), pause: false, force: false, engine, workDir: dir, awaitApplied, ...o });
 
     before(async () => {
+        meshCluster("up");
+        apply(`apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${NAMESPACE}\n`);
         dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-shift-")));
         engine = { backendUrl: `file://${path.join(dir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "shift-test" } };
         stack = await openStack("shift", { ...engine, workDir: dir });
-        await stack.setAllConfig({ target: { value: "render" }, v2Weight: { value: "0" } });
-        await stack.up();
-        v1 = await startEchoServer("v1", "one");
-        v2 = await startEchoServer("v2", "two");
-        proxy = await startWeightedProxy({
-            backends: [
-                { name: "v1", port: v1.port },
-                { name: "v2", port: v2.port },
-            ],
-            weights: () => {
-                const [stable, canary] = rendered();
-                return { v1: stable, v2: canary };
-            },
-            random: seededRandom(11),
-        });
+        await stack.setAllConfig({ target: { value: "local" }, namespace: { value: NAMESPACE }, localKubeconfig: { value: MESH_KUBECONFIG }, v2Weight: { value: "0" } });
+        await gatedUp(stack);
+        await awaitApplied(0);
     });
 
     after(async () => {
-        await proxy.close();
-        await Promise.all([v1.stop(), v2.stop()]);
-        fs.rmSync(dir, { recursive: true, force: true });
+        await stack?.destroy().catch(() => undefined);
+        if (dir) fs.rmSync(dir, { recursive: true, force: true });
     });
 
-    it("walks the steps, each gated by a measured split", async () => {
+    it("walks the steps, each gated by the split measured through the gateway", async () => {
         const result = await run({ steps: [10, 20, 50] });
-        assert.equal(result.outcome, "completed");
+        assert.equal(result.outcome, "completed", JSON.stringify(result.steps));
         assert.deepEqual(result.steps.map((s) => [s.weight, s.status]), [
             [10, "applied"],
             [20, "applied"],
             [50, "applied"],
         ]);
-        assert.deepEqual(rendered(), [50, 50]);
+        assert.deepEqual(live(), [50, 50]);
         assert.equal(await declared(), 50);
     });
 
@@ -73,20 +67,22 @@ describe("shift", () => {
             [80, "gate-failed"],
         ]);
         assert.equal(result.finalWeight, 60);
-        assert.deepEqual(rendered(), [40, 60]);
+        assert.deepEqual(live(), [40, 60]);
         assert.equal(await declared(), 60);
     });
 
-    it("rolls back when the measured split fails (v2 down)", async () => {
-        await v2.stop();
+    it("rolls back when the measured split fails (v2 has no endpoints)", async () => {
+        k("-n", NAMESPACE, "scale", "deployment", "tcp-echo-v2", "--replicas=0");
         try {
+            await until("no v2 pods", () => podIPs(NAMESPACE, "version=v2").length === 0);
             const result = await run({ steps: [70] });
             assert.equal(result.outcome, "rolled-back");
             assert.match(result.steps[0].detail ?? "", /verdict\s+inconclusive/);
-            assert.deepEqual(rendered(), [40, 60]);
+            assert.deepEqual(live(), [40, 60]);
             assert.equal(await declared(), 60);
         } finally {
-            v2 = await startEchoServer("v2", "two", v2.port);
+            k("-n", NAMESPACE, "scale", "deployment", "tcp-echo-v2", "--replicas=1");
+            await until("v2 back", () => podIPs(NAMESPACE, "version=v2").length === 1);
         }
     });
 
@@ -95,7 +91,7 @@ describe("shift", () => {
         assert.equal(result.outcome, "rolled-back");
         assert.equal(result.steps[0].status, "up-failed");
         assert.match(result.steps[0].detail ?? "", /max-weight-step|mandatory/);
-        assert.deepEqual(rendered(), [40, 60]);
+        assert.deepEqual(live(), [40, 60]);
         assert.equal(await declared(), 60);
     });
 
@@ -104,19 +100,16 @@ describe("shift", () => {
         const result = await run({ steps: [70, 80], pause: true, confirm: async (q) => (asked.push(q), false) });
         assert.equal(result.outcome, "stopped");
         assert.deepEqual(asked, ["v2 weight is 70. Promote to 80?"]);
-        assert.deepEqual(rendered(), [30, 70]);
+        assert.deepEqual(live(), [30, 70]);
     });
 
     it("refuses to start on drift unless forced", async () => {
-        const file = fs.readdirSync(path.join(dir, "rendered/1-manifest")).find((f) => f.includes("virtualservice"))!;
-        const full = path.join(dir, "rendered/1-manifest", file);
-        const original = fs.readFileSync(full, "utf8");
-        fs.writeFileSync(full, original.replace("weight: 30", "weight: 90").replace("weight: 70", "weight: 10"));
+        k("-n", NAMESPACE, "patch", "virtualservices.networking.istio.io", "tcp-echo", "--type=json", "-p", '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":90},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":10}]');
         const refused = await run({ steps: [80] });
         assert.equal(refused.outcome, "refused");
         assert.equal(await declared(), 70);
         const forced = await run({ steps: [80], force: true, gate: { kind: "none" } });
         assert.equal(forced.outcome, "completed");
-        assert.deepEqual(rendered(), [20, 80]);
+        assert.deepEqual(live(), [20, 80]);
     });
 });

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# The mesh around the local cluster, as local processes on loopback (started by cluster.sh up):
+#   istiod      Istio's own pilot-discovery (plaintext xDS, debug endpoints; no webhooks, no CA)
+#   controller  asm-local controller: ASM's IstioGateway controller stand-in + the echo-pod runner
+#   gateway     asm-local gateway: the ingress gateway pods' data plane (ADS from istiod) + the CLB stand-in
+#
+#   scripts/mesh.sh up|down|status|env          (ASM_TCP_SHIFT_CLUSTER picks the cluster, as in cluster.sh)
+#   scripts/mesh.sh restart istiod|controller|gateway
+#   scripts/mesh.sh stop istiod|controller|gateway
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+
+NAME=${ASM_TCP_SHIFT_CLUSTER:-asm-tcp-shift}
+if [[ "$NAME" == asm-tcp-shift ]]; then
+  KUBECONFIG_OUT="$ROOT/.local/cluster/kubeconfig"; DIR="$ROOT/.local/mesh"
+else
+  KUBECONFIG_OUT="$ROOT/.local/cluster-$NAME/kubeconfig"; DIR="$ROOT/.local/mesh-$NAME"
+fi
+PATH="$(bash "$ROOT/scripts/toolchain.sh" --print-path):$PATH"
+COMPONENTS=(istiod controller gateway)
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Ports, the CLB's loopback address and the gateway's weighted pick (ASM_TCP_SHIFT_GATEWAY_PICK: random as
+# Envoy, or sequence for tests that must not fail on sampling noise), chosen once per cluster and kept: the default cluster uses Istio's
+# well-known ports (the seed's `istioctl proxy-status --xds-address 127.0.0.1:15010`) and 127.0.0.1; any
+# other cluster (the tests' own) gets free ports and its own 127.0.0.x, so two clusters can run at once.
+load_env() {
+  mkdir -p "$DIR/state"
+  if [[ ! -f "$DIR/env" ]]; then
+    if [[ "$NAME" == asm-tcp-shift ]]; then
+      printf 'XDS_PORT=15010\nISTIOD_HTTP_PORT=15080\nISTIOD_MONITORING_PORT=15014\nGATEWAY_ADMIN_PORT=15000\nINGRESS_IP=127.0.0.1\n' > "$DIR/env"
+      echo "GATEWAY_PICK=${ASM_TCP_SHIFT_GATEWAY_PICK:-random}" >> "$DIR/env"
+    else
+      local n=$(( $(printf '%s' "$NAME" | cksum | cut -d' ' -f1) % 200 + 20 ))
+      printf 'XDS_PORT=%s\nISTIOD_HTTP_PORT=%s\nISTIOD_MONITORING_PORT=%s\nGATEWAY_ADMIN_PORT=%s\nINGRESS_IP=127.0.0.%s\n' \
+        "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" "$n" > "$DIR/env"
+      echo "GATEWAY_PICK=${ASM_TCP_SHIFT_GATEWAY_PICK:-random}" >> "$DIR/env"
+    fi
+  fi
+  # shellcheck disable=SC1091
+  . "$DIR/env"
+}
+
+asm_local() { bash "$ROOT/scripts/toolchain.sh" --mesh-binary; }
+
+pid_of() {
+  local f="$DIR/$1.pid" pid
+  [[ -f "$f" ]] || return 1
+  pid=$(cat "$f")
+  # Only our own process: the pid file may outlive it and the pid be reused.
+  [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q -- "$DIR" && echo "$pid"
+}
+
+start() {
+  local what=$1 pid
+  if pid=$(pid_of "$what"); then return 0; fi
+  local log="$DIR/$what.log"
+  case "$what" in
+    istiod)
+      cat > "$DIR/mesh.yaml" <<YAML
+rootNamespace: istio-system
+defaultConfig:
+  discoveryAddress: 127.0.0.1:$XDS_PORT
+YAML
+      # The env turns off what needs a real cluster's webhooks and certificates; debug endpoint auth is
+      # off so that istioctl proxy-status works over plaintext xDS.
+      env POD_NAMESPACE=istio-system POD_NAME=istiod-local INJECT_ENABLED=false INJECTION_WEBHOOK_CONFIG_NAME= \
+        VALIDATION_WEBHOOK_CONFIG_NAME= ENABLE_CA_SERVER=false ENABLE_DEBUG_ENDPOINT_AUTH=false PILOT_ENABLE_GATEWAY_API=false \
+        setsid pilot-discovery discovery --kubeconfig "$KUBECONFIG_OUT" --meshConfig "$DIR/mesh.yaml" \
+        --networksConfig "$DIR/no-networks.yaml" --domain cluster.local --clusterID Kubernetes \
+        --grpcAddr "127.0.0.1:$XDS_PORT" --secureGRPCAddr "" --httpAddr "127.0.0.1:$ISTIOD_HTTP_PORT" --httpsAddr "" \
+        --monitoringAddr "127.0.0.1:$ISTIOD_MONITORING_PORT" --ctrlz_port 0 --log_output_level default:info \
+        </dev/null >>"$log" 2>&1 &
+      ;;
+    controller)
+      setsid "$(asm_local)" controller --kubeconfig "$KUBECONFIG_OUT" --state-dir "$DIR/state" --ingress-ip "$INGRESS_IP" \
+        --tcp-echo "$(command -v tcp-echo)" </dev/null >>"$log" 2>&1 &
+      ;;
+    gateway)
+      setsid "$(asm_local)" gateway --kubeconfig "$KUBECONFIG_OUT" --state-dir "$DIR/state" --xds-address "127.0.0.1:$XDS_PORT" \
+        --admin-address "127.0.0.1:$GATEWAY_ADMIN_PORT" --pick "${GATEWAY_PICK:-random}" </dev/null >>"$log" 2>&1 &
+      ;;
+  esac
+  echo $! > "$DIR/$what.pid"
+}
+
+wait_ready() {
+  local what=$1 url
+  case "$what" in
+    istiod) url="http://127.0.0.1:$ISTIOD_HTTP_PORT/ready" ;;
+    gateway) url="http://127.0.0.1:$GATEWAY_ADMIN_PORT/config_dump" ;;
+    controller) [[ -f "$DIR/state/echo-pods.json" ]] && return 0; url="" ;;
+  esac
+  for _ in $(seq 600); do
+    # (Liveness by pid: just after the fork the command line may not be the program's yet.)
+    kill -0 "$(cat "$DIR/$what.pid")" 2>/dev/null || { tail -n 30 "$DIR/$what.log" >&2; die "$what exited (log: $DIR/$what.log)"; }
+    if [[ -n "$url" ]]; then curl -fsS -o /dev/null "$url" 2>/dev/null && return 0; else [[ -f "$DIR/state/echo-pods.json" ]] && return 0; fi
+    sleep 0.1
+  done
+  die "$what did not become ready in 60s (log: $DIR/$what.log)"
+}
+
+stop() {
+  local what=$1 pid
+  if pid=$(pid_of "$what"); then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$DIR/$what.pid"
+}
+
+up() {
+  [[ -f "$KUBECONFIG_OUT" ]] || die "no local cluster ($KUBECONFIG_OUT); run cluster.sh up"
+  bash "$ROOT/scripts/toolchain.sh" mesh
+  load_env
+  local started=$SECONDS
+  for c in "${COMPONENTS[@]}"; do start "$c"; wait_ready "$c"; done
+  log "mesh ready in $((SECONDS - started))s: istiod xDS 127.0.0.1:$XDS_PORT (debug http://127.0.0.1:$ISTIOD_MONITORING_PORT/debug), gateway admin http://127.0.0.1:$GATEWAY_ADMIN_PORT/config_dump, LoadBalancer address $INGRESS_IP"
+}
+
+down() {
+  [[ -d "$DIR" ]] || return 0
+  for c in gateway controller istiod; do stop "$c"; done
+  rm -rf "$DIR"
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+status() {
+  [[ -d "$DIR" ]] || { echo "mesh: not running"; return 3; }
+  load_env
+  local total=0 pid rss down=0
+  printf '%-12s %-8s %8s  %s\n' COMPONENT PID RSS_MB ADDRESS
+  for c in "${COMPONENTS[@]}"; do
+    local addr
+    case "$c" in
+      istiod) addr="xDS 127.0.0.1:$XDS_PORT, http 127.0.0.1:$ISTIOD_HTTP_PORT, debug 127.0.0.1:$ISTIOD_MONITORING_PORT" ;;
+      controller) addr="LoadBalancer address $INGRESS_IP" ;;
+      gateway) addr="admin 127.0.0.1:$GATEWAY_ADMIN_PORT" ;;
+    esac
+    if pid=$(pid_of "$c"); then
+      rss=$(rss_kb "$pid"); total=$((total + rss))
+      printf '%-12s %-8s %8d  %s\n' "$c" "$pid" $((rss / 1024)) "$addr"
+    else
+      printf '%-12s %-8s %8s  %s\n' "$c" "-" "-" "not running"; down=1
+    fi
+  done
+  # The echo pods' processes (children of the controller).
+  local n=0 echo_rss=0
+  if pid=$(pid_of controller); then
+    for child in $(pgrep -P "$pid" || true); do n=$((n + 1)); echo_rss=$((echo_rss + $(rss_kb "$child"))); done
+  fi
+  total=$((total + echo_rss))
+  printf '%-12s %-8s %8d  %s\n' "echo pods" "$n procs" $((echo_rss / 1024)) "Istio's tcp-echo, one per pod (table: $DIR/state/echo-pods.json)"
+  printf '%-12s %-8s %8d\n' "mesh total" "" $((total / 1024))
+  return $down
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  env) load_env; cat "$DIR/env"; echo "KUBECONFIG=$KUBECONFIG_OUT"; echo "MESH_DIR=$DIR" ;;
+  stop) load_env; stop "${2:?component}" ;;
+  start) load_env; start "${2:?component}"; wait_ready "$2" ;;
+  restart) load_env; stop "${2:?component}"; start "$2"; wait_ready "$2" ;;
+  *) die "usage: scripts/mesh.sh up|down|status|env|start|stop|restart [istiod|controller|gateway]" ;;
+esac
