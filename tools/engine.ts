@@ -85,13 +85,13 @@ export interface GatedUpOptions {
 }
 
 /**
- * `pulumi up` as the CLI does it interactively: a policy-checked preview first, the update only if the
- * preview passed. The Automation API's `up` skips the preview, and during an update policies run per
- * resource, after earlier resources (components' outputs among them) have already been written.
+ * The policy-gated `pulumi up`: one engine run with the pack, which changes nothing unless every mandatory
+ * policy passes. During an update the engine checks each resource just before its step and runs stack policies
+ * after every step; the program's policy gate (preflight/policyGate.ts) holds every resource back until the pack
+ * has checked the whole desired state, resource and stack policies alike, so no separate preview is needed.
  */
 export async function gatedUp(stack: Stack, opts: GatedUpOptions = {}) {
     const policy = { policyPacks: opts.policyPacks ?? [POLICY_PACK_DIR], policyPackConfigs: opts.policyPackConfigs };
-    const preview = await stack.preview({ ...policy, onOutput: opts.onOutput });
     const result = await stack.up({ ...policy, onOutput: opts.onOutput, onEvent: opts.onEvent });
-    return { preview, result };
+    return { result };
 }
