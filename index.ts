@@ -17,7 +17,7 @@ export = async () => {
         // Keys without a value on this target (the address hint off the cloud) are left out, not exported empty.
         return Object.fromEntries(Object.entries(outputs).filter(([, value]) => value !== undefined));
     } catch (err) {
-        gate.abort(err);
+        gate.abort();
         // Expected refusals print their message alone (a RunError has no stack trace in the engine's output).
         if (err instanceof ConfigError || err instanceof PreflightError) throw new pulumi.RunError(err.message);
         throw err;

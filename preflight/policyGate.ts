@@ -19,52 +19,61 @@ import { POLICY_GATE, PolicyGateResource } from "../components/model";
 export class PolicyGate {
     private readonly held: { resource: pulumi.Resource; type: string; name: string; props: pulumi.Inputs; parent?: pulumi.Resource }[] = [];
     private readonly heldSet = new Set<pulumi.Resource>();
+    private sawSecret = false;
+    private closed = false;
     private release!: (gate: pulumi.Resource) => void;
-    private fail!: (err: unknown) => void;
-    /** What every held resource depends on: the gate component, once it exists. */
-    private readonly opened = new Promise<pulumi.Resource>((resolve, reject) => {
+    /** What every held resource depends on: the gate component, once it exists and the pack passed it. */
+    private readonly opened = new Promise<pulumi.Resource>((resolve) => {
         this.release = resolve;
-        this.fail = reject;
     });
 
-    /** Starts holding every custom resource declared from now on (providers and reads are not held). */
+    /** Starts holding every custom resource declared from now on, in the whole stack. */
     install(): void {
-        // A rejected gate (the program threw) must not surface as an unhandled rejection of its own.
-        this.opened.catch(() => undefined);
-        pulumi.runtime.registerStackTransformation((args) => {
-            if (!(args.resource instanceof pulumi.CustomResource) || args.resource instanceof pulumi.ProviderResource) return undefined;
-            if (args.opts.id !== undefined || args.type.startsWith("pulumi:")) return undefined;
-            this.held.push({ resource: args.resource, type: args.type, name: args.name, props: args.props, parent: args.opts.parent });
-            this.heldSet.add(args.resource);
-            const dependsOn = pulumi.output(args.opts.dependsOn ?? []).apply((d) => [...(Array.isArray(d) ? d : [d]), this.opened] as pulumi.Resource[]);
-            return { props: args.props, opts: { ...args.opts, dependsOn: dependsOn as pulumi.Input<pulumi.Input<pulumi.Resource>[]> } };
-        });
+        pulumi.runtime.registerStackTransformation(this.transformation);
     }
+
+    /** Holds one resource back and records it (providers, reads and Pulumi's own resources pass). */
+    readonly transformation: pulumi.ResourceTransformation = (args) => {
+        if (!(args.resource instanceof pulumi.CustomResource) || args.resource instanceof pulumi.ProviderResource) return undefined;
+        if (args.opts.id !== undefined || args.type.startsWith("pulumi:")) return undefined;
+        this.held.push({ resource: args.resource, type: args.type, name: args.name, props: args.props, parent: args.opts.parent });
+        this.heldSet.add(args.resource);
+        // The SDK flattens nested lists, promises and outputs in `dependsOn`; the gate is a promise until it exists.
+        const dependsOn = [args.opts.dependsOn ?? [], this.opened] as unknown as pulumi.Input<pulumi.Resource>[];
+        return { props: args.props, opts: { ...args.opts, dependsOn } };
+    };
 
     /** Registers the gate with the desired state recorded so far; the held resources follow once it passed. */
     close(): pulumi.Resource {
-        const resources = pulumi.output(Promise.all(this.held.map((r) => this.describe(r))));
+        if (this.closed) throw new Error("the policy gate was already closed");
+        this.closed = true;
+        // A secret anywhere makes the whole recorded state a secret (the state file encrypts it).
+        const resources = pulumi.output(Promise.all(this.held.map((r) => this.describe(r)))).apply((all) => (this.sawSecret ? pulumi.secret(all) : pulumi.output(all))) as pulumi.Output<PolicyGateResource[]>;
         const gate = new GateComponent({ resources });
-        this.release(gate);
+        // Depending on a component waits only for its custom children (it has none): wait for its own URN,
+        // which the engine returns once the pack has passed it and its step is done.
+        gate.urn.apply(() => this.release(gate));
         return gate;
     }
 
-    /** The program failed: nothing held is registered. */
-    abort(err: unknown): void {
-        this.fail(err);
+    /** The program failed: the gate stays shut, so nothing held is ever registered; the program's error ends the run. */
+    abort(): void {
+        this.closed = true;
     }
 
     private async describe(r: (typeof this.held)[number]): Promise<PolicyGateResource> {
         const parentHeld = r.parent !== undefined && this.heldSet.has(r.parent);
-        const urn = parentHeld ? undefined : await promptValue(pulumi.createUrn(r.name, r.type, r.parent), this.heldSet);
-        return { type: r.type, name: r.name, urn: typeof urn === "string" ? urn : undefined, props: (await this.settle(r.props)) as Record<string, unknown> };
+        const urn = parentHeld ? UNKNOWN : await promptValue(pulumi.createUrn(r.name, r.type, r.parent), this.heldSet);
+        return { type: r.type, name: r.name, urn: urn === UNKNOWN ? undefined : String(urn.value), props: (await this.settle(r.props)) as Record<string, unknown> };
     }
 
-    /** The inputs as plain data: outputs of held resources become the unknown marker, secrets stay secret. */
+    /** The inputs as plain data: outputs of held resources become the unknown marker; secrets are noted. */
     private async settle(value: unknown): Promise<unknown> {
         if (pulumi.Output.isInstance(value)) {
             const settled = await promptValue(value, this.heldSet);
-            return settled === UNKNOWN ? POLICY_GATE.unknown : this.settle(settled);
+            if (settled === UNKNOWN) return POLICY_GATE.unknown;
+            if (settled.secret) this.sawSecret = true;
+            return this.settle(settled.value);
         }
         if (value instanceof Promise) return this.settle(await value);
         if (pulumi.Resource.isInstance(value)) return POLICY_GATE.unknown;
@@ -79,15 +88,14 @@ export class PolicyGate {
 
 const UNKNOWN = Symbol("unknown");
 
-/** An output's value without waiting on a held resource (that would never resolve); secrets are re-wrapped. */
-async function promptValue(output: pulumi.Output<unknown>, held: Set<pulumi.Resource>): Promise<unknown> {
+/** An output's value, without waiting on a held resource (that would never resolve). */
+async function promptValue(output: pulumi.Output<unknown>, held: Set<pulumi.Resource>): Promise<typeof UNKNOWN | { value: unknown; secret: boolean }> {
     // Internal but long-standing: the resources an output was computed from, known synchronously.
     const from: Set<pulumi.Resource> = (output as unknown as { resources(): Set<pulumi.Resource> }).resources();
     for (const r of from) if (held.has(r)) return UNKNOWN;
     const impl = output as unknown as { promise(withUnknowns?: boolean): Promise<unknown>; isKnown: Promise<boolean>; isSecret: Promise<boolean> };
     const [value, known, secret] = await Promise.all([impl.promise(), impl.isKnown, impl.isSecret]);
-    if (!known) return UNKNOWN;
-    return secret ? pulumi.secret(value) : value;
+    return known ? { value, secret } : UNKNOWN;
 }
 
 /** The component the pack sees first: its inputs are the desired state. */
