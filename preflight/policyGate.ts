@@ -6,19 +6,22 @@ import { POLICY_GATE, PolicyGateResource } from "../components/model";
  *
  * During an update the engine runs a pack's resource policies on each resource just before that resource's
  * step, and its stack policies only after every step, so a violation found late leaves earlier changes in
- * place. The gate closes that gap without a separate preview: every custom resource the program declares is
- * held back (`dependsOn` the gate) while its type, name and inputs are recorded; once the program has
- * declared everything, one component holding that desired state is registered first. The engine hands it to
- * the pack, whose policies (policy/policies/gate.ts) check the whole desired state, resource and stack
- * policies alike, before the component's step; a mandatory violation fails the run there, before any
- * resource was registered. Only then are the held resources registered, and the pack checks each again as
- * usual. A value that comes from another resource's output is not known before that resource exists: it is
- * recorded as unknown, as a preview sees it, and its policies run when the resource registers (resource
- * policies) and after the update (stack policies), exactly as they would after a preview.
+ * place. The gate closes that gap without a separate preview: every resource the program declares is held
+ * back (`dependsOn` the gate) while each custom resource's type, name and inputs are recorded; once the
+ * program has declared everything, one component holding that desired state is registered first. The engine
+ * hands it to the pack, whose policies (policy/policies/gate.ts) check the whole desired state, resource and
+ * stack policies alike, before the component's step; a mandatory violation fails the run there, before any
+ * resource (or a component's recorded outputs) was written. Only then are the held resources registered, and
+ * the pack checks each again as usual. Providers are not held (the program's checks of the live target call
+ * through them); they hold no more than their config. A value that comes from another resource's output is not
+ * known before that resource exists: it is recorded as unknown, as a preview sees it, and its policies run when
+ * the resource registers (resource policies) and after the update (stack policies), as they would after a preview.
  */
 export class PolicyGate {
-    private readonly held: { resource: pulumi.Resource; type: string; name: string; props: pulumi.Inputs; parent?: pulumi.Resource }[] = [];
-    private readonly heldSet = new Set<pulumi.Resource>();
+    /** Every resource held, with what its URN is made of. */
+    private readonly seen = new Map<pulumi.Resource, { type: string; name: string; parent?: pulumi.Resource }>();
+    /** The custom resources among them, in declaration order, with their inputs. */
+    private readonly held: { resource: pulumi.Resource; props: pulumi.Inputs }[] = [];
     private sawSecret = false;
     private closed = false;
     private release!: (gate: pulumi.Resource) => void;
@@ -27,17 +30,17 @@ export class PolicyGate {
         this.release = resolve;
     });
 
-    /** Starts holding every custom resource declared from now on, in the whole stack. */
+    /** Starts holding every resource declared from now on, in the whole stack. */
     install(): void {
         pulumi.runtime.registerStackTransformation(this.transformation);
     }
 
-    /** Holds one resource back and records it (providers, reads and Pulumi's own resources pass). */
+    /** Holds one resource back, recording a custom resource's inputs (providers, reads and Pulumi's own resources pass). */
     readonly transformation: pulumi.ResourceTransformation = (args) => {
-        if (!(args.resource instanceof pulumi.CustomResource) || args.resource instanceof pulumi.ProviderResource) return undefined;
-        if (args.opts.id !== undefined || args.type.startsWith("pulumi:")) return undefined;
-        this.held.push({ resource: args.resource, type: args.type, name: args.name, props: args.props, parent: args.opts.parent });
-        this.heldSet.add(args.resource);
+        if (args.resource instanceof pulumi.ProviderResource || args.opts.id !== undefined) return undefined;
+        if (args.type.startsWith("pulumi:") || args.type === POLICY_GATE.type) return undefined;
+        this.seen.set(args.resource, { type: args.type, name: args.name, parent: args.opts.parent });
+        if (args.resource instanceof pulumi.CustomResource) this.held.push({ resource: args.resource, props: args.props });
         // The SDK flattens nested lists, promises and outputs in `dependsOn`; the gate is a promise until it exists.
         const dependsOn = [args.opts.dependsOn ?? [], this.opened] as unknown as pulumi.Input<pulumi.Resource>[];
         return { props: args.props, opts: { ...args.opts, dependsOn } };
@@ -62,15 +65,26 @@ export class PolicyGate {
     }
 
     private async describe(r: (typeof this.held)[number]): Promise<PolicyGateResource> {
-        const parentHeld = r.parent !== undefined && this.heldSet.has(r.parent);
-        const urn = parentHeld ? UNKNOWN : await promptValue(pulumi.createUrn(r.name, r.type, r.parent), this.heldSet);
-        return { type: r.type, name: r.name, urn: urn === UNKNOWN ? undefined : String(urn.value), props: (await this.settle(r.props)) as Record<string, unknown> };
+        const { type, name } = this.seen.get(r.resource)!;
+        return { type, name, urn: this.urnOf(r.resource), props: (await this.settle(r.props)) as Record<string, unknown> };
+    }
+
+    /** The URN the engine will give a held resource (its parents' URNs are not known before they register). */
+    private urnOf(resource: pulumi.Resource): string {
+        const types: string[] = [];
+        let name = "";
+        for (let r: pulumi.Resource | undefined = resource; r !== undefined && this.seen.has(r); r = this.seen.get(r)!.parent) {
+            const entry = this.seen.get(r)!;
+            types.unshift(entry.type);
+            if (r === resource) name = entry.name;
+        }
+        return `urn:pulumi:${pulumi.getStack()}::${pulumi.getProject()}::${types.join("$")}::${name}`;
     }
 
     /** The inputs as plain data: outputs of held resources become the unknown marker; secrets are noted. */
     private async settle(value: unknown): Promise<unknown> {
         if (pulumi.Output.isInstance(value)) {
-            const settled = await promptValue(value, this.heldSet);
+            const settled = await promptValue(value, this.seen);
             if (settled === UNKNOWN) return POLICY_GATE.unknown;
             if (settled.secret) this.sawSecret = true;
             return this.settle(settled.value);
@@ -89,7 +103,7 @@ export class PolicyGate {
 const UNKNOWN = Symbol("unknown");
 
 /** An output's value, without waiting on a held resource (that would never resolve). */
-async function promptValue(output: pulumi.Output<unknown>, held: Set<pulumi.Resource>): Promise<typeof UNKNOWN | { value: unknown; secret: boolean }> {
+async function promptValue(output: pulumi.Output<unknown>, held: Map<pulumi.Resource, unknown>): Promise<typeof UNKNOWN | { value: unknown; secret: boolean }> {
     // Internal but long-standing: the resources an output was computed from, known synchronously.
     const from: Set<pulumi.Resource> = (output as unknown as { resources(): Set<pulumi.Resource> }).resources();
     for (const r of from) if (held.has(r)) return UNKNOWN;
