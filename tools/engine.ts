@@ -1,6 +1,7 @@
 import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 
 /** Root of the project: the Pulumi program and its Pulumi.yaml. */
@@ -45,6 +46,7 @@ export function engineEnv(stackName: string, opts: EngineOptions = {}): Record<s
         // `npm test` type-checks the program (strict); the engine only needs it transpiled (faster; see npm run bench).
         PULUMI_NODEJS_TRANSPILE_ONLY: process.env.PULUMI_NODEJS_TRANSPILE_ONLY ?? "true",
         PULUMI_BACKEND_URL: opts.backendUrl ?? process.env.PULUMI_BACKEND_URL ?? `file://${path.join(PROJECT_ROOT, ".local/state")}`,
+        ...nodeStartupEnv(),
         ...opts.env,
     };
     if (!process.env.PULUMI_CONFIG_PASSPHRASE && !process.env.PULUMI_CONFIG_PASSPHRASE_FILE && stackName === "local") {
@@ -52,6 +54,20 @@ export function engineEnv(stackName: string, opts: EngineOptions = {}): Record<s
     }
     if (env.PULUMI_BACKEND_URL.startsWith("file://")) fs.mkdirSync(env.PULUMI_BACKEND_URL.slice("file://".length), { recursive: true });
     return env;
+}
+
+/**
+ * Start-up of the Node.js processes the engine runs (the program, the policy pack): @pulumi/pulumi's package
+ * manager is loaded on first use (tools/lazy-sdk.cjs), and compiled code is cached across runs (Node >= 22.1).
+ * Added to what the user set, never in its place; scripts/pulumi.sh does the same for the CLI.
+ */
+export function nodeStartupEnv(): Record<string, string> {
+    const preload = `--require ${JSON.stringify(path.join(PROJECT_ROOT, "tools/lazy-sdk.cjs"))}`;
+    const cache = process.env.ASM_TCP_SHIFT_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "asm-tcp-shift");
+    return {
+        NODE_OPTIONS: [process.env.NODE_OPTIONS, preload].filter(Boolean).join(" "),
+        NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? path.join(cache, "node-compile-cache"),
+    };
 }
 
 /** Opens (or creates) a stack of the project with the pinned CLI and the offline environment. */
