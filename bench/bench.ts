@@ -116,7 +116,8 @@ async function weightChange() {
                 await stack.up({ policyPacks: [POLICY_PACK_DIR] });
             });
             const vs = kubectlJson(kubeconfig, ["-n", "default", "get", "virtualservices.networking.istio.io", "floor-echo"]);
-            const manifest = { apiVersion: vs.apiVersion, kind: vs.kind, metadata: { name: vs.metadata.name, namespace: vs.metadata.namespace }, spec: vs.spec };
+            // The same object under its own name, so kubectl and the floor never own the same fields.
+            const manifest = { apiVersion: vs.apiVersion, kind: vs.kind, metadata: { name: "kubectl-echo", namespace: vs.metadata.namespace }, spec: vs.spec };
             manifest.spec.tcp[0].route[0].weight = 50 + (round % 2);
             manifest.spec.tcp[0].route[1].weight = 50 - (round % 2);
             const file = path.join(dir, "vs.yaml");

@@ -9,7 +9,8 @@ const w = new pulumi.Config().requireNumber("w");
 new k8s.apiextensions.CustomResource("floor-echo", {
     apiVersion: "networking.istio.io/v1",
     kind: "VirtualService",
-    metadata: { name: "floor-echo", namespace: "default" },
+    // Force-owned, like every object of the program.
+    metadata: { name: "floor-echo", namespace: "default", annotations: { "pulumi.com/patchForce": "true" } },
     spec: {
         hosts: ["*"],
         gateways: ["floor-echo-gateway"],
