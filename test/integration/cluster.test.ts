@@ -6,7 +6,7 @@ import * as path from "path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { spawn, spawnSync } from "child_process";
 import { POLICY_GATE } from "../../components/model";
-import { EngineOptions, engineEnv, gatedUp, openStack, scratchProject, toolchainBinary } from "../../tools/engine";
+import { EngineOptions, PROJECT_ROOT, engineEnv, gatedUp, openStack, scratchProject, toolchainBinary } from "../../tools/engine";
 import { killOrphanedPlugins, recover } from "../../tools/recover";
 import { kubectl, kubectlJson } from "../../tools/kubectl";
 import { routesOf } from "../../tools/routes";
@@ -77,7 +77,8 @@ describe("real engine on the local cluster", () => {
         testCluster("down");
     });
 
-    const clusterProcesses = () => spawnSync("pgrep", ["-f", path.join(".local", "kwok", "clusters", TEST_CLUSTER) + "/"], { encoding: "utf8" }).stdout.trim();
+    // This checkout's cluster only: other checkouts on the machine may run a test cluster of the same name.
+    const clusterProcesses = () => spawnSync("pgrep", ["-f", path.join(PROJECT_ROOT, ".local", "kwok", "clusters", TEST_CLUSTER) + "/"], { encoding: "utf8" }).stdout.trim();
 
     it("cluster:up is idempotent: a second start reuses the running cluster", () => {
         const server = () => kubectlJson(TEST_KUBECONFIG, ["config", "view", "--minify"]).clusters[0].cluster.server;
