@@ -39,6 +39,8 @@ export class PolicyGate {
     readonly transformation: pulumi.ResourceTransformation = (args) => {
         if (args.resource instanceof pulumi.ProviderResource || args.opts.id !== undefined) return undefined;
         if (args.type.startsWith("pulumi:") || args.type === POLICY_GATE.type) return undefined;
+        // One declared later (in an apply, say) would skip the gate's check: refuse it instead.
+        if (this.closed) throw new Error(`${args.type} ${args.name} is declared after the policy gate closed; declare every resource before it`);
         this.seen.set(args.resource, { type: args.type, name: args.name, parent: args.opts.parent });
         if (args.resource instanceof pulumi.CustomResource) this.held.push({ resource: args.resource, props: args.props });
         // The SDK flattens nested lists, promises and outputs in `dependsOn`; the gate is a promise until it exists.

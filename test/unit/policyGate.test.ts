@@ -71,6 +71,7 @@ describe("policy gate (program side)", () => {
         assert.equal(desired[1].props.from, POLICY_GATE.unknown);
         assert.equal(desired[1].props.secret, "s3cret");
         assert.throws(() => gate.close(), /already closed/);
+        assert.throws(() => new Thing("late", { weight: 1 }, { parent }), /test:index:Thing late is declared after the policy gate closed/);
     });
 
 });
