@@ -1,7 +1,10 @@
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { CLB_CHARGE_TYPE, INGRESS_GATEWAY_NAMESPACE, ISTIO_API_VERSIONS, IstioApiVersion, TRACKS, Track, VERSIONS } from "./components/model";
+import { CLB_CHARGE_TYPE, INGRESS_GATEWAY_NAMESPACE, ISTIO_API_VERSIONS, IstioApiVersion, TRACKS, Track, VERSIONS, imagePinProblem } from "./components/model";
+
+// The policy pack checks images with the same rule; it lives in the model so the pack need not load this module.
+export { imagePinProblem };
 import { MAX_WEIGHT, MIN_WEIGHT, WeightSplit, splitWeights } from "./components/weights";
 
 export const PROJECT = "asm-tcp-shift";
@@ -85,26 +88,6 @@ const GATEWAY_NAME = /^[a-z0-9]([-a-z0-9]{0,55}[a-z0-9])?$/;
 const ACK_CLUSTER_ID = /^c[a-z0-9]{8,40}$/;
 const HOST = /^(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*|[a-z0-9-]+\/.+)$/;
 
-/**
- * An image reference counts as pinned with an explicit tag other than `latest`, or a sha256 digest.
- * A registry port (`host:5000/repo`) is not a tag.
- */
-export function imagePinProblem(image: string): string | undefined {
-    const [name, digest] = image.split("@", 2);
-    if (digest !== undefined) {
-        return /^sha256:[a-f0-9]{64}$/.test(digest) ? undefined : `digest "${digest}" is not sha256:<64 hex>`;
-    }
-    const lastSegment = name.slice(name.lastIndexOf("/") + 1);
-    const colon = lastSegment.indexOf(":");
-    if (colon < 0) return "has no tag or digest; pin it as repo:tag or repo@sha256:<digest>";
-    const tag = lastSegment.slice(colon + 1);
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) return `tag "${tag}" is not a valid image tag`;
-    if (tag === "latest") return 'uses the moving tag "latest"; pin a version tag or a sha256 digest';
-    if (!/^[a-z0-9]+([._\-/:][a-z0-9]+)*$/.test(name.slice(0, name.length - tag.length - 1))) {
-        return "repository name is not a valid image reference";
-    }
-    return undefined;
-}
 
 /**
  * The defaults of the typed config block in Pulumi.yaml: the one place each default lives. The engine applies

@@ -1,9 +1,9 @@
-import * as alicloud from "@pulumi/alicloud";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigError, ConfigProblem, PROJECT, Settings, parseSettings } from "./config";
+import { loadAlicloud } from "./components/alicloud";
 import { CanaryIngress, CanaryProviders, SlbConfig, TcpEchoCanary, TcpEchoCanaryArgs } from "./components";
 import { INGRESS_GATEWAY_NAMESPACE, VERSIONS } from "./components/model";
 import { ExistingGateway, KubeApi, KubeconfigError, PreflightError, checkTarget, kubeApiFromKubeconfig, reusedClbProblems } from "./preflight";
@@ -92,7 +92,7 @@ export function makeProviders(settings: Settings, secrets: StackSecrets): Canary
             return {
                 dataPlane: new k8s.Provider("ack", { kubeconfig: secrets.dataPlaneKubeconfig! }),
                 controlPlane: new k8s.Provider("asm", { kubeconfig: secrets.controlPlaneKubeconfig! }),
-                alicloud: needsAlicloud(settings) ? new alicloud.Provider("alicloud", {}) : undefined,
+                alicloud: needsAlicloud(settings) ? new (loadAlicloud().Provider)("alicloud", {}) : undefined,
             };
     }
 }
@@ -190,7 +190,7 @@ export async function checkStackTarget(settings: Settings, providers: CanaryProv
 export async function reusedClbTagProblems(settings: Settings, providers: CanaryProviders) {
     if (settings.slb.mode !== "reuse" || !providers.alicloud || settings.asm.useExistingGateway) return [];
     const id = settings.slb.id!;
-    const found = await alicloud.slb.getApplicationLoadBalancers({ ids: [id] }, { provider: providers.alicloud, async: true });
+    const found = await loadAlicloud().slb.getApplicationLoadBalancers({ ids: [id] }, { provider: providers.alicloud, async: true });
     return reusedClbProblems(id, found.balancers.find((b) => b.id === id)?.tags);
 }
 

@@ -1,11 +1,15 @@
 /**
  * Benchmarks of the real engine, printed as figures and ratios (not a test: nothing here passes or fails).
- *   npm run bench [-- --quick] [-- --cluster]
- * 1. render target: preview, first up, weight-change up, resources changed per weight change;
- * 2. local cluster: weight change by `pulumi up` vs `kubectl apply` of the same VirtualService; the mesh:
+ *   npm run bench [-- --quick] [-- --only weight] [-- --cluster]
+ * 1. weight change on the local cluster, against the engine's floor measured in the same run (runs alternate,
+ *    medians): the floor (bench/floor: one VirtualService, `up --skip-preview`), this program's ungated `up`,
+ *    the policy-gated `up` (one run, as shift / npm run local / deploy make it), the former gated path
+ *    (policy-checked preview, then `up` with the pack), the PR preview against a bare preview, `kubectl apply`;
+ * 2. render target: preview, first up, weight-change up, resources changed per weight change;
+ * 3. local cluster: weight change by `pulumi up` vs `kubectl apply` of the same VirtualService; the mesh:
  *    propagation from the write to the first connection the gateway routes with the new split (through
  *    istiod and the gateway stand-in), and the memory of every process of the local mesh at rest;
- * 3. scale: preview time with 1, 10 and 50 routed services.
+ * 4. scale: preview time with 1, 10 and 50 routed services.
  */
 import * as fs from "fs";
 import * as os from "os";
@@ -15,11 +19,14 @@ import { execFileSync, spawnSync } from "child_process";
 import * as net from "net";
 import { ingressOf, meshEnv } from "../tools/mesh";
 import { stringify } from "yaml";
-import { PROJECT_ROOT, gatedUp, openStack, scratchProject } from "../tools/engine";
+import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, scratchProject } from "../tools/engine";
 import { kubectl, kubectlJson } from "../tools/kubectl";
 
 const quick = process.argv.includes("--quick");
+const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
 const ROUNDS = quick ? 1 : 3;
+/** Rounds of the weight-change comparison: each round runs every path once, in turn. */
+const WEIGHT_ROUNDS = quick ? 3 : 5;
 const results: Record<string, number | string> = {};
 
 async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
@@ -29,6 +36,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (s: number) => `${s.toFixed(2)}s`;
+const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
 function report(name: string, value: number | string) {
     results[name] = value;
     console.log(`${name.padEnd(48)} ${typeof value === "number" ? fmt(value) : value}`);
@@ -71,6 +79,77 @@ async function renderTarget() {
     report("render: policy-gated preview+up, no change", policyTime);
     await stack.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** The figures issue 11 asks for, every one against the floor measured in the same run. */
+async function weightChange() {
+    const cluster = "asm-tcp-shift-bench";
+    const env = { ...process.env, ASM_TCP_SHIFT_CLUSTER: cluster };
+    execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "up"], { env, stdio: ["ignore", "ignore", "inherit"] });
+    const kubeconfig = path.join(PROJECT_ROOT, ".local", `cluster-${cluster}`, "kubeconfig");
+    const { dir, opts } = scratch("asm-bench-weight-");
+    const floorDir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-bench-floor-"));
+    try {
+        for (const entry of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(PROJECT_ROOT, "bench/floor", entry), path.join(floorDir, entry));
+        for (const entry of ["tsconfig.json", "package.json", "node_modules"]) fs.symlinkSync(path.join(PROJECT_ROOT, entry), path.join(floorDir, entry));
+        const floor = await openStack("floor", { workDir: floorDir, backendUrl: `file://${path.join(floorDir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "bench", KUBECONFIG: kubeconfig } });
+        const stack = await openStack("bench-weight", opts);
+        await stack.setAllConfig({ target: { value: "local" }, v2Weight: { value: "0" }, localKubeconfig: { value: kubeconfig } });
+        await floor.setConfig("w", { value: "0" });
+        // Warm-up: first runs create everything and fill the compiler and plugin caches.
+        await floor.up();
+        await stack.up();
+        await gatedUp(stack);
+
+        const times: Record<string, number[]> = { floor: [], ungated: [], gated: [], twoRun: [], barePreview: [], prPreview: [], kubectl: [] };
+        let weight = 0;
+        const next = () => String((weight = (weight + 10) % 100));
+        const take = async (key: string, fn: () => Promise<unknown>) => times[key].push((await timed(fn))[0]);
+        for (let round = 0; round < WEIGHT_ROUNDS; round++) {
+            // Every path makes one real change: the weight moves before each of them.
+            await floor.setConfig("w", { value: next() });
+            await take("floor", () => floor.up());
+            await stack.setConfig("v2Weight", { value: next() });
+            await take("barePreview", () => stack.preview());
+            await take("prPreview", () => stack.preview({ policyPacks: [POLICY_PACK_DIR] }));
+            await take("ungated", () => stack.up());
+            await stack.setConfig("v2Weight", { value: next() });
+            await take("gated", () => gatedUp(stack));
+            await stack.setConfig("v2Weight", { value: next() });
+            await take("twoRun", async () => {
+                await stack.preview({ policyPacks: [POLICY_PACK_DIR] });
+                await stack.up({ policyPacks: [POLICY_PACK_DIR] });
+            });
+            const vs = kubectlJson(kubeconfig, ["-n", "default", "get", "virtualservices.networking.istio.io", "floor-echo"]);
+            // The same object under its own name, so kubectl and the floor never own the same fields.
+            const manifest = { apiVersion: vs.apiVersion, kind: vs.kind, metadata: { name: "kubectl-echo", namespace: vs.metadata.namespace }, spec: vs.spec };
+            manifest.spec.tcp[0].route[0].weight = 50 + (round % 2);
+            manifest.spec.tcp[0].route[1].weight = 50 - (round % 2);
+            const file = path.join(dir, "vs.yaml");
+            fs.writeFileSync(file, stringify(manifest));
+            await take("kubectl", async () => kubectl(kubeconfig, ["apply", "--server-side", "--force-conflicts", "--field-manager", "bench", "-f", file]));
+        }
+        const m = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+        const n = `median of ${WEIGHT_ROUNDS}, alternating`;
+        report(`weight: floor, one-VirtualService program, up (${n})`, m.floor);
+        report("weight: ungated up (this program, no pack)", m.ungated);
+        report("weight: policy-gated up (one engine run)", m.gated);
+        report("weight: former gated path (preview + up, pack in both)", m.twoRun);
+        report("weight: bare preview of the pending change", m.barePreview);
+        report("weight: PR preview (preview with the pack)", m.prPreview);
+        report("weight: kubectl apply --server-side of a VirtualService", m.kubectl);
+        report("weight: ratio ungated / floor (goal <= 1.1x)", ratio(m.ungated, m.floor));
+        report("weight: ratio gated / floor (goal <= 1.5x)", ratio(m.gated, m.floor));
+        report("weight: ratio former gated path / floor", ratio(m.twoRun, m.floor));
+        report("weight: ratio PR preview / bare preview (goal <= 1.2x)", ratio(m.prPreview, m.barePreview));
+        for (const [key, runs] of Object.entries(times)) results[`weight-runs: ${key}`] = runs.map((t) => t.toFixed(2)).join(" ");
+        await stack.destroy();
+        await floor.destroy();
+    } finally {
+        execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "down"], { env, stdio: ["ignore", "ignore", "inherit"] });
+        fs.rmSync(dir, { recursive: true, force: true });
+        fs.rmSync(floorDir, { recursive: true, force: true });
+    }
 }
 
 async function localCluster() {
@@ -237,12 +316,15 @@ async function scale() {
 }
 
 async function main() {
-    console.log(`asm-tcp-shift benchmarks (${os.cpus().length} cores, node ${process.version})\n`);
-    // --cluster: only the local cluster and mesh figures.
+    console.log(`asm-tcp-shift benchmarks (${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)}, node ${process.version})\n`);
+    // --cluster: only the local cluster and mesh figures; --only weight: only the weight change against the floor.
     const clusterOnly = process.argv.includes("--cluster");
-    if (!clusterOnly) await renderTarget();
-    await localCluster();
-    if (!clusterOnly) await scale();
+    if (!clusterOnly) await weightChange();
+    if (only !== "weight") {
+        if (!clusterOnly) await renderTarget();
+        await localCluster();
+        if (!clusterOnly) await scale();
+    }
     const out = path.join(PROJECT_ROOT, "bench/results");
     fs.mkdirSync(out, { recursive: true });
     fs.writeFileSync(path.join(out, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`), JSON.stringify(results, null, 2));

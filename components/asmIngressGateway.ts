@@ -1,4 +1,5 @@
-import * as alicloud from "@pulumi/alicloud";
+import type * as alicloud from "@pulumi/alicloud";
+import { loadAlicloud } from "./alicloud";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import {
@@ -109,7 +110,7 @@ export class AsmIngressGateway extends pulumi.ComponentResource {
         let createdAddress: pulumi.Output<string | undefined> | undefined;
         switch (args.slb.mode) {
             case "create": {
-                this.loadBalancer = new alicloud.slb.ApplicationLoadBalancer(
+                this.loadBalancer = new (loadAlicloud().slb.ApplicationLoadBalancer)(
                     `${name}-slb`,
                     {
                         loadBalancerName: `${APP_NAME}-${args.name}`,

@@ -144,3 +144,43 @@ export function sameResourceType(type: string, token: string): boolean {
 export function versionLabels(track: Track): { app: string; version: string } {
     return { app: APP_NAME, version: VERSIONS[track].subset };
 }
+
+/**
+ * An image reference counts as pinned with an explicit tag other than `latest`, or a sha256 digest.
+ * A registry port (`host:5000/repo`) is not a tag.
+ */
+export function imagePinProblem(image: string): string | undefined {
+    const [name, digest] = image.split("@", 2);
+    if (digest !== undefined) {
+        return /^sha256:[a-f0-9]{64}$/.test(digest) ? undefined : `digest "${digest}" is not sha256:<64 hex>`;
+    }
+    const lastSegment = name.slice(name.lastIndexOf("/") + 1);
+    const colon = lastSegment.indexOf(":");
+    if (colon < 0) return "has no tag or digest; pin it as repo:tag or repo@sha256:<digest>";
+    const tag = lastSegment.slice(colon + 1);
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) return `tag "${tag}" is not a valid image tag`;
+    if (tag === "latest") return 'uses the moving tag "latest"; pin a version tag or a sha256 digest';
+    if (!/^[a-z0-9]+([._\-/:][a-z0-9]+)*$/.test(name.slice(0, name.length - tag.length - 1))) {
+        return "repository name is not a valid image reference";
+    }
+    return undefined;
+}
+
+/**
+ * The policy gate (preflight/policyGate.ts, policy/policies/gate.ts): one component whose inputs are the
+ * desired state of every custom resource, registered before any of them so the pack can check it all first.
+ */
+export const POLICY_GATE = {
+    type: "asm-tcp-shift:policy:DesiredState",
+    name: "policy-gate",
+    /** Stands for a value not known before another resource exists (a preview's "unknown"). */
+    unknown: "asm-tcp-shift.io/unknown-before-update",
+} as const;
+
+/** One resource in the gate's desired state. */
+export interface PolicyGateResource {
+    type: string;
+    name: string;
+    urn?: string;
+    props: Record<string, unknown>;
+}

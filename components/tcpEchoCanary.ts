@@ -1,4 +1,4 @@
-import * as alicloud from "@pulumi/alicloud";
+import type * as alicloud from "@pulumi/alicloud";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { AsmIngressGateway, SlbConfig } from "./asmIngressGateway";

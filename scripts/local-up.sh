@@ -24,7 +24,8 @@ if [[ -n "$weight" ]]; then p config set v2Weight "$weight" --stack local; fi
 # The cluster may be a new one since the last up (cluster:down, a lost .local/kwok): objects of a cluster
 # that no longer answers are dropped from the state, and the up recreates them. A live cluster is just refreshed.
 PULUMI_K8S_DELETE_UNREACHABLE=true p refresh --yes --skip-preview --stack local >/dev/null
-p up --yes --stack local --policy-pack policy
+# One engine run: the policy gate checks everything with the pack before the first change (see README).
+p up --yes --skip-preview --stack local --policy-pack policy
 
 log "routes as applied:"
 ensure_node

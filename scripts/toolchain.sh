@@ -12,6 +12,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/lib.sh"
 # shellcheck source=toolchain.versions
 . "$ROOT/toolchain.versions"
+# shellcheck source=scripts/pulumi-cli.sh
+. "$ROOT/scripts/pulumi-cli.sh"
 
 TOOLS="$CACHE_DIR/toolchain"
 PULUMI_DIR="$TOOLS/pulumi-$PULUMI_VERSION-nodejs-$PULUMI_LANGUAGE_NODEJS_SDK_VERSION"
@@ -57,13 +59,14 @@ wrapper() {
 
 build_pulumi() {
   if [[ -x "$PULUMI_DIR/bin/pulumi" && -x "$PULUMI_DIR/bin/pulumi-language-nodejs" ]]; then return; fi
-  local ambient
-  ambient=$(command -v pulumi || true)
-  if [[ -n "$ambient" && "$("$ambient" version 2>/dev/null)" == "v$PULUMI_VERSION" ]] && command -v pulumi-language-nodejs >/dev/null; then
-    log "using pulumi v$PULUMI_VERSION from PATH ($ambient)"
+  local ambient cli host version
+  ambient=$(user_pulumi "$TOOLS")
+  if [[ -n "$ambient" ]]; then
+    { read -r cli; read -r host; read -r version; } <<<"$ambient"
+    log "using the pulumi on PATH: $cli ($version, with its own Node.js language host); nothing to build"
     mkdir -p "$PULUMI_DIR/bin"
-    ln -sf "$ambient" "$PULUMI_DIR/bin/pulumi"
-    ln -sf "$(command -v pulumi-language-nodejs)" "$PULUMI_DIR/bin/pulumi-language-nodejs"
+    ln -sf "$cli" "$PULUMI_DIR/bin/pulumi"
+    ln -sf "$host" "$PULUMI_DIR/bin/pulumi-language-nodejs"
   else
     go_env
     local work="$TOOLS/.work/pulumi"
@@ -90,6 +93,8 @@ SH
 
 build_kubernetes_provider() {
   if [[ -x "$K8S_PROVIDER_DIR/pulumi-resource-kubernetes" ]]; then return; fi
+  # Installed already (e.g. `pulumi plugin install resource kubernetes <version>` where downloads work): nothing to build.
+  if [[ -x "${PULUMI_HOME:-$HOME/.pulumi}/plugins/resource-kubernetes-v$KUBERNETES_PROVIDER_VERSION/pulumi-resource-kubernetes" ]]; then return; fi
   go_env
   local work="$TOOLS/.work/kubernetes" src
   src=$(go mod download -json "github.com/pulumi/pulumi-kubernetes/provider/v4@$KUBERNETES_PROVIDER_MODULE_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')

@@ -1,6 +1,7 @@
 import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { assertUnlocked } from "./locks";
 import { StateStore, openStateStore } from "./stateStore";
@@ -50,6 +51,7 @@ export function engineEnv(stackName: string, opts: EngineOptions = {}): Record<s
         // An s3:// backend without credentials in the environment would make the AWS SDK ask the EC2
         // metadata address for some; the state's credentials always come from the environment here.
         AWS_EC2_METADATA_DISABLED: process.env.AWS_EC2_METADATA_DISABLED ?? "true",
+        ...nodeStartupEnv(),
         ...opts.env,
     };
     if (!process.env.PULUMI_CONFIG_PASSPHRASE && !process.env.PULUMI_CONFIG_PASSPHRASE_FILE && stackName === "local") {
@@ -69,6 +71,20 @@ export function stateStoreFor(stackName: string, opts: EngineOptions = {}): Stat
 export function stateStoreOf(stack: Stack): StateStore {
     const env = { ...process.env, ...stack.workspace.envVars };
     return openStateStore(env.PULUMI_BACKEND_URL!, env);
+}
+
+/**
+ * Start-up of the Node.js processes the engine runs (the program, the policy pack): @pulumi/pulumi's package
+ * manager is loaded on first use (tools/lazy-sdk.cjs), and compiled code is cached across runs (Node >= 22.1).
+ * Added to what the user set, never in its place; scripts/pulumi.sh does the same for the CLI.
+ */
+export function nodeStartupEnv(): Record<string, string> {
+    const preload = `--require ${JSON.stringify(path.join(PROJECT_ROOT, "tools/lazy-sdk.cjs"))}`;
+    const cache = process.env.ASM_TCP_SHIFT_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "asm-tcp-shift");
+    return {
+        NODE_OPTIONS: [process.env.NODE_OPTIONS, preload].filter(Boolean).join(" "),
+        NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? path.join(cache, "node-compile-cache"),
+    };
 }
 
 /** Opens (or creates) a stack of the project with the pinned CLI and the offline environment. */
@@ -104,15 +120,15 @@ export interface GatedUpOptions {
 }
 
 /**
- * `pulumi up` as the CLI does it interactively: a policy-checked preview first, the update only if the
- * preview passed. The Automation API's `up` skips the preview, and during an update policies run per
- * resource, after earlier resources (components' outputs among them) have already been written.
+ * The policy-gated `pulumi up`: one engine run with the pack, which changes nothing unless every mandatory
+ * policy passes. During an update the engine checks each resource just before its step and runs stack policies
+ * after every step; the program's policy gate (preflight/policyGate.ts) holds every resource back until the pack
+ * has checked the whole desired state, resource and stack policies alike, so no separate preview is needed.
  */
 export async function gatedUp(stack: Stack, opts: GatedUpOptions = {}) {
     // A stack another job holds fails here, at once, instead of after a preview of several seconds.
     await assertUnlocked(stateStoreOf(stack), stack.name, opts.ownLock);
     const policy = { policyPacks: opts.policyPacks ?? [POLICY_PACK_DIR], policyPackConfigs: opts.policyPackConfigs };
-    const preview = await stack.preview({ ...policy, onOutput: opts.onOutput });
     const result = await stack.up({ ...policy, onOutput: opts.onOutput, onEvent: opts.onEvent });
-    return { preview, result };
+    return { result };
 }

@@ -9,6 +9,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { parseArgs } from "util";
 import { UsageError, log, runCli } from "./cli";
+import { POLICY_GATE } from "../components/model";
 import { EngineOptions, POLICY_PACK_DIR, PROJECT_ROOT, openStack } from "./engine";
 import { policyConfigFor } from "./policyConfig";
 import { readStackFile } from "./stackFiles";
@@ -31,6 +32,8 @@ export function policyViolations(output: string): string[] {
     for (let i = 0; i < lines.length; i++) {
         const m = lines[i].match(/^\s*- \[(mandatory|advisory|remediate)\]\s+(\S+)\s+\((.*)\)\s*$/);
         if (!m) continue;
+        // A preview also checks each resource and the stack, so the policy gate's copy of a violation is a duplicate.
+        if (m[3].includes(POLICY_GATE.type)) continue;
         const message = (lines[i + 2] ?? "").trim();
         found.push(`[${m[1]}] ${m[2]} (${m[3]}): ${message}`);
     }

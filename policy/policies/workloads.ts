@@ -1,6 +1,5 @@
 import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
-import { TYPE_TOKENS, VERSIONS, sameResourceType } from "../../components/model";
-import { imagePinProblem } from "../../config";
+import { TYPE_TOKENS, VERSIONS, imagePinProblem, sameResourceType } from "../../components/model";
 import { containers, isType, metaName, metaNamespace, qualifyHost, stackOf, tcpRoutes } from "./resources";
 
 export const imagesPinned: ResourceValidationPolicy = {

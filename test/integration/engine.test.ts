@@ -5,6 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { spawnSync } from "child_process";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
+import { POLICY_GATE } from "../../components/model";
 import { gatedUp, openStack, scratchProject, toolchainBinary } from "../../tools/engine";
 import { renderedVirtualService, routesOf } from "../../tools/routes";
 
@@ -17,8 +18,12 @@ describe("real engine on the render target", () => {
     let stack: Stack;
     const renderDir = () => path.join(dir, "rendered");
 
+    // The policy gate's record of the desired state (state only) changes with every weight; objects are what count here.
     const updatedUrns = (events: EngineEvent[]) =>
-        events.filter((e) => e.resOutputsEvent && e.resOutputsEvent.metadata.op === "update").map((e) => e.resOutputsEvent!.metadata.urn);
+        events
+            .filter((e) => e.resOutputsEvent && e.resOutputsEvent.metadata.op === "update")
+            .map((e) => e.resOutputsEvent!.metadata.urn)
+            .filter((urn) => !urn.includes(POLICY_GATE.type));
 
     async function upWithWeight(weight: number) {
         await stack.setConfig("v2Weight", { value: String(weight) });
@@ -45,14 +50,16 @@ describe("real engine on the render target", () => {
     it("up at v2Weight 0 sends all traffic to v1, with the policy pack passing", async () => {
         const { result } = await upWithWeight(0);
         assert.equal(result.summary.result, "succeeded");
-        assert.equal(result.summary.resourceChanges?.create, 15);
+        // 15 objects and the policy gate's record.
+        assert.equal(result.summary.resourceChanges?.create, 16);
         assert.deepEqual(weightsOnDisk(), ["v1=100", "v2=0"]);
         assert.equal(result.outputs.v2Weight.value, 0);
     });
 
     it("v2Weight 20 updates exactly one resource, the VirtualService, to 80/20", async () => {
         const { result, events } = await upWithWeight(20);
-        assert.equal(result.summary.resourceChanges?.update, 1, JSON.stringify(result.summary.resourceChanges));
+        // The VirtualService, and the gate's record of the desired state.
+        assert.equal(result.summary.resourceChanges?.update, 2, JSON.stringify(result.summary.resourceChanges));
         assert.deepEqual(updatedUrns(events), [updatedUrns(events).find((u) => u.endsWith("VirtualService::tcp-echo-routing-virtualservice"))]);
         assert.deepEqual(weightsOnDisk(), ["v1=80", "v2=20"]);
     });
@@ -104,8 +111,8 @@ describe("real engine on the render target", () => {
     });
 
     it("v2Weight 100 sends all traffic to v2", async () => {
-        const { result } = await upWithWeight(100);
-        assert.equal(result.summary.resourceChanges?.update, 1);
+        const { events } = await upWithWeight(100);
+        assert.equal(updatedUrns(events).length, 1);
         assert.deepEqual(weightsOnDisk(), ["v1=0", "v2=100"]);
     });
 
@@ -114,6 +121,57 @@ describe("real engine on the render target", () => {
         assert.deepEqual(await resourcesInState(), []);
         assert.deepEqual(fs.readdirSync(path.join(renderDir(), "1-manifest")), []);
         await stack.workspace.removeStack("itest");
+    });
+});
+
+/**
+ * The single-run guarantee on a stack policy, which the engine itself runs only after every step: a program that
+ * routes to a subset no DestinationRule defines is stopped at the policy gate, before any object is written.
+ */
+describe("one gated engine run: a stack policy stops the update before the first change", () => {
+    let dir: string;
+    let stack: Stack;
+    const program = `import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { PolicyGate } from "./preflight/policyGate";
+export = async () => {
+    const subset = new pulumi.Config().require("subset");
+    const gate = new PolicyGate();
+    gate.install();
+    const provider = new k8s.Provider("render", { renderYamlToDirectory: "rendered" });
+    const metadata = { name: "echo", namespace: "default" };
+    new k8s.apiextensions.CustomResource("dr", { apiVersion: "networking.istio.io/v1", kind: "DestinationRule", metadata, spec: { host: "echo", subsets: [{ name: "v1", labels: { version: "v1" } }] } }, { provider });
+    new k8s.core.v1.ConfigMap("echo-config", { metadata, data: { subset } }, { provider });
+    new k8s.apiextensions.CustomResource("vs", { apiVersion: "networking.istio.io/v1", kind: "VirtualService", metadata, spec: { hosts: ["echo"], tcp: [{ route: [{ destination: { host: "echo", subset }, weight: 100 }] }] } }, { provider });
+    gate.close();
+};
+`;
+    const rendered = () =>
+        fs
+            .readdirSync(path.join(dir, "rendered", "1-manifest"))
+            .sort()
+            .map((f) => fs.readFileSync(path.join(dir, "rendered", "1-manifest", f), "utf8"));
+
+    before(async () => {
+        dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-gate-")));
+        fs.rmSync(path.join(dir, "index.ts"));
+        fs.writeFileSync(path.join(dir, "index.ts"), program);
+        stack = await openStack("gate", { workDir: dir, backendUrl: `file://${path.join(dir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "integration-test" } });
+        await stack.setAllConfig({ v2Weight: { value: "0" }, subset: { value: "v1" } });
+    });
+
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it("passes a consistent stack, then refuses the broken one with nothing written", async () => {
+        const { result } = await gatedUp(stack);
+        assert.equal(result.summary.result, "succeeded");
+        const before = { state: (await stack.exportStack()).deployment.resources, files: rendered() };
+
+        await stack.setConfig("subset", { value: "v3" });
+        await assert.rejects(gatedUp(stack), /virtualservice-subsets-defined[\s\S]*before any change: VirtualService echo routes to subset "v3"/);
+        // Neither the ConfigMap nor the VirtualService (both would change) was written, in the state or on disk.
+        assert.deepEqual(rendered(), before.files);
+        assert.deepEqual((await stack.exportStack()).deployment.resources, before.state);
     });
 });
 

@@ -32,6 +32,18 @@ describe("GitHub Actions workflows", () => {
         assert.match(r.stdout, /property "destination" is not defined/);
     });
 
+    it("install the pinned CLI and provider with pulumi/actions and build nothing from source", () => {
+        const pins = Object.fromEntries(
+            fs.readFileSync(path.join(PROJECT_ROOT, "toolchain.versions"), "utf8").split("\n").filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.split("=", 2) as [string, string]),
+        );
+        for (const file of fs.readdirSync(WORKFLOWS)) {
+            const text = fs.readFileSync(path.join(WORKFLOWS, file), "utf8");
+            assert.match(text, new RegExp(`uses: pulumi/actions@v\\d+\\s+with:\\s+pulumi-version: ${pins.PULUMI_VERSION.replace(/\./g, "\\.")}\\n`), file);
+            assert.match(text, new RegExp(`pulumi plugin install resource kubernetes ${pins.KUBERNETES_PROVIDER_VERSION.replace(/\./g, "\\.")}\\n`), file);
+            assert.doesNotMatch(text, /setup-go|go build|go-version/, file);
+        }
+    });
+
     it("run the same entry points as a developer (npm run preview / promote / pulumi)", () => {
         const text = fs.readdirSync(WORKFLOWS).map((f) => fs.readFileSync(path.join(WORKFLOWS, f), "utf8")).join("\n");
         assert.match(text, /npm run preview -- --stack/);

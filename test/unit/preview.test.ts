@@ -5,13 +5,16 @@ import { MAX_DIFF_CHARS, policyViolations, toMarkdown } from "../../tools/previe
 const FAILED_OUTPUT = `Previewing update (staging):
 Policies:
     ❌ asm-tcp-shift@v0.1.0 (local: /work/main/policy)
+        - [mandatory]  max-weight-step  (asm-tcp-shift:policy:DesiredState: policy-gate)
+          One update moves the canary weight by at most maxWeightStep percentage points.
+          tcp-echo-routing-virtualservice (kubernetes:networking.istio.io/v1:VirtualService): before any change: VirtualService tcp-echo: v2 weight moves 0 -> 80 (80 points); the largest allowed step is 50.
         - [mandatory]  max-weight-step  (kubernetes:networking.istio.io/v1:VirtualService: tcp-echo-routing-virtualservice)
           One update moves the canary weight by at most maxWeightStep percentage points.
           VirtualService tcp-echo: v2 weight moves 0 -> 80 (80 points); the largest allowed step is 50.
 `;
 
 describe("preview summary", () => {
-    it("extracts policy violations with their level, name, resource and message", () => {
+    it("extracts policy violations with their level, name, resource and message, without the policy gate's copies", () => {
         assert.deepEqual(policyViolations(FAILED_OUTPUT), [
             "[mandatory] max-weight-step (kubernetes:networking.istio.io/v1:VirtualService: tcp-echo-routing-virtualservice): VirtualService tcp-echo: v2 weight moves 0 -> 80 (80 points); the largest allowed step is 50.",
         ]);
