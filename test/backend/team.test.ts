@@ -64,7 +64,8 @@ describe("team state in a bucket of the local S3 server", () => {
             dataPlaneKubeconfig: { value: SECRET_KUBECONFIG, secret: true },
         });
         const { result } = await gatedUp(dev);
-        assert.equal(result.summary.resourceChanges?.create, 15);
+        // The 15 objects and components, plus the policy gate's record of the desired state (state only).
+        assert.equal(result.summary.resourceChanges?.create, 16);
         assert.deepEqual(weights("dev"), [100, 0]);
         const keys = (await store.list("")).map((o) => o.key);
         assert.ok(keys.includes(".pulumi/meta.yaml"), keys.join(", "));
