@@ -58,8 +58,11 @@ export const virtualServiceSubsetsDefined: StackValidationPolicy = {
     },
 };
 
-function gatewayKey(ref: string, namespace: string): string {
-    return ref.includes("/") ? ref : `${namespace}/${ref}`;
+/** The stack's Gateways by `namespace/name`, and the one a VirtualService's `gateways` entry names (if declared). */
+function gatewayLookup(resources: Inspected[]): (vs: Inspected, ref: string) => Inspected | undefined {
+    const gateways = new Map<string, Inspected>();
+    for (const gw of resources.filter(isType(TYPE_TOKENS.gateway))) gateways.set(`${metaNamespace(gw)}/${metaName(gw)}`, gw);
+    return (vs, ref) => gateways.get(ref.includes("/") ? ref : `${metaNamespace(vs)}/${ref}`);
 }
 
 export const virtualServicePortExposed: StackValidationPolicy = {
@@ -67,8 +70,7 @@ export const virtualServicePortExposed: StackValidationPolicy = {
     description: "A VirtualService's TCP match port is a server port of its Gateway and is exposed by the ASM ingress gateway.",
     enforcementLevel: "mandatory",
     validateStack: (args, reportViolation) => {
-        const gateways = new Map<string, Inspected>();
-        for (const gw of args.resources.filter(isType(TYPE_TOKENS.gateway))) gateways.set(`${metaNamespace(gw)}/${metaName(gw)}`, gw);
+        const gatewayOf = gatewayLookup(args.resources);
         const istioGateways = args.resources.filter(isType(TYPE_TOKENS.istioGateway));
         const exposed = new Set(istioGateways.flatMap(frontendPorts));
         for (const vs of args.resources.filter(isType(TYPE_TOKENS.virtualService))) {
@@ -77,7 +79,7 @@ export const virtualServicePortExposed: StackValidationPolicy = {
                 for (const match of route.match ?? []) {
                     if (match.port === undefined) continue;
                     for (const ref of refs.filter((r) => r !== "mesh")) {
-                        const gw = gateways.get(gatewayKey(ref, metaNamespace(vs)));
+                        const gw = gatewayOf(vs, ref);
                         if (!gw) {
                             reportViolation(`VirtualService ${metaName(vs)} binds to Gateway "${ref}", which this stack does not declare.`, vs.urn);
                             continue;
@@ -157,12 +159,11 @@ export const gatewayHostsIntersect: StackValidationPolicy = {
     description: "A VirtualService bound to a Gateway has a host that the Gateway's servers accept (else istiod builds no route).",
     enforcementLevel: "mandatory",
     validateStack: (args, reportViolation) => {
-        const gateways = new Map<string, Inspected>();
-        for (const gw of args.resources.filter(isType(TYPE_TOKENS.gateway))) gateways.set(`${metaNamespace(gw)}/${metaName(gw)}`, gw);
+        const gatewayOf = gatewayLookup(args.resources);
         for (const vs of args.resources.filter(isType(TYPE_TOKENS.virtualService))) {
             const vsHosts: string[] = vs.props?.spec?.hosts ?? [];
             for (const ref of (vs.props?.spec?.gateways ?? []).filter((r: string) => r !== "mesh")) {
-                const gw = gateways.get(gatewayKey(ref, metaNamespace(vs)));
+                const gw = gatewayOf(vs, ref);
                 if (!gw) continue;
                 const serverHosts: string[] = (gw.props?.spec?.servers ?? []).flatMap((srv: { hosts?: string[] }) => (srv.hosts ?? []).map(dnsPart));
                 if (!vsHosts.some((h) => serverHosts.some((g) => hostsIntersect(h, g)))) {

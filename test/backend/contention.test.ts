@@ -10,8 +10,8 @@ import { recover } from "../../tools/recover";
 import { renderedVirtualService, routesOf } from "../../tools/routes";
 import { shift } from "../../tools/shift";
 import { StateStore } from "../../tools/stateStore";
-import { pulumiCli, soundCheckpoint, waitFor } from "../support/backend";
-import { TestObjectStore, startObjectStore } from "../support/objectstore";
+import { pulumiCli, removeStackOnBucket, renderStackOnBucket, soundCheckpoint, stateCanaryWeight, waitFor } from "../support/backend";
+import { TestObjectStore } from "../support/objectstore";
 
 const STACK = "team";
 const CHECKPOINT = `.pulumi/stacks/asm-tcp-shift/${STACK}.json`;
@@ -30,25 +30,13 @@ describe("contention and faults on the object-store backend", () => {
     const up = (...extra: string[]) => pulumiCli(["up", "--yes", "--non-interactive", "--stack", STACK, ...extra], dir, cliEnv());
     const weights = (renderDir = "rendered") => routesOf(renderedVirtualService(path.join(dir, renderDir)))[0].destinations.map((d) => d.weight);
     const updateLock = () => readLocks(store, STACK).then((ls) => ls.find((l) => l.kind === "update"));
-    const stateWeight = async (s: Stack = stack) => {
-        const vs = ((await s.exportStack()).deployment.resources ?? []).find((r: any) => r.urn.endsWith("VirtualService::tcp-echo-routing-virtualservice"));
-        return vs?.outputs?.spec?.tcp?.[0]?.route?.[1]?.weight;
-    };
+    const stateWeight = (s: Stack = stack) => stateCanaryWeight(s);
 
     before(async () => {
-        server = await startObjectStore("contention");
-        store = server.store();
-        dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-contention-")));
-        engine = { workDir: dir, backendUrl: server.url, env: { ...server.env, PULUMI_CONFIG_PASSPHRASE: "contention-test" } };
-        stack = await openStack(STACK, engine);
-        await stack.setAllConfig({ target: { value: "render" }, v2Weight: { value: "0" } });
-        await stack.up();
+        ({ server, store, dir, engine, stack } = await renderStackOnBucket("contention", STACK));
     });
 
-    after(() => {
-        server?.destroy();
-        if (dir) fs.rmSync(dir, { recursive: true, force: true });
-    });
+    after(() => removeStackOnBucket({ server, dir }));
 
     it("two ups on one stack: exactly one runs, the other fails at once naming the lock and how to clear it", async () => {
         await stack.setConfig("v2Weight", { value: "10" });

@@ -1,15 +1,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
-import { EngineOptions, openStack, scratchProject } from "../../tools/engine";
+import { EngineOptions } from "../../tools/engine";
 import { recover } from "../../tools/recover";
 import { renderedVirtualService, routesOf } from "../../tools/routes";
 import { StateStore } from "../../tools/stateStore";
-import { soundCheckpoint } from "../support/backend";
-import { TestObjectStore, startObjectStore } from "../support/objectstore";
+import { removeStackOnBucket, renderStackOnBucket, soundCheckpoint, stateCanaryWeight } from "../support/backend";
+import { TestObjectStore } from "../support/objectstore";
 
 const STACK = "outage";
 const CHECKPOINT = `.pulumi/stacks/asm-tcp-shift/${STACK}.json`;
@@ -25,25 +23,13 @@ describe("a long outage of the object-store backend", () => {
     let engine: EngineOptions;
     let stack: Stack;
     const weights = () => routesOf(renderedVirtualService(path.join(dir, "rendered")))[0].destinations.map((d) => d.weight);
-    const stateWeight = async () => {
-        const vs = ((await stack.exportStack()).deployment.resources ?? []).find((r: any) => r.urn.endsWith("VirtualService::tcp-echo-routing-virtualservice"));
-        return vs?.outputs?.spec?.tcp?.[0]?.route?.[1]?.weight;
-    };
+    const stateWeight = (s: Stack = stack) => stateCanaryWeight(s);
 
     before(async () => {
-        server = await startObjectStore("outage");
-        store = server.store();
-        dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-outage-")));
-        engine = { workDir: dir, backendUrl: server.url, env: { ...server.env, PULUMI_CONFIG_PASSPHRASE: "outage-test" } };
-        stack = await openStack(STACK, engine);
-        await stack.setAllConfig({ target: { value: "render" }, v2Weight: { value: "0" } });
-        await stack.up();
+        ({ server, store, dir, engine, stack } = await renderStackOnBucket("outage", STACK));
     });
 
-    after(() => {
-        server?.destroy();
-        if (dir) fs.rmSync(dir, { recursive: true, force: true });
-    });
+    after(() => removeStackOnBucket({ server, dir }));
 
     it("the object server down for longer than the CLI retries: the up fails clearly, the state holds, recover converges", async () => {
         await stack.setAllConfig({ v2Weight: { value: "45" }, replicas: { value: "2" } });

@@ -1,5 +1,44 @@
 import { spawn } from "child_process";
-import { toolchainBinary } from "../../tools/engine";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { Stack } from "@pulumi/pulumi/automation";
+import { VERSIONS } from "../../components/model";
+import { EngineOptions, openStack, scratchProject, toolchainBinary } from "../../tools/engine";
+import { StateStore } from "../../tools/stateStore";
+import { TestObjectStore, startObjectStore } from "./objectstore";
+
+/** A render-target stack whose state lives in a bucket of its own local S3 server. */
+export interface StackOnBucket {
+    server: TestObjectStore;
+    store: StateStore;
+    dir: string;
+    engine: EngineOptions;
+    stack: Stack;
+}
+
+/** Starts a server named `label`, a scratch project and stack `stackName` in it, applied once at v2Weight 0. */
+export async function renderStackOnBucket(label: string, stackName: string): Promise<StackOnBucket> {
+    const server = await startObjectStore(label);
+    const dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), `asm-tcp-shift-${label}-`)));
+    const engine: EngineOptions = { workDir: dir, backendUrl: server.url, env: { ...server.env, PULUMI_CONFIG_PASSPHRASE: `${label}-test` } };
+    const stack = await openStack(stackName, engine);
+    await stack.setAllConfig({ target: { value: "render" }, v2Weight: { value: "0" } });
+    await stack.up();
+    return { server, store: server.store(), dir, engine, stack };
+}
+
+/** Stops the server and removes the scratch project (either may be missing after a failed start). */
+export function removeStackOnBucket(s: { server?: TestObjectStore; dir?: string }): void {
+    s.server?.destroy();
+    if (s.dir) fs.rmSync(s.dir, { recursive: true, force: true });
+}
+
+/** The canary weight the state holds for the VirtualService. */
+export async function stateCanaryWeight(stack: Stack): Promise<number | undefined> {
+    const vs = ((await stack.exportStack()).deployment.resources ?? []).find((r: any) => r.urn.endsWith("VirtualService::tcp-echo-routing-virtualservice"));
+    return vs?.outputs?.spec?.tcp?.[0]?.route?.find((d: any) => d.destination?.subset === VERSIONS.canary.subset)?.weight;
+}
 
 export interface CliRun {
     pid: number;
