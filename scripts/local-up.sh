@@ -19,7 +19,7 @@ if [[ "$target" == "local" ]]; then
 fi
 
 p() { bash scripts/pulumi.sh "$@"; }
-ASM_TCP_SHIFT_STACK=local p stack select --create local >/dev/null
+p stack select --create local >/dev/null
 if [[ -n "$weight" ]]; then p config set v2Weight "$weight" --stack local; fi
 # The cluster may be a new one since the last up (cluster:down, a lost .local/kwok): objects of a cluster
 # that no longer answers are dropped from the state, and the up recreates them. A live cluster is just refreshed.

@@ -1,50 +1,51 @@
 #!/usr/bin/env bash
-# The pinned pulumi CLI with offline defaults. It never overrides what the user set:
-#  - backend: PULUMI_BACKEND_URL, else the project-local file backend in .local/state (gitignored); for an
-#    s3:// backend (OSS, the local object store) the credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
-#    never from the EC2 metadata address (AWS_EC2_METADATA_DISABLED);
-#  - passphrase: PULUMI_CONFIG_PASSPHRASE(_FILE), else the documented passphrase of the `local` stack,
-#    and only when the command targets the `local` stack (--stack local, or ASM_TCP_SHIFT_STACK=local);
-#  - no update check, and no plugin downloads (a missing plugin fails fast instead of hanging offline);
-#  - the program is transpiled without type checks (npm test type-checks it).
+# `npm run pulumi -- ARGS`: the project's pulumi CLI (scripts/toolchain.sh) in the offline engine environment
+# (scripts/engine-env.sh, the same one the tools use). The local stack's passphrase applies when the command
+# targets the `local` stack however it is named: --stack/-s, `stack select|init|rm local`, or the selected stack.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
+# shellcheck source=scripts/engine-env.sh
+. "$ROOT/scripts/engine-env.sh"
 ensure_node
-PATH="$(bash "$ROOT/scripts/toolchain.sh" --print-path):$ROOT/node_modules/.bin:$PATH"
-export PATH
-command -v pulumi >/dev/null || die "pulumi is not built yet: run npm run toolchain"
 
-export PULUMI_SKIP_UPDATE_CHECK=${PULUMI_SKIP_UPDATE_CHECK:-true}
-export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=${PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION:-true}
-# `npm test` type-checks the program (strict); the engine only needs it transpiled (faster; see npm run bench).
-export PULUMI_NODEJS_TRANSPILE_ONLY=${PULUMI_NODEJS_TRANSPILE_ONLY:-true}
-export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=${PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK:-true}
-# Faster start of the program and the policy pack (see nodeStartupEnv in tools/engine.ts).
-export NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--require \"$ROOT/tools/lazy-sdk.cjs\""
-export NODE_COMPILE_CACHE=${NODE_COMPILE_CACHE:-$CACHE_DIR/node-compile-cache}
-if [[ -z "${PULUMI_BACKEND_URL:-}" ]]; then
-  mkdir -p "$ROOT/.local/state"
-  export PULUMI_BACKEND_URL="file://$ROOT/.local/state"
-fi
-export AWS_EC2_METADATA_DISABLED=${AWS_EC2_METADATA_DISABLED:-true}
-if [[ "$PULUMI_BACKEND_URL" == s3://* && -z "${AWS_ACCESS_KEY_ID:-}" && "$PULUMI_BACKEND_URL" != *profile=* ]]; then
-  log "PULUMI_BACKEND_URL is a bucket but AWS_ACCESS_KEY_ID is not set: for the local object store run \`eval \"\$(bash scripts/objectstore.sh up)\"\`; for OSS export a RAM user's AccessKey as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-fi
+# Flags of `pulumi stack select|init|rm` that take a value (so the value is not read as the stack's name).
+STACK_VALUE_FLAGS=" --secrets-provider --copy-config-from --teams --cwd -C --color --config-file --tracing --logflow --verbose -v "
 
-targets_local_stack() {
-  local prev=""
+# The stack a pulumi command line names, or nothing.
+named_stack() {
+  local prev="" arg words=()
   for arg in "$@"; do
-    case "$arg" in --stack=local|-s=local) return 0 ;; esac
-    if [[ ( "$prev" == "--stack" || "$prev" == "-s" ) && "$arg" == "local" ]]; then return 0; fi
+    case "$arg" in --stack=* | -s=*) echo "${arg#*=}"; return ;; esac
+    if [[ "$prev" == "--stack" || "$prev" == "-s" ]]; then echo "$arg"; return; fi
     prev=$arg
   done
-  [[ "${ASM_TCP_SHIFT_STACK:-}" == "local" ]]
+  # `stack select|init|rm NAME`: the first word after the subcommand that is neither a flag nor a flag's value.
+  [[ "${1:-}" == "stack" && " select init rm " == *" ${2:-} "* ]] || return 0
+  prev=""
+  for arg in "${@:3}"; do
+    if [[ "$arg" != -* && "$STACK_VALUE_FLAGS" != *" $prev "* ]]; then words+=("$arg"); fi
+    prev=$arg
+  done
+  [[ ${#words[@]} -gt 0 ]] && echo "${words[0]}"
+  return 0
 }
-if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]] && targets_local_stack "$@"; then
-  # Protects only throwaway local-cluster credentials; documented in the README. Never used for other stacks.
-  export PULUMI_CONFIG_PASSPHRASE=$LOCAL_STACK_PASSPHRASE
+
+engine_env_for() {
+  local stack
+  stack=$(named_stack "$@")
+  if [[ -z "$stack" && -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
+    # The selected stack, as the CLI itself resolves it (needs no passphrase).
+    engine_env ""
+    stack=$(cd "$ROOT" && pulumi stack --show-name 2>/dev/null || true)
+  fi
+  engine_env "$stack"
+}
+engine_env_for "$@"
+command -v pulumi >/dev/null || die "pulumi is not built yet: run npm run toolchain"
+if [[ "$PULUMI_BACKEND_URL" == s3://* && -z "${AWS_ACCESS_KEY_ID:-}" && "$PULUMI_BACKEND_URL" != *profile=* ]]; then
+  log "PULUMI_BACKEND_URL is a bucket but AWS_ACCESS_KEY_ID is not set: for the local object store run \`eval \"\$(bash scripts/objectstore.sh up)\"\`; for OSS export a RAM user's AccessKey as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
 fi
 cd "$ROOT"
 exec pulumi "$@"

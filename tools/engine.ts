@@ -1,7 +1,6 @@
 import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { assertUnlocked } from "./locks";
 import { StateStore, openStateStore } from "./stateStore";
@@ -9,8 +8,6 @@ import { StateStore, openStateStore } from "./stateStore";
 /** Root of the project: the Pulumi program and its Pulumi.yaml. */
 export const PROJECT_ROOT = path.resolve(__dirname, "..");
 export const POLICY_PACK_DIR = path.join(PROJECT_ROOT, "policy");
-/** Passphrase of the `local` stack only (it guards the throwaway local cluster's kubeconfig); see the README. */
-export const LOCAL_STACK_PASSPHRASE = "asm-tcp-shift-local";
 
 export interface EngineOptions {
     /** Folder holding Pulumi.yaml; defaults to the project. Stack files are written here. */
@@ -38,28 +35,27 @@ export function toolchainBinary(name: string): string {
     throw new Error(`${name} is not built; run \`npm run toolchain\``);
 }
 
-/** Environment for the engine: offline defaults that never override what the user set. */
+/**
+ * Environment for the engine: scripts/engine-env.sh defines it (the same for `npm run pulumi`), offline
+ * defaults that never override what the user or `opts` set. `opts.env` comes last.
+ */
 export function engineEnv(stackName: string, opts: EngineOptions = {}): Record<string, string> {
-    const env: Record<string, string> = {
-        PATH: `${toolchainBinPath()}:${path.join(PROJECT_ROOT, "node_modules/.bin")}:${process.env.PATH ?? ""}`,
-        PULUMI_SKIP_UPDATE_CHECK: process.env.PULUMI_SKIP_UPDATE_CHECK ?? "true",
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: process.env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION ?? "true",
-        PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
-        // `npm test` type-checks the program (strict); the engine only needs it transpiled (faster; see npm run bench).
-        PULUMI_NODEJS_TRANSPILE_ONLY: process.env.PULUMI_NODEJS_TRANSPILE_ONLY ?? "true",
-        PULUMI_BACKEND_URL: opts.backendUrl ?? process.env.PULUMI_BACKEND_URL ?? `file://${path.join(PROJECT_ROOT, ".local/state")}`,
-        // An s3:// backend without credentials in the environment would make the AWS SDK ask the EC2
-        // metadata address for some; the state's credentials always come from the environment here.
-        AWS_EC2_METADATA_DISABLED: process.env.AWS_EC2_METADATA_DISABLED ?? "true",
-        ...nodeStartupEnv(),
-        ...opts.env,
-    };
-    if (!process.env.PULUMI_CONFIG_PASSPHRASE && !process.env.PULUMI_CONFIG_PASSPHRASE_FILE && stackName === "local") {
-        env.PULUMI_CONFIG_PASSPHRASE = LOCAL_STACK_PASSPHRASE;
+    const given: Record<string, string> = { ...(opts.backendUrl ? { PULUMI_BACKEND_URL: opts.backendUrl } : {}), ...opts.env };
+    const key = JSON.stringify([stackName, given]);
+    let computed = engineEnvCache.get(key);
+    if (!computed) {
+        const printed = execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/engine-env.sh"), stackName], { encoding: "utf8", env: { ...process.env, ...given } });
+        computed = Object.fromEntries(
+            printed
+                .split("\0")
+                .filter(Boolean)
+                .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+        );
+        engineEnvCache.set(key, computed);
     }
-    if (env.PULUMI_BACKEND_URL.startsWith("file://")) fs.mkdirSync(env.PULUMI_BACKEND_URL.slice("file://".length), { recursive: true });
-    return env;
+    return { ...computed, ...given };
 }
+const engineEnvCache = new Map<string, Record<string, string>>();
 
 /** The objects of the stack's backend (locks, checkpoints), with the engine's credentials. */
 export function stateStoreFor(stackName: string, opts: EngineOptions = {}): StateStore {
@@ -71,20 +67,6 @@ export function stateStoreFor(stackName: string, opts: EngineOptions = {}): Stat
 export function stateStoreOf(stack: Stack): StateStore {
     const env = { ...process.env, ...stack.workspace.envVars };
     return openStateStore(env.PULUMI_BACKEND_URL!, env);
-}
-
-/**
- * Start-up of the Node.js processes the engine runs (the program, the policy pack): @pulumi/pulumi's package
- * manager is loaded on first use (tools/lazy-sdk.cjs), and compiled code is cached across runs (Node >= 22.1).
- * Added to what the user set, never in its place; scripts/pulumi.sh does the same for the CLI.
- */
-export function nodeStartupEnv(): Record<string, string> {
-    const preload = `--require ${JSON.stringify(path.join(PROJECT_ROOT, "tools/lazy-sdk.cjs"))}`;
-    const cache = process.env.ASM_TCP_SHIFT_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "asm-tcp-shift");
-    return {
-        NODE_OPTIONS: [process.env.NODE_OPTIONS, preload].filter(Boolean).join(" "),
-        NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? path.join(cache, "node-compile-cache"),
-    };
 }
 
 /** Opens (or creates) a stack of the project with the pinned CLI and the offline environment. */
