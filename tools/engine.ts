@@ -2,6 +2,7 @@ import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation"
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { DEFAULTS } from "../config";
 import { assertUnlocked } from "./locks";
 import { StateStore, openStateStore } from "./stateStore";
 
@@ -81,15 +82,22 @@ export async function openStack(stackName: string, opts: EngineOptions = {}): Pr
 
 /**
  * A scratch copy of the project for tests and benchmarks: the sources are symlinked, so the real
- * program runs, but stack files, state and rendered output stay in the scratch folder.
+ * program runs, but stack files, state and rendered output stay in the scratch folder. Every top-level
+ * entry is linked except what a stack writes or owns, so a new module or folder never needs adding here.
  */
 export function scratchProject(dir: string): string {
     fs.mkdirSync(dir, { recursive: true });
-    for (const entry of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "program.ts", "config.ts", "components", "preflight", "node_modules"]) {
+    for (const entry of fs.readdirSync(PROJECT_ROOT)) {
+        if (!sharedWithScratch(entry)) continue;
         const target = path.join(dir, entry);
         if (!fs.existsSync(target)) fs.symlinkSync(path.join(PROJECT_ROOT, entry), target);
     }
     return dir;
+}
+
+/** Stack files (Pulumi.<stack>.yaml), dot entries (.local state, .git) and the render folder stay the scratch copy's own. */
+export function sharedWithScratch(entry: string): boolean {
+    return !/^Pulumi\..+\.yaml$/.test(entry) && !entry.startsWith(".") && entry !== DEFAULTS.renderDir;
 }
 
 export interface GatedUpOptions {

@@ -10,7 +10,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { describe, it } from "node:test";
-import { PROJECT_ROOT, engineEnv } from "../../tools/engine";
+import { PROJECT_ROOT, engineEnv, scratchProject } from "../../tools/engine";
 
 const LOCAL_PASSPHRASE = fs.readFileSync(path.join(PROJECT_ROOT, "scripts/lib.sh"), "utf8").match(/^LOCAL_STACK_PASSPHRASE=(\S+)$/m)![1];
 
@@ -81,5 +81,31 @@ describe("engineEnv: the same definition for the Automation API", () => {
         } finally {
             if (saved !== undefined) process.env.PULUMI_CONFIG_PASSPHRASE = saved;
         }
+    });
+});
+
+describe("scratchProject: a scratch copy runs the real program", () => {
+    /** Every project file the program loads, following relative imports from index.ts. */
+    function programFiles(file = path.join(PROJECT_ROOT, "index.ts"), seen = new Set<string>()): Set<string> {
+        if (seen.has(file)) return seen;
+        seen.add(file);
+        for (const [, spec] of fs.readFileSync(file, "utf8").matchAll(/from "(\.{1,2}\/[^"]+)"|require\("(\.{1,2}\/[^"]+)"\)/g)) {
+            const base = path.resolve(path.dirname(file), spec);
+            const found = [`${base}.ts`, path.join(base, "index.ts"), base].find((f) => fs.existsSync(f) && fs.statSync(f).isFile());
+            if (found) programFiles(found, seen);
+        }
+        return seen;
+    }
+
+    it("holds every module the program imports and none of the project's stacks or state", () => {
+        const dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-scratch-")));
+        const files = programFiles();
+        assert.ok(files.size > 10, `the program's import graph has ${files.size} files`);
+        for (const file of [...files, path.join(PROJECT_ROOT, "Pulumi.yaml"), path.join(PROJECT_ROOT, "package.json")]) {
+            const inScratch = path.join(dir, path.relative(PROJECT_ROOT, file));
+            assert.ok(fs.existsSync(inScratch), `${path.relative(PROJECT_ROOT, file)} is missing from the scratch project`);
+        }
+        const entries = fs.readdirSync(dir);
+        assert.deepEqual(entries.filter((e) => /^Pulumi\..+\.yaml$/.test(e) || e.startsWith(".") || e === "rendered"), []);
     });
 });
