@@ -5,12 +5,8 @@
  * GitHub's 65,536-character comment limit.
  *   npm run preview -- --stack local [--markdown FILE]
  */
-import * as fs from "fs";
-import * as path from "path";
-import { parseArgs } from "util";
-import { UsageError, log, runCli } from "./cli";
 import { POLICY_GATE } from "../components/model";
-import { EngineOptions, POLICY_PACK_DIR, PROJECT_ROOT, openStack } from "./engine";
+import { EngineOptions, POLICY_PACK_DIR, openStack } from "./engine";
 import { policyConfigFor } from "./policyConfig";
 import { readStackFile } from "./stackFiles";
 
@@ -79,26 +75,3 @@ export async function runPreview(stackName: string, engine: EngineOptions = {}):
         return { stack: stackName, ok: false, changes: {}, violations: policyViolations(output), output };
     }
 }
-
-const USAGE = `usage: preview --stack NAME [--markdown FILE]
-
-Policy-gated preview with a Markdown summary (default .local/preview-<stack>.md).
-exit codes: 0 preview passed, 1 preview failed (policy or program), 64 usage`;
-
-export async function main(argv = process.argv.slice(2)): Promise<number> {
-    const { values } = parseArgs({ args: argv, options: { stack: { type: "string" }, markdown: { type: "string" }, help: { type: "boolean", short: "h", default: false } } });
-    if (values.help) {
-        process.stdout.write(`${USAGE}\n`);
-        return 0;
-    }
-    if (!values.stack) throw new UsageError("--stack is required");
-    const summary = await runPreview(values.stack);
-    const file = path.resolve(values.markdown ?? path.join(PROJECT_ROOT, ".local", `preview-${values.stack}.md`));
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, toMarkdown(summary));
-    process.stdout.write(summary.output.endsWith("\n") ? summary.output : `${summary.output}\n`);
-    log("preview", `${summary.ok ? "passed" : "FAILED"}; summary written to ${file}`);
-    return summary.ok ? 0 : 1;
-}
-
-if (require.main === module) runCli("preview", USAGE, main);

@@ -5,9 +5,8 @@
  * with the target stack's secrets provider. Without --yes, or when the preview fails, the target's
  * config is restored: nothing changes.
  */
-import { parseArgs } from "util";
 import { ConfigValue, Stack } from "@pulumi/pulumi/automation";
-import { UsageError, log, runCli } from "./cli";
+import { log } from "./log";
 import { EngineOptions, POLICY_PACK_DIR, openStack, stateStoreOf } from "./engine";
 import { StackLockedError, assertUnlocked } from "./locks";
 import { policyConfigFor } from "./policyConfig";
@@ -51,7 +50,7 @@ async function writeKeys(stack: Stack, values: Record<string, ConfigValue | null
 }
 
 export async function promote(opts: PromoteOptions): Promise<PromoteResult> {
-    if (opts.from === opts.to) throw new UsageError("--from and --to must name different stacks");
+    if (opts.from === opts.to) throw new Error("promote needs two different stacks");
     const source = await openStack(opts.from, opts.engine);
     const target = await openStack(opts.to, opts.engine);
     // A target another job is updating (or rolling out) is left alone, at once.
@@ -64,7 +63,7 @@ export async function promote(opts: PromoteOptions): Promise<PromoteResult> {
     }
     // Read before anything is written: a promotion that does not apply must leave the file as it was.
     const carried = await readKeys(source);
-    if (!carried.v2Weight) throw new UsageError(`stack ${opts.from} has no v2Weight to promote`);
+    if (!carried.v2Weight) throw new Error(`stack ${opts.from} has no v2Weight to promote`);
     const previous = await readKeys(target);
     const previousWeight = previous.v2Weight ? Number(previous.v2Weight.value) : undefined;
     log("promote", `${opts.from} -> ${opts.to}: v2Weight ${previousWeight ?? "(unset)"} -> ${carried.v2Weight.value}`);
@@ -92,32 +91,3 @@ export async function promote(opts: PromoteOptions): Promise<PromoteResult> {
         return result;
     }
 }
-
-const USAGE = `usage: promote --from STACK --to STACK [--yes] [--policy-config FILE]
-
-Copies v2Weight and the image keys from one stack to the next, previews the target with the policy
-pack (policy/config/<to>.json sets the environment's enforcement), and applies only with --yes.
-exit codes: 0 previewed or applied, 1 blocked by policy or a failed preview, 64 usage`;
-
-export async function main(argv = process.argv.slice(2)): Promise<number> {
-    const { values } = parseArgs({
-        args: argv,
-        options: {
-            from: { type: "string" },
-            to: { type: "string" },
-            yes: { type: "boolean", default: false },
-            "policy-config": { type: "string" },
-            help: { type: "boolean", short: "h", default: false },
-        },
-    });
-    if (values.help) {
-        process.stdout.write(`${USAGE}\n`);
-        return 0;
-    }
-    if (!values.from || !values.to) throw new UsageError("--from and --to are required");
-    const result = await promote({ from: values.from, to: values.to, yes: values.yes!, policyConfig: values["policy-config"], onOutput: (o) => process.stdout.write(o) });
-    if (result.outcome === "blocked") process.stderr.write(`${result.error}\n`);
-    return result.outcome === "blocked" ? 1 : 0;
-}
-
-if (require.main === module) runCli("promote", USAGE, main);

@@ -17,9 +17,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { parseArgs } from "util";
 import { PROJECT } from "../config";
-import { UsageError, log, runCli } from "./cli";
 import { EngineOptions, PROJECT_ROOT, engineEnv, stateStoreFor, toolchainBinary } from "./engine";
 import { StackLockedError, describeLock, readLocks } from "./locks";
 import { readStackFile, readStackSettings } from "./stackFiles";
@@ -178,19 +176,3 @@ export async function recover(stack: string, opts: RecoverOptions = {}): Promise
     done.push("refreshed the state from the target");
     return done;
 }
-
-const USAGE = "usage: recover --stack NAME [--force]   (--force: also remove locks of live processes or other machines)";
-
-export async function main(argv = process.argv.slice(2)): Promise<number> {
-    const { values } = parseArgs({ args: argv, options: { stack: { type: "string" }, force: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } } });
-    if (values.help) {
-        process.stdout.write(`${USAGE}\n`);
-        return 0;
-    }
-    if (!values.stack) throw new UsageError("--stack is required");
-    for (const step of await recover(values.stack, { force: values.force })) log("recover", step);
-    log("recover", "done; run `up` to converge");
-    return 0;
-}
-
-if (require.main === module) runCli("recover", USAGE, main);

@@ -2,15 +2,14 @@
  * Prints the TCP routes of a stack as the target holds them: the live VirtualService on a cluster,
  * or the rendered manifest on the render target. On the local cluster it also prints, beside each
  * route, the split the ingress gateway actually received from istiod (the gateway's config dump) and
- * the endpoints of each subset.
- *   tsx tools/routes.ts [--stack local] [--json]
+ * the endpoints of each subset. The command is tools/commands/routes.ts.
  */
 import * as fs from "fs";
 import * as path from "path";
 import { parseAllDocuments } from "yaml";
+import { OBJECT_NAMES } from "../components/model";
 import { PROJECT_ROOT } from "./engine";
 import { kubectlJson } from "./kubectl";
-import { parseArgs } from "util";
 import { readStackSettings } from "./stackFiles";
 import { ReceivedRoute, gatewayConfigDump, meshEnv, receivedRoutes } from "./mesh";
 
@@ -27,7 +26,7 @@ export function routesOf(virtualService: any): LiveRoute[] {
     }));
 }
 
-export function renderedVirtualService(renderDir: string, name = "tcp-echo"): any {
+export function renderedVirtualService(renderDir: string, name = OBJECT_NAMES.virtualService): any {
     const dir = path.join(renderDir, "1-manifest");
     for (const file of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
         for (const doc of parseAllDocuments(fs.readFileSync(path.join(dir, file), "utf8"))) {
@@ -38,8 +37,14 @@ export function renderedVirtualService(renderDir: string, name = "tcp-echo"): an
     throw new Error(`no rendered VirtualService ${name} under ${dir}`);
 }
 
-export function liveVirtualService(kubeconfig: string, namespace: string, name = "tcp-echo"): any {
-    return kubectlJson(kubeconfig, ["-n", namespace, "get", "virtualservices.networking.istio.io", name]);
+export function liveVirtualService(kubeconfig: string, namespace: string, name = OBJECT_NAMES.virtualService): any {
+    if (!fs.existsSync(kubeconfig)) throw new Error(`no kubeconfig at ${kubeconfig}: is the local cluster up? (npm run cluster:up, or npm run local)`);
+    try {
+        return kubectlJson(kubeconfig, ["-n", namespace, "get", "virtualservices.networking.istio.io", name]);
+    } catch (err) {
+        const said = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split("\n")[0];
+        throw new Error(`cannot read VirtualService ${namespace}/${name} with ${kubeconfig}: ${said}`);
+    }
 }
 
 /** The VirtualService as the stack's target holds it now. */
@@ -75,23 +80,3 @@ export function formatReceived(received: ReceivedRoute[] | string, port: number)
         return `  gateway ${r.pod} received from istiod: listener ${r.listener} -> ${split}  (endpoints: ${eps})`;
     });
 }
-
-async function main() {
-    const { values } = parseArgs({ options: { stack: { type: "string", default: "local" }, json: { type: "boolean", default: false } } });
-    const routes = routesOf(currentVirtualService(values.stack!));
-    const received = await receivedByGateway(values.stack!);
-    if (values.json) {
-        console.log(JSON.stringify(typeof received === "string" ? routes : routes.map((r) => ({ ...r, received: received.filter((x) => x.port === r.port) }))));
-        return;
-    }
-    for (const r of routes) {
-        console.log(`port ${r.port}: ${r.destinations.map((d) => `${d.subset} ${d.weight}%`).join(", ")}   (VirtualService)`);
-        if (typeof received !== "string" || readStackSettings(values.stack!).target === "local") console.log(formatReceived(received, r.port).join("\n"));
-    }
-}
-
-if (require.main === module)
-    main().catch((err) => {
-        console.error(err.message);
-        process.exit(1);
-    });

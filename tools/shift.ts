@@ -6,9 +6,8 @@
  */
 import { spawnSync } from "child_process";
 import * as readline from "readline";
-import { parseArgs } from "util";
 import { Stack } from "@pulumi/pulumi/automation";
-import { UsageError, log, parseWeight, runCli } from "./cli";
+import { log } from "./log";
 import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, stateStoreOf, EngineOptions } from "./engine";
 import { HeldLock, StackLockedError, acquireRolloutLock, clearLockHint } from "./locks";
 import { policyConfigFor } from "./policyConfig";
@@ -95,14 +94,14 @@ async function runGate(gate: Gate, weight: number, stack: string): Promise<{ ok:
             return { ok: r.status === 0, detail: `gate command exited ${r.status}${r.stderr ? `: ${r.stderr.trim().slice(0, 500)}` : ""}` };
         }
         case "verify": {
-            const report = await verify({ ...gate, expectedWeight: weight, prefixes: { v1: "one", v2: "two" } });
+            const report = await verify({ ...gate, expectedWeight: weight, prefixes: { v1: VERSIONS.stable.prefix, v2: VERSIONS.canary.prefix } });
             return { ok: report.verdict === "consistent", detail: formatReport(report) };
         }
     }
 }
 
 function askTerminal(question: string): Promise<boolean> {
-    if (!process.stdin.isTTY) throw new UsageError("--pause needs a terminal to ask for promotion");
+    if (!process.stdin.isTTY) throw new Error("--pause needs a terminal to ask for promotion");
     const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
     return new Promise((resolve) =>
         rl.question(`${question} [y/N] `, (answer) => {
@@ -110,6 +109,19 @@ function askTerminal(question: string): Promise<boolean> {
             resolve(/^y(es)?$/i.test(answer.trim()));
         }),
     );
+}
+
+/**
+ * How a step waits for its weight to be served: on the local cluster, until every gateway pod received the
+ * new split from istiod; elsewhere there is nothing to watch (undefined: the caller's settle time applies).
+ */
+export function appliedWaiterFor(stack: string, workDir = PROJECT_ROOT): ShiftOptions["awaitApplied"] {
+    const settings = readStackSettings(stack, workDir);
+    if (settings.target !== "local") return undefined;
+    const env = meshEnv(path.resolve(workDir, settings.localKubeconfig));
+    return async (weight) => {
+        await waitForReceivedSplit(env, settings.gatewayPort, splitFor(weight));
+    };
 }
 
 export async function shift(opts: ShiftOptions): Promise<ShiftResult> {
@@ -206,80 +218,3 @@ async function shiftHoldingLock(opts: ShiftOptions, stack: Stack, workDir: strin
     log("shift", `completed: v2 weight ${lastGood}`);
     return result;
 }
-
-const USAGE = `usage: shift --stack NAME --steps W1,W2,... [--gate verify|command|none]
-             [--verify-host 127.0.0.1] [--verify-port PORT] [--connections 1000] [--concurrency 50]
-             [--gate-command CMD] [--pause] [--max-step N] [--settle-seconds S] [--force] [--json]
-
-Each step: policy-gated up of v2Weight, then the gate; a failed step or gate rolls back to the last
-good weight. On a local stack each step first waits until the gateway received the new split from
-istiod (settle time 0 unless given); elsewhere it waits --settle-seconds (default 5). The gate command
-sees V2_WEIGHT and STACK. One shift per stack at a time (a rollout lock in the backend). exit codes:
-0 completed, 1 rolled back or failed, 3 refused (drift, locked by another job) or stopped, 64 usage`;
-
-export async function main(argv = process.argv.slice(2)): Promise<number> {
-    const { values } = parseArgs({
-        args: argv,
-        options: {
-            stack: { type: "string" },
-            steps: { type: "string" },
-            gate: { type: "string", default: "verify" },
-            "gate-command": { type: "string" },
-            "verify-host": { type: "string", default: "127.0.0.1" },
-            "verify-port": { type: "string" },
-            connections: { type: "string", default: "1000" },
-            concurrency: { type: "string", default: "50" },
-            pause: { type: "boolean", default: false },
-            "max-step": { type: "string" },
-            "settle-seconds": { type: "string" },
-            force: { type: "boolean", default: false },
-            json: { type: "boolean", default: false },
-            help: { type: "boolean", short: "h", default: false },
-        },
-    });
-    if (values.help) {
-        process.stdout.write(`${USAGE}\n`);
-        return 0;
-    }
-    if (!values.stack) throw new UsageError("--stack is required");
-    if (!values.steps) throw new UsageError("--steps is required, e.g. --steps 10,20,50,100");
-    const steps = values.steps.split(",").map((s) => parseWeight("--steps", s));
-    let gate: Gate;
-    switch (values.gate) {
-        case "none":
-            gate = { kind: "none" };
-            break;
-        case "command":
-            if (!values["gate-command"]) throw new UsageError("--gate command needs --gate-command");
-            gate = { kind: "command", command: values["gate-command"] };
-            break;
-        case "verify":
-            if (!values["verify-port"]) throw new UsageError("--gate verify needs --verify-port (the gateway's TCP port)");
-            gate = { kind: "verify", host: values["verify-host"]!, port: Number(values["verify-port"]), connections: Number(values.connections), concurrency: Number(values.concurrency), timeoutMs: 2000, maxErrorRate: 0.01 };
-            break;
-        default:
-            throw new UsageError(`--gate must be verify, command or none; got ${JSON.stringify(values.gate)}`);
-    }
-    // On the local cluster the step waits for the gateway to receive the new split from istiod instead of a fixed settle time.
-    const settings = readStackSettings(values.stack);
-    const awaitApplied =
-        settings.target === "local"
-            ? async (weight: number) => {
-                  await waitForReceivedSplit(meshEnv(path.resolve(PROJECT_ROOT, settings.localKubeconfig)), settings.gatewayPort, splitFor(weight));
-              }
-            : undefined;
-    const result = await shift({
-        stack: values.stack,
-        awaitApplied,
-        steps,
-        gate,
-        pause: values.pause!,
-        force: values.force!,
-        maxStep: values["max-step"] === undefined ? undefined : parseWeight("--max-step", values["max-step"]),
-        settleSeconds: Number(values["settle-seconds"] ?? (awaitApplied ? 0 : 5)),
-    });
-    if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-    return { completed: 0, "rolled-back": 1, refused: 3, stopped: 3, locked: 3 }[result.outcome];
-}
-
-if (require.main === module) runCli("shift", USAGE, main);

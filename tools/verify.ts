@@ -4,8 +4,6 @@
  * echo prefix, and checks the expected v2 weight against the 95% Wilson interval of the observed share.
  */
 import * as net from "net";
-import { parseArgs } from "util";
-import { UsageError, runCli } from "./cli";
 
 export interface VerifyOptions {
     host: string;
@@ -150,93 +148,3 @@ export function formatReport(r: VerifyReport): string {
         `verdict         ${r.verdict}: ${r.reason}`,
     ].join("\n");
 }
-
-export const EXIT = { consistent: 0, inconsistent: 1, inconclusive: 2, usage: 64 } as const;
-
-const USAGE = `usage: verify (--port PORT [--host 127.0.0.1] --expect-weight W | --stack NAME [--port ...])
-              [--connections 1000] [--concurrency 50] [--timeout-ms 2000]
-              [--v1-prefix one] [--v2-prefix two] [--max-error-rate 0.01] [--json]
-
-Opens N TCP connections, sends a line on each, classifies replies by prefix, and checks the
-expected v2 weight against the observed share's 95% Wilson interval. With --stack, the weight, the
-gateway address and the port default to the stack's outputs (v2Weight, ingressAddress, gatewayPort).
-exit codes: 0 consistent, 1 inconsistent, 2 inconclusive (errors or no replies), 64 usage`;
-
-function usageError(message: string): never {
-    throw new UsageError(message);
-}
-
-function intOption(name: string, raw: string | undefined, min: number, max: number): number {
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw ?? "") || n < min || n > max) usageError(`--${name} must be an integer from ${min} to ${max}; got ${JSON.stringify(raw)}`);
-    return n;
-}
-
-export async function main(argv = process.argv.slice(2)): Promise<number> {
-    let values;
-    try {
-        ({ values } = parseArgs({
-            args: argv,
-            options: {
-                host: { type: "string" },
-                port: { type: "string" },
-                "expect-weight": { type: "string" },
-                stack: { type: "string" },
-                connections: { type: "string", default: "1000" },
-                concurrency: { type: "string", default: "50" },
-                "timeout-ms": { type: "string", default: "2000" },
-                "v1-prefix": { type: "string", default: "one" },
-                "v2-prefix": { type: "string", default: "two" },
-                "max-error-rate": { type: "string", default: "0.01" },
-                json: { type: "boolean", default: false },
-                help: { type: "boolean", short: "h", default: false },
-            },
-        }));
-    } catch (err) {
-        usageError((err as Error).message);
-    }
-    if (values.help) {
-        process.stdout.write(`${USAGE}\n`);
-        return 0;
-    }
-    // --stack fills in what the flags leave out: the weight, the gateway address and port from the outputs.
-    const outputs = values.stack ? await (await import("./stackOutputs")).stackOutputs(values.stack) : {};
-    let expectedWeight: number;
-    if (values["expect-weight"] !== undefined) {
-        expectedWeight = intOption("expect-weight", values["expect-weight"], 0, 100);
-    } else if (values.stack) {
-        expectedWeight = Number(outputs.v2Weight);
-    } else {
-        usageError("give the expected weight with --expect-weight, or --stack to read it from the stack's outputs");
-    }
-    const outputHost = typeof outputs.ingressAddress === "string" && /^[\w.:-]+$/.test(outputs.ingressAddress) ? outputs.ingressAddress : undefined;
-    const host = values.host ?? outputHost ?? "127.0.0.1";
-    const port = values.port ?? (outputs.gatewayPort !== undefined ? String(outputs.gatewayPort) : undefined);
-    const maxErrorRate = Number(values["max-error-rate"]);
-    if (!(maxErrorRate >= 0 && maxErrorRate <= 1)) usageError(`--max-error-rate must be from 0 to 1; got ${values["max-error-rate"]}`);
-    const opts: VerifyOptions = {
-        host,
-        port: intOption("port", port, 1, 65535),
-        connections: intOption("connections", values.connections, 1, 1_000_000),
-        concurrency: intOption("concurrency", values.concurrency, 1, 10_000),
-        timeoutMs: intOption("timeout-ms", values["timeout-ms"], 1, 600_000),
-        expectedWeight,
-        prefixes: { v1: values["v1-prefix"]!, v2: values["v2-prefix"]! },
-        maxErrorRate,
-    };
-    const bar = process.stderr.isTTY && !values.json;
-    if (bar) {
-        opts.onProgress = (done, total) => {
-            if (done % Math.max(1, Math.floor(total / 100)) !== 0 && done !== total) return;
-            const width = 30;
-            const filled = Math.round((done / total) * width);
-            process.stderr.write(`\r[${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${total}`);
-            if (done === total) process.stderr.write("\n");
-        };
-    }
-    const report = await verify(opts);
-    process.stdout.write(values.json ? `${JSON.stringify(report)}\n` : `${formatReport(report)}\n`);
-    return EXIT[report.verdict];
-}
-
-if (require.main === module) runCli("verify", USAGE, main);

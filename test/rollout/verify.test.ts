@@ -32,7 +32,7 @@ describe("verify against tcp-echo servers behind a weighted proxy", () => {
     // Asynchronous: the proxy and the servers' clients live in this process's event loop.
     const cli = (args: string[]) =>
         new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
-            execFile(process.execPath, ["--import", "tsx", path.join(PROJECT_ROOT, "tools/verify.ts"), ...args], { cwd: PROJECT_ROOT }, (err, stdout, stderr) =>
+            execFile(process.execPath, ["--import", "tsx", path.join(PROJECT_ROOT, "tools/commands/verify.ts"), ...args], { cwd: PROJECT_ROOT }, (err, stdout, stderr) =>
                 resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
             );
         });
