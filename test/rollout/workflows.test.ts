@@ -7,6 +7,7 @@ import * as path from "path";
 import { PROJECT_ROOT, toolchainBinary } from "../../tools/engine";
 
 const WORKFLOWS = path.join(PROJECT_ROOT, ".github/workflows");
+const SETUP_ACTION = path.join(PROJECT_ROOT, ".github/actions/setup/action.yml");
 const actionlint = (files: string[]) => spawnSync(toolchainBinary("actionlint"), ["-no-color", ...files], { encoding: "utf8", cwd: PROJECT_ROOT });
 
 describe("GitHub Actions workflows", () => {
@@ -32,16 +33,21 @@ describe("GitHub Actions workflows", () => {
         assert.match(r.stdout, /property "destination" is not defined/);
     });
 
-    it("install the pinned CLI and provider with pulumi/actions and build nothing from source", () => {
-        const pins = Object.fromEntries(
-            fs.readFileSync(path.join(PROJECT_ROOT, "toolchain.versions"), "utf8").split("\n").filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.split("=", 2) as [string, string]),
-        );
+    it("share one setup that installs the pinned CLI and provider with pulumi/actions and builds nothing from source", () => {
+        const setup = fs.readFileSync(SETUP_ACTION, "utf8");
+        // The pins come from toolchain.versions at run time, so no version is restated in the action.
+        assert.match(setup, /grep -E '\^\(PULUMI_VERSION\|KUBERNETES_PROVIDER_VERSION\)=' toolchain\.versions >> "\$GITHUB_OUTPUT"/);
+        assert.match(setup, /uses: pulumi\/actions@v\d+\s+with:\s+pulumi-version: \$\{\{ steps\.pins\.outputs\.PULUMI_VERSION \}\}\n/);
+        assert.match(setup, /pulumi plugin install resource kubernetes "\$\{\{ steps\.pins\.outputs\.KUBERNETES_PROVIDER_VERSION \}\}"\n/);
+        assert.doesNotMatch(setup, /\d+\.\d+\.\d+/, "no version restated");
+        const versions = fs.readFileSync(path.join(PROJECT_ROOT, "toolchain.versions"), "utf8");
+        for (const pin of ["PULUMI_VERSION", "KUBERNETES_PROVIDER_VERSION"]) assert.match(versions, new RegExp(`^${pin}=\\d+\\.\\d+\\.\\d+$`, "m"));
         for (const file of fs.readdirSync(WORKFLOWS)) {
             const text = fs.readFileSync(path.join(WORKFLOWS, file), "utf8");
-            assert.match(text, new RegExp(`uses: pulumi/actions@v\\d+\\s+with:\\s+pulumi-version: ${pins.PULUMI_VERSION.replace(/\./g, "\\.")}\\n`), file);
-            assert.match(text, new RegExp(`pulumi plugin install resource kubernetes ${pins.KUBERNETES_PROVIDER_VERSION.replace(/\./g, "\\.")}\\n`), file);
-            assert.doesNotMatch(text, /setup-go|go build|go-version/, file);
+            assert.match(text, /- uses: actions\/checkout@v\d+\n\s+- uses: \.\/\.github\/actions\/setup\n/, file);
+            assert.doesNotMatch(text, /setup-node|pulumi\/actions|plugin install|setup-go|go build|go-version/, `${file} repeats the setup`);
         }
+        assert.doesNotMatch(setup, /setup-go|go build|go-version/);
     });
 
     it("run the same entry points as a developer (npm run preview / promote / pulumi)", () => {
