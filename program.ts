@@ -21,6 +21,7 @@ export const SECRET_KEYS = ["dataPlaneKubeconfig", "controlPlaneKubeconfig"] as 
 export const SECRET_CAPABLE_KEYS = ["image", "imageV1", "imageV2"] as const;
 
 // Internal to the SDK but stable for years; it is how `Config.get` decides to warn about secrets.
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- the SDK exports no typed path to it
 const isConfigSecret: (key: string) => boolean = require("@pulumi/pulumi/runtime/config").isConfigSecret;
 
 /** An image key is stored as a secret (e.g. a private registry path): the images then stay secret in the state. */

@@ -3,5 +3,6 @@
  * it costs every other program run a quarter of a second. Modules import its types with `import type`.
  */
 export function loadAlicloud(): typeof import("@pulumi/alicloud") {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, see above
     return require("@pulumi/alicloud");
 }

@@ -88,7 +88,11 @@ down() {
   # Nothing of ours may outlive `down`: check for strays from an interrupted start.
   local strays
   strays=$(pgrep -f "$KWOK_WORKDIR/clusters/$NAME/" || true)
-  if [[ -n "$strays" ]]; then kill $strays 2>/dev/null || true; sleep 1; kill -9 $strays 2>/dev/null || true; fi
+  if [[ -n "$strays" ]]; then
+    local pids
+    mapfile -t pids <<<"$strays"
+    kill "${pids[@]}" 2>/dev/null || true; sleep 1; kill -9 "${pids[@]}" 2>/dev/null || true
+  fi
   # A killed process can take a moment to go (etcd in the middle of a write under load): wait until none is left.
   for _ in $(seq 100); do pgrep -f "$KWOK_WORKDIR/clusters/$NAME/" >/dev/null || break; sleep 0.1; done
   log "local cluster removed"

@@ -1,5 +1,7 @@
 # Shared helpers for the project's scripts. Source it; it defines functions and variables only.
 # shellcheck shell=bash
+# The variables are for the scripts that source this file, so shellcheck cannot see them used here.
+# shellcheck disable=SC2034
 
 ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 # Toolchain and Node live outside the repo, keyed by version, so clean clones and CI reuse them.

@@ -38,7 +38,7 @@ engine_env_for() {
   if [[ -z "$stack" && -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
     # The selected stack, as the CLI itself resolves it (needs no passphrase).
     engine_env ""
-    stack=$(cd "$ROOT" && pulumi stack --show-name 2>/dev/null || true)
+    stack=$(cd "$ROOT" && pulumi stack --show-name 2>/dev/null) || stack=""
   fi
   engine_env "$stack"
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every test tier, in order of cost: typecheck, unit + property, policy, integration (real engine),
-# rollout tooling (real tcp-echo servers, real engine), backend (state in a bucket of the local S3 server),
+# Every test tier, in order of cost: typecheck, lint (prettier, ESLint, shellcheck), unit + property, policy,
+# integration (real engine), rollout tooling (real tcp-echo servers, real engine), backend (state in a bucket of the local S3 server),
 # mesh (the local stack through istiod, the IstioGateway controller stand-in, the gateway data plane and
 # Istio's tcp-echo pods).
 # Installs what the tiers need first (Node 22, npm packages, the offline toolchain), so it works on a
@@ -40,6 +40,8 @@ run_tier() {
 
 log "tier: typecheck"
 if tsc --noEmit -p . && tsc --noEmit -p policy; then results+=("typecheck: ok"); else results+=("typecheck: FAILED"); failed=$((failed + 1)); fi
+log "tier: lint"
+if bash scripts/lint.sh; then results+=("lint: ok"); else results+=("lint: FAILED (npm run format fixes the formatting)"); failed=$((failed + 1)); fi
 
 # Tiers without the engine: their files are independent processes, two at a time on two cores.
 run_tier unit --test-concurrency=2 test/unit/*.test.ts test/property/*.test.ts

@@ -70,6 +70,8 @@ build_pulumi() {
   else
     go_env
     local work="$TOOLS/.work/pulumi"
+    # -tags takes one comma-separated list.
+    # shellcheck disable=SC2054
     local flags=(-trimpath -tags osusergo,grpcnotrace)
     (
       wrapper "$work/cli"
@@ -168,9 +170,10 @@ build_cluster() {
       # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging; point each at its release.
       local gomod
       gomod=$(go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
-      for m in $(grep -oE 'k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | cut -d' ' -f1); do
+      local m
+      while read -r m; do
         go mod edit -replace="$m=$m@v0.${KUBERNETES_VERSION#1.}"
-      done
+      done < <(grep -oE 'k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | cut -d' ' -f1)
       grep '^godebug' "$gomod" >> go.mod || true
       local ld="-s -w -X k8s.io/component-base/version.gitVersion=v$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
       step "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v$KUBERNETES_VERSION" bash -c "go get k8s.io/kubernetes@v$KUBERNETES_VERSION && go build -trimpath -ldflags '$ld' -o '$work/out/' k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"

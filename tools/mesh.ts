@@ -118,7 +118,7 @@ const sameSplit = (a: Record<string, number>, b: Record<string, number>) => JSON
  */
 export async function waitForReceivedSplit(env: MeshEnv, port: number, split: Record<string, number>, timeoutMs = 30_000): Promise<number> {
     const started = Date.now();
-    let last = "";
+    let last: string | undefined;
     for (;;) {
         try {
             const routes = receivedRoutes(await gatewayConfigDump(env), port);

@@ -43,7 +43,7 @@ export function liveVirtualService(kubeconfig: string, namespace: string, name =
         return kubectlJson(kubeconfig, ["-n", namespace, "get", "virtualservices.networking.istio.io", name]);
     } catch (err) {
         const said = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split("\n")[0];
-        throw new Error(`cannot read VirtualService ${namespace}/${name} with ${kubeconfig}: ${said}`);
+        throw new Error(`cannot read VirtualService ${namespace}/${name} with ${kubeconfig}: ${said}`, { cause: err });
     }
 }
 
