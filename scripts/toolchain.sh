@@ -185,30 +185,30 @@ build_cluster() {
   rm -rf "$work"
 }
 
-build_actionlint() {
-  if [[ -x "$ACTIONLINT_DIR/bin/actionlint" ]]; then return; fi
+# One command of a Go module, built in a wrapper module into $dir/bin/$name; nothing to do when it is there.
+#   build_go_command NAME DIR MODULE VERSION PACKAGE [LDFLAGS]
+build_go_command() {
+  local name=$1 dir=$2 module=$3 version=$4 package=$5 ldflags=${6:--s -w}
+  if [[ -x "$dir/bin/$name" ]]; then return; fi
   go_env
-  local work="$TOOLS/.work/actionlint"
+  local work="$TOOLS/.work/$name"
   (
     wrapper "$work"
-    step "actionlint v$ACTIONLINT_VERSION" bash -c "go get github.com/rhysd/actionlint@v$ACTIONLINT_VERSION && go build -trimpath -ldflags '-s -w' -o '$work/actionlint' github.com/rhysd/actionlint/cmd/actionlint"
+    step "$name $version" bash -c "go get $module@$version && go build -trimpath -ldflags '$ldflags' -o '$work/$name' $package"
   )
-  mkdir -p "$ACTIONLINT_DIR/bin" && cp "$work/actionlint" "$ACTIONLINT_DIR/bin/"
+  mkdir -p "$dir/bin" && cp "$work/$name" "$dir/bin/"
   rm -rf "$work"
+}
+
+build_actionlint() {
+  build_go_command actionlint "$ACTIONLINT_DIR" github.com/rhysd/actionlint "v$ACTIONLINT_VERSION" github.com/rhysd/actionlint/cmd/actionlint
 }
 
 # The local S3 server of the team backend (scripts/objectstore.sh). Its posix backend is pure Go; the
 # cgo-only parts of the module (RDMA, CUDA object clients) are other commands, not built here.
 build_objectstore() {
-  if [[ -x "$VERSITYGW_DIR/bin/versitygw" ]]; then return; fi
-  go_env
-  local work="$TOOLS/.work/versitygw"
-  (
-    wrapper "$work"
-    step "versitygw v$VERSITYGW_VERSION" bash -c "go get github.com/versity/versitygw@v$VERSITYGW_VERSION && go build -trimpath -ldflags '-s -w -X main.Version=v$VERSITYGW_VERSION -X main.Build=module-proxy' -o '$work/versitygw' github.com/versity/versitygw/cmd/versitygw"
-  )
-  mkdir -p "$VERSITYGW_DIR/bin" && cp "$work/versitygw" "$VERSITYGW_DIR/bin/"
-  rm -rf "$work"
+  build_go_command versitygw "$VERSITYGW_DIR" github.com/versity/versitygw "v$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw \
+    "-s -w -X main.Version=v$VERSITYGW_VERSION -X main.Build=module-proxy"
 }
 
 # The local mesh's stand-ins (IstioGateway controller, echo-pod runner, gateway data plane). Same Istio pin
