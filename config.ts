@@ -64,18 +64,29 @@ export interface AsmSettings {
 /** Reads one raw config value as the CLI stores it (objects and arrays as JSON text). */
 export type RawConfigReader = (key: string) => string | undefined;
 
+/** One problem with a stack, tied to the config key whose change resolves it. */
 export interface ConfigProblem {
     readonly key: string;
     readonly message: string;
 }
 
+/**
+ * A stack refused before any resource is registered, listing every problem at once, each with its config key.
+ * The program prints its message alone (no stack trace): the refusal is the expected answer to bad input.
+ */
+export class StackRefusedError extends Error {
+    constructor(
+        headline: string,
+        readonly problems: readonly ConfigProblem[],
+    ) {
+        super(`${headline} (nothing was changed):\n` + problems.map((p) => `  - ${PROJECT}:${p.key}: ${p.message}`).join("\n"));
+    }
+}
+
 /** Every problem found in the stack's config, reported together so one edit fixes them all. */
-export class ConfigError extends Error {
-    constructor(public readonly problems: readonly ConfigProblem[]) {
-        super(
-            `Invalid stack configuration (nothing was changed):\n` +
-                problems.map((p) => `  - ${PROJECT}:${p.key}: ${p.message}`).join("\n"),
-        );
+export class ConfigError extends StackRefusedError {
+    constructor(problems: readonly ConfigProblem[]) {
+        super("Invalid stack configuration", problems);
         this.name = "ConfigError";
     }
 }

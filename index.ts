@@ -1,6 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError } from "./config";
-import { PreflightError } from "./preflight";
+import { StackRefusedError } from "./config";
 import { PolicyGate } from "./preflight/policyGate";
 import { main } from "./program";
 
@@ -19,7 +18,7 @@ export = async () => {
     } catch (err) {
         gate.abort();
         // Expected refusals print their message alone (a RunError has no stack trace in the engine's output).
-        if (err instanceof ConfigError || err instanceof PreflightError) throw new pulumi.RunError(err.message);
+        if (err instanceof StackRefusedError) throw new pulumi.RunError(err.message);
         throw err;
     }
 };

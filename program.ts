@@ -172,7 +172,6 @@ export async function checkStackTarget(settings: Settings, providers: CanaryProv
                 owner,
             },
             apis,
-            PROJECT,
         ).then(
             (found) => ({ found, problems: [] as PreflightError["problems"] }),
             (err) => {
@@ -183,7 +182,7 @@ export async function checkStackTarget(settings: Settings, providers: CanaryProv
         reusedClbTagProblems(settings, providers),
     ]);
     const problems = [...facts.problems, ...clbProblems];
-    if (problems.length > 0) throw new PreflightError(problems, PROJECT);
+    if (problems.length > 0) throw new PreflightError(problems);
     return { owner, existingGateway: facts.found?.existingGateway };
 }
 

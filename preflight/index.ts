@@ -16,25 +16,19 @@ import {
     asmGatewayDefaultPodLabels,
     deploymentName,
 } from "../components/model";
+import { ConfigProblem, StackRefusedError } from "../config";
 import { IstioGatewayStatus } from "../components/istioTypes";
 import { statusAddress } from "../components/asmIngressGateway";
 import { KubeApi } from "./kubeApi";
 
 export * from "./kubeApi";
 
-export interface PreflightProblem {
-    /** Config key whose change resolves the problem. */
-    readonly key: string;
-    readonly message: string;
-}
+export type PreflightProblem = ConfigProblem;
 
 /** The target refused the stack; nothing was changed. */
-export class PreflightError extends Error {
-    constructor(
-        public readonly problems: readonly PreflightProblem[],
-        project: string,
-    ) {
-        super(`The target refuses this stack (nothing was changed):\n` + problems.map((p) => `  - ${project}:${p.key}: ${p.message}`).join("\n"));
+export class PreflightError extends StackRefusedError {
+    constructor(problems: readonly PreflightProblem[]) {
+        super("The target refuses this stack", problems);
         this.name = "PreflightError";
     }
 }
@@ -186,14 +180,14 @@ async function existingGateway(input: PreflightInput, controlPlane: KubeApi): Pr
  * Runs every check against the live target; throws {@link PreflightError} with all problems. Returns what the
  * program needs of an existing gateway it routes through.
  */
-export async function checkTarget(input: PreflightInput, apis: PreflightApis, project: string): Promise<{ existingGateway?: ExistingGateway }> {
+export async function checkTarget(input: PreflightInput, apis: PreflightApis): Promise<{ existingGateway?: ExistingGateway }> {
     const apiProblems = await istioApiProblems(input, apis.controlPlane);
     const [owned, existing] = await Promise.all([
         ownershipProblems(input, apis, apiProblems.length > 0),
         input.useExistingGateway ? existingGateway(input, apis.controlPlane) : Promise.resolve({ problems: [] as PreflightProblem[], gateway: undefined }),
     ]);
     const problems = [...apiProblems, ...owned, ...existing.problems];
-    if (problems.length > 0) throw new PreflightError(problems, project);
+    if (problems.length > 0) throw new PreflightError(problems);
     return { existingGateway: existing.gateway };
 }
 

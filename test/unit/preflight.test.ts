@@ -28,7 +28,7 @@ const stamped = (owner: string | undefined) => ({ metadata: { annotations: owner
 
 async function problemsOf(input: PreflightInput, data: KubeApi, control: KubeApi): Promise<{ key: string; message: string }[]> {
     try {
-        await checkTarget(input, { dataPlane: data, controlPlane: control }, "asm-tcp-shift");
+        await checkTarget(input, { dataPlane: data, controlPlane: control });
         return [];
     } catch (err) {
         assert.ok(err instanceof PreflightError, String(err));
@@ -90,14 +90,14 @@ describe("preflight: an existing gateway the stack does not own", () => {
     it("reads its pod labels and address, and never plans to create it", async () => {
         const gateway = { spec: { ports: [{ port: 80 }, { port: 31400 }], podLabels: { team: "edge" } }, status: { GatewayAddress: ["198.51.100.7"] } };
         const control = fakeApi({ [DISCOVERY]: SERVED_V1, [IG_PATH]: gateway });
-        const found = await checkTarget(existing, { dataPlane: fakeApi({}), controlPlane: control }, "asm-tcp-shift");
+        const found = await checkTarget(existing, { dataPlane: fakeApi({}), controlPlane: control });
         assert.deepEqual(found.existingGateway, { podSelector: { team: "edge" }, address: "198.51.100.7" });
         assert.ok(!plannedObjects(existing).some((o) => o.kind === "IstioGateway"));
     });
 
     it("falls back to ASM's own pod label istio: <name> when the gateway has no podLabels", async () => {
         const control = fakeApi({ [DISCOVERY]: SERVED_V1, [IG_PATH]: { spec: { ports: [{ port: 31400 }] } } });
-        const found = await checkTarget(existing, { dataPlane: fakeApi({}), controlPlane: control }, "asm-tcp-shift");
+        const found = await checkTarget(existing, { dataPlane: fakeApi({}), controlPlane: control });
         assert.deepEqual(found.existingGateway, { podSelector: { istio: "ingressgateway" }, address: undefined });
     });
 
