@@ -22,6 +22,12 @@ export const VERSIONS = {
     canary: { subset: "v2", prefix: "two" },
 } as const;
 
+/** What each subset's server answers first, by subset: how a client (verify) tells the versions apart. */
+export const ECHO_PREFIXES = { [VERSIONS.stable.subset]: VERSIONS.stable.prefix, [VERSIONS.canary.subset]: VERSIONS.canary.prefix } as {
+    v1: "one";
+    v2: "two";
+};
+
 export type Track = keyof typeof VERSIONS;
 export const TRACKS: readonly Track[] = ["stable", "canary"];
 

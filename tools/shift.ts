@@ -14,7 +14,7 @@ import { policyConfigFor } from "./policyConfig";
 import { currentVirtualService, routesOf } from "./routes";
 import { formatReport, verify } from "./verify";
 import * as path from "path";
-import { VERSIONS } from "../components/model";
+import { ECHO_PREFIXES, VERSIONS } from "../components/model";
 import { meshEnv, waitForReceivedSplit } from "./mesh";
 import { readStackSettings } from "./stackFiles";
 
@@ -94,7 +94,7 @@ async function runGate(gate: Gate, weight: number, stack: string): Promise<{ ok:
             return { ok: r.status === 0, detail: `gate command exited ${r.status}${r.stderr ? `: ${r.stderr.trim().slice(0, 500)}` : ""}` };
         }
         case "verify": {
-            const report = await verify({ ...gate, expectedWeight: weight, prefixes: { v1: VERSIONS.stable.prefix, v2: VERSIONS.canary.prefix } });
+            const report = await verify({ ...gate, expectedWeight: weight, prefixes: ECHO_PREFIXES });
             return { ok: report.verdict === "consistent", detail: formatReport(report) };
         }
     }

@@ -5,7 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { spawn, spawnSync } from "child_process";
-import { POLICY_GATE } from "../../components/model";
+import { OBJECT_NAMES, POLICY_GATE, deploymentName } from "../../components/model";
 import { EngineOptions, PROJECT_ROOT, engineEnv, gatedUp, openStack, scratchProject, toolchainBinary } from "../../tools/engine";
 import { killOrphanedPlugins, recover } from "../../tools/recover";
 import { kubectl, kubectlJson } from "../../tools/kubectl";
@@ -41,7 +41,7 @@ describe("real engine on the local cluster", () => {
     let engine: EngineOptions;
     const k = (...args: string[]) => kubectl(TEST_KUBECONFIG, args);
     const get = (...args: string[]) => kubectlJson(TEST_KUBECONFIG, args);
-    const liveWeights = () => routesOf(get("-n", NAMESPACE, "get", "virtualservices.networking.istio.io", "tcp-echo"))[0].destinations.map((d) => `${d.subset}=${d.weight}`);
+    const liveWeights = () => routesOf(get("-n", NAMESPACE, "get", "virtualservices.networking.istio.io", OBJECT_NAMES.virtualService))[0].destinations.map((d) => `${d.subset}=${d.weight}`);
     const deployments = () =>
         get("-n", NAMESPACE, "get", "deployments").items.map((d: any) => ({ name: d.metadata.name, generation: d.metadata.generation, available: d.status.availableReplicas }));
     const podUids = () => get("-n", NAMESPACE, "get", "pods").items.map((p: any) => p.metadata.uid).sort();
@@ -126,13 +126,13 @@ describe("real engine on the local cluster", () => {
             { name: "tcp-echo-v2", generation: 1, available: 1 },
         ]);
         assert.deepEqual(liveWeights(), ["v1=100", "v2=0"]);
-        assert.equal(get("-n", NAMESPACE, "get", "gateways.networking.istio.io", "tcp-echo-gateway").spec.servers[0].port.number, 31400);
-        assert.equal(get("-n", NAMESPACE, "get", "destinationrules.networking.istio.io", "tcp-echo-destination").spec.subsets.length, 2);
+        assert.equal(get("-n", NAMESPACE, "get", "gateways.networking.istio.io", OBJECT_NAMES.gateway).spec.servers[0].port.number, 31400);
+        assert.equal(get("-n", NAMESPACE, "get", "destinationrules.networking.istio.io", OBJECT_NAMES.destinationRule).spec.subsets.length, 2);
         const ig = get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com", OWN_GATEWAY);
         assert.deepEqual(ig.spec.ports, [{ name: "tcp", port: 31400, targetPort: 31400, protocol: "TCP" }]);
         assert.deepEqual(ig.spec.podLabels, { "asm-tcp-shift.io/gateway": OWN_GATEWAY });
         assert.deepEqual([ig.spec.replicaCount, ig.spec.minReplicas, ig.spec.maxReplicas], [2, 2, 2]);
-        const gw = get("-n", NAMESPACE, "get", "gateways.networking.istio.io", "tcp-echo-gateway");
+        const gw = get("-n", NAMESPACE, "get", "gateways.networking.istio.io", OBJECT_NAMES.gateway);
         assert.deepEqual(gw.spec.selector, { "asm-tcp-shift.io/gateway": OWN_GATEWAY });
         assert.equal(foreignGateway(), foreignBytes, "the foreign gateway is byte for byte as it was");
     });
@@ -181,7 +181,7 @@ describe("real engine on the local cluster", () => {
     });
 
     it("a weight edited by hand shows in preview --refresh and the next up --refresh restores it", async () => {
-        k("-n", NAMESPACE, "patch", "virtualservices.networking.istio.io", "tcp-echo", "--type=json", "-p", '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":50},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":50}]');
+        k("-n", NAMESPACE, "patch", "virtualservices.networking.istio.io", OBJECT_NAMES.virtualService, "--type=json", "-p", '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":50},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":50}]');
         assert.deepEqual(liveWeights(), ["v1=50", "v2=50"]);
         const preview = await stack.preview({ refresh: true, diff: true });
         assert.equal(preview.changeSummary.update, 1, JSON.stringify(preview.changeSummary));
@@ -196,15 +196,15 @@ describe("real engine on the local cluster", () => {
         {
             kind: "Gateway",
             resource: "tcp-echo-routing-gateway",
-            edit: ["-n", NAMESPACE, "patch", "gateways.networking.istio.io", "tcp-echo-gateway", "--type=merge", "-p", '{"spec":{"selector":{"asm-tcp-shift.io/gateway":"someone-elses"}}}'],
-            read: () => get("-n", NAMESPACE, "get", "gateways.networking.istio.io", "tcp-echo-gateway").spec.selector,
+            edit: ["-n", NAMESPACE, "patch", "gateways.networking.istio.io", OBJECT_NAMES.gateway, "--type=merge", "-p", '{"spec":{"selector":{"asm-tcp-shift.io/gateway":"someone-elses"}}}'],
+            read: () => get("-n", NAMESPACE, "get", "gateways.networking.istio.io", OBJECT_NAMES.gateway).spec.selector,
             expected: { "asm-tcp-shift.io/gateway": OWN_GATEWAY },
         },
         {
             kind: "DestinationRule",
             resource: "tcp-echo-routing-destinationrule",
-            edit: ["-n", NAMESPACE, "patch", "destinationrules.networking.istio.io", "tcp-echo-destination", "--type=json", "-p", '[{"op":"replace","path":"/spec/subsets/1/labels/version","value":"v3"}]'],
-            read: () => get("-n", NAMESPACE, "get", "destinationrules.networking.istio.io", "tcp-echo-destination").spec.subsets[1].labels,
+            edit: ["-n", NAMESPACE, "patch", "destinationrules.networking.istio.io", OBJECT_NAMES.destinationRule, "--type=json", "-p", '[{"op":"replace","path":"/spec/subsets/1/labels/version","value":"v3"}]'],
+            read: () => get("-n", NAMESPACE, "get", "destinationrules.networking.istio.io", OBJECT_NAMES.destinationRule).spec.subsets[1].labels,
             expected: { version: "v2" },
         },
         {
@@ -217,8 +217,8 @@ describe("real engine on the local cluster", () => {
         {
             kind: "Deployment",
             resource: "tcp-echo-stable-deployment",
-            edit: ["-n", NAMESPACE, "scale", "deployment", "tcp-echo-v1", "--replicas=2"],
-            read: () => get("-n", NAMESPACE, "get", "deployment", "tcp-echo-v1").spec.replicas,
+            edit: ["-n", NAMESPACE, "scale", "deployment", deploymentName("stable"), "--replicas=2"],
+            read: () => get("-n", NAMESPACE, "get", "deployment", deploymentName("stable")).spec.replicas,
             expected: 1,
         },
         {
@@ -226,8 +226,8 @@ describe("real engine on the local cluster", () => {
             // does not own, and the next apply fails on a duplicate port name (README, "Every object is force-owned").
             kind: "Service",
             resource: "tcp-echo-svc-service",
-            edit: ["-n", NAMESPACE, "patch", "service", "tcp-echo", "--type=merge", "-p", '{"spec":{"selector":{"app":"someone-elses"}}}'],
-            read: () => get("-n", NAMESPACE, "get", "service", "tcp-echo").spec.selector,
+            edit: ["-n", NAMESPACE, "patch", "service", OBJECT_NAMES.service, "--type=merge", "-p", '{"spec":{"selector":{"app":"someone-elses"}}}'],
+            read: () => get("-n", NAMESPACE, "get", "service", OBJECT_NAMES.service).spec.selector,
             expected: { app: "tcp-echo" },
         },
     ];
@@ -295,7 +295,7 @@ describe("real engine on the local cluster", () => {
         const { result } = await upWithWeight(20);
         // 13 records and the policy gate's, less Pulumi's stack and provider, which the refused run above recorded.
         assert.equal(result.summary.resourceChanges?.create, 12, JSON.stringify(result.summary.resourceChanges));
-        assert.deepEqual(get("-n", NAMESPACE, "get", "gateways.networking.istio.io", "tcp-echo-gateway").spec.selector, { istio: "ingressgateway" });
+        assert.deepEqual(get("-n", NAMESPACE, "get", "gateways.networking.istio.io", OBJECT_NAMES.gateway).spec.selector, { istio: "ingressgateway" });
         assert.equal(foreignGateway(), foreignBytes, "up left the existing gateway byte for byte as it was");
         await stack.destroy();
         assert.equal(foreignGateway(), foreignBytes, "destroy left the existing gateway byte for byte as it was");

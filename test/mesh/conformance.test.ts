@@ -4,13 +4,15 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
+import { DEFAULTS } from "../../config";
+import { OBJECT_NAMES } from "../../components/model";
 import { gatedUp, openStack, scratchProject } from "../../tools/engine";
 import { gatewayConfigDump, receivedRoutes, waitForReceivedSplit } from "../../tools/mesh";
 import { apply, env, get, k, meshCluster, podIPs, until } from "../support/mesh";
 
 const NAMESPACE = "conformance";
-const PORT = 31400;
-const cluster = (subset: string) => `outbound|9000|${subset}|tcp-echo.${NAMESPACE}.svc.cluster.local`;
+const PORT = DEFAULTS.gatewayPort;
+const cluster = (subset: string) => `outbound|${DEFAULTS.servicePort}|${subset}|${OBJECT_NAMES.service}.${NAMESPACE}.svc.cluster.local`;
 
 /** The listener, its tcp_proxy and the EDS endpoints as istiod generated them for one gateway pod (its own debug config dump). */
 async function istiodView(proxyID: string) {
@@ -72,7 +74,7 @@ describe("Istio translation conformance of the rendered output", () => {
             const pods = await until("2 pods of each version ready with their endpoints at the gateway", async () => {
                 const v1 = podIPs(NAMESPACE, "version=v1"), v2 = podIPs(NAMESPACE, "version=v2");
                 const r = receivedRoutes(await gatewayConfigDump(env()), PORT);
-                const want = { v1: v1.map((ip) => `${ip}:9000`), v2: v2.map((ip) => `${ip}:9000`) };
+                const want = { v1: v1.map((ip) => `${ip}:${DEFAULTS.servicePort}`), v2: v2.map((ip) => `${ip}:${DEFAULTS.servicePort}`) };
                 const ok = v1.length === 2 && v2.length === 2 && r.length > 0 && r.every((x) => Object.keys(x.endpoints).every((s) => JSON.stringify(x.endpoints[s]) === JSON.stringify(want[s as "v1" | "v2"])));
                 return ok && want;
             }, 60_000);

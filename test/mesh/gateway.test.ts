@@ -5,6 +5,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
+import { DEFAULTS } from "../../config";
+import { ECHO_PREFIXES, OBJECT_NAMES } from "../../components/model";
 import { gatedUp, openStack, scratchProject, toolchainBinPath } from "../../tools/engine";
 import { gatewayConfigDump, ingressOf, receivedRoutes, waitForReceivedSplit } from "../../tools/mesh";
 import { formatReceived, receivedByGateway } from "../../tools/routes";
@@ -13,7 +15,7 @@ import { MESH_KUBECONFIG, apply, echoTable, env, get, k, meshCluster, meshScript
 
 const NAMESPACE = "mesh";
 const STACK = "mesh-gateway";
-const PORT = 31400;
+const PORT = DEFAULTS.gatewayPort;
 
 /**
  * The local stack through Istio's own control plane: the IstioGateway controller stand-in makes the
@@ -26,7 +28,7 @@ describe("the local mesh: istiod, the IstioGateway controller, echo pods, the ga
     const gatewayPods = () => get("-n", "istio-system", "get", "pods", "-l", "istio=ingressgateway").items.filter((p: any) => !p.metadata.deletionTimestamp);
     const measure = async (expectedWeight: number, connections = 400) => {
         const { host, port } = ingressOf(MESH_KUBECONFIG);
-        return verify({ host, port, connections, concurrency: 20, timeoutMs: 3000, expectedWeight, prefixes: { v1: "one", v2: "two" }, maxErrorRate: 0.01 });
+        return verify({ host, port, connections, concurrency: 20, timeoutMs: 3000, expectedWeight, prefixes: ECHO_PREFIXES, maxErrorRate: 0.01 });
     };
 
     before(async () => {
@@ -123,10 +125,10 @@ describe("the local mesh: istiod, the IstioGateway controller, echo pods, the ga
         assert.notEqual(typeof received, "string", String(received));
         const lines = formatReceived(received, PORT);
         assert.equal(lines.length, gatewayPods().length, lines.join("\n"));
-        for (const l of lines) assert.match(l, /listener 0\.0\.0\.0_31400 -> v1 80, v2 20/);
+        for (const l of lines) assert.match(l, new RegExp(`listener 0\\.0\\.0\\.0_${PORT} -> v1 80, v2 20`));
         for (const r of received as any[]) {
-            assert.deepEqual(r.endpoints.v1, podIPs(NAMESPACE, "version=v1").map((ip) => `${ip}:9000`));
-            assert.deepEqual(r.endpoints.v2, podIPs(NAMESPACE, "version=v2").map((ip) => `${ip}:9000`));
+            assert.deepEqual(r.endpoints.v1, podIPs(NAMESPACE, "version=v1").map((ip) => `${ip}:${DEFAULTS.servicePort}`));
+            assert.deepEqual(r.endpoints.v2, podIPs(NAMESPACE, "version=v2").map((ip) => `${ip}:${DEFAULTS.servicePort}`));
         }
     });
 
@@ -155,7 +157,7 @@ describe("the local mesh: istiod, the IstioGateway controller, echo pods, the ga
             const report = await measure(20, 400);
             assert.equal(report.verdict, "consistent", report.reason);
             // A change made while istiod is away reaches the gateway only once istiod is back.
-            k("-n", NAMESPACE, "patch", "virtualservices.networking.istio.io", "tcp-echo", "--type=json", "-p", '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":50},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":50}]');
+            k("-n", NAMESPACE, "patch", "virtualservices.networking.istio.io", OBJECT_NAMES.virtualService, "--type=json", "-p", '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":50},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":50}]');
             await new Promise((r) => setTimeout(r, 1000));
             assert.deepEqual(receivedRoutes(await gatewayConfigDump(env()), PORT).map((r) => r.split), gatewayPods().map(() => ({ v1: 80, v2: 20 })));
         } finally {

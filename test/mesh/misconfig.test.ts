@@ -4,6 +4,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
+import { DEFAULTS } from "../../config";
+import { ECHO_PREFIXES } from "../../components/model";
 import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, scratchProject } from "../../tools/engine";
 import { gatewayConfigDump, ingressOf, receivedRoutes, waitForReceivedSplit } from "../../tools/mesh";
 import { verify } from "../../tools/verify";
@@ -111,7 +113,7 @@ describe("misconfigurations: the live mesh and the policy pack", () => {
         stack = await openStack("misconfig", { workDir: dir, backendUrl: `file://${path.join(dir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "misconfig-test" } });
         await stack.setAllConfig({ target: { value: "local" }, namespace: { value: NAMESPACE }, localKubeconfig: { value: MESH_KUBECONFIG }, v2Weight: { value: "20" } });
         await gatedUp(stack);
-        await waitForReceivedSplit(env(), 31400, { v1: 80, v2: 20 });
+        await waitForReceivedSplit(env(), DEFAULTS.gatewayPort, { v1: 80, v2: 20 });
         previewStack = await openStack("misconfig-preview", { workDir: dir, backendUrl: `file://${path.join(dir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "misconfig-test" } });
         await previewStack.setAllConfig({ target: { value: "render" }, namespace: { value: NAMESPACE }, v2Weight: { value: "20" } });
         await previewStack.preview({ policyPacks: [POLICY_PACK_DIR] });
@@ -143,7 +145,7 @@ describe("misconfigurations: the live mesh and the policy pack", () => {
                 while (Date.now() < deadline && (await versions()) === before) await new Promise((r) => setTimeout(r, 50));
                 await new Promise((r) => setTimeout(r, 500));
                 const { host, port } = ingressOf(MESH_KUBECONFIG);
-                const report = await verify({ host, port, connections: 400, concurrency: 20, timeoutMs: 2000, expectedWeight: 20, prefixes: { v1: "one", v2: "two" }, maxErrorRate: 0.01 });
+                const report = await verify({ host, port, connections: 400, concurrency: 20, timeoutMs: 2000, expectedWeight: 20, prefixes: ECHO_PREFIXES, maxErrorRate: 0.01 });
                 broken = report.verdict !== "consistent";
                 const r = report.counts;
                 live = `${broken ? "**breaks**" : "serves 80/20"}: v1 ${r.v1}, v2 ${r.v2}, failed ${400 - r.v1 - r.v2} (port ${port})`;
@@ -152,7 +154,7 @@ describe("misconfigurations: the live mesh and the policy pack", () => {
             } finally {
                 patch(undo);
             }
-            await waitForReceivedSplit(env(), 31400, { v1: 80, v2: 20 });
+            await waitForReceivedSplit(env(), DEFAULTS.gatewayPort, { v1: 80, v2: 20 });
 
             // Preview: the same change made by the program, judged by the pack.
             previewStack.workspace.envVars.ASM_TCP_SHIFT_MUTATION = JSON.stringify(c.changes);

@@ -4,6 +4,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
+import { DEFAULTS } from "../../config";
+import { OBJECT_NAMES } from "../../components/model";
 import { EngineOptions, gatedUp, openStack, scratchProject } from "../../tools/engine";
 import { ingressOf, waitForReceivedSplit } from "../../tools/mesh";
 import { liveVirtualService, routesOf } from "../../tools/routes";
@@ -27,7 +29,7 @@ describe("shift through the local mesh", () => {
         return { kind: "verify", host, port, connections: 400, concurrency: 20, timeoutMs: 3000, maxErrorRate: 0.01 };
     };
     const awaitApplied = async (w: number) => {
-        await waitForReceivedSplit(env(), 31400, splitFor(w));
+        await waitForReceivedSplit(env(), DEFAULTS.gatewayPort, splitFor(w));
     };
     const run = (o: Partial<ShiftOptions> & Pick<ShiftOptions, "steps">) => shift({ stack: "shift", gate: verifyGate(), pause: false, force: false, engine, workDir: dir, awaitApplied, ...o });
 
@@ -104,7 +106,7 @@ describe("shift through the local mesh", () => {
     });
 
     it("refuses to start on drift unless forced", async () => {
-        k("-n", NAMESPACE, "patch", "virtualservices.networking.istio.io", "tcp-echo", "--type=json", "-p", '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":90},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":10}]');
+        k("-n", NAMESPACE, "patch", "virtualservices.networking.istio.io", OBJECT_NAMES.virtualService, "--type=json", "-p", '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":90},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":10}]');
         const refused = await run({ steps: [80] });
         assert.equal(refused.outcome, "refused");
         assert.equal(await declared(), 70);

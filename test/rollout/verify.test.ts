@@ -8,6 +8,7 @@ import { PROJECT_ROOT } from "../../tools/engine";
 import { RunningProxy, startWeightedProxy } from "../support/weightedProxy";
 import { verify, VerifyOptions } from "../../tools/verify";
 import { seededRandom } from "../support/random";
+import { ECHO_PREFIXES } from "../../components/model";
 
 /** Istio's real tcp-echo servers behind a weighted TCP proxy on loopback. */
 describe("verify against tcp-echo servers behind a weighted proxy", () => {
@@ -25,7 +26,7 @@ describe("verify against tcp-echo servers behind a weighted proxy", () => {
         concurrency: 50,
         timeoutMs: 2000,
         expectedWeight,
-        prefixes: { v1: "one", v2: "two" },
+        prefixes: ECHO_PREFIXES,
         maxErrorRate: 0.01,
         ...extra,
     });
@@ -38,8 +39,8 @@ describe("verify against tcp-echo servers behind a weighted proxy", () => {
         });
 
     before(async () => {
-        v1 = await startEchoServer("v1", "one");
-        v2 = await startEchoServer("v2", "two");
+        v1 = await startEchoServer("v1", ECHO_PREFIXES.v1);
+        v2 = await startEchoServer("v2", ECHO_PREFIXES.v2);
         stranger = await startEchoServer("v3", "three");
     });
     after(async () => {

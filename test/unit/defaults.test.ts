@@ -6,6 +6,7 @@ import * as path from "path";
 import { DEFAULTS, parseSettings } from "../../config";
 import { readStackSettings } from "../../tools/stackFiles";
 import { PROJECT_ROOT } from "../../tools/engine";
+import { APP_NAME, ECHO_PREFIXES, INGRESS_GATEWAY_NAMESPACE, OBJECT_NAMES, TCP_PORT_NAME, deploymentName } from "../../components/model";
 
 /** Every default as `key` or `object.key`, the way the README's config table names it. */
 function flatten(value: Record<string, unknown>, prefix = ""): Record<string, unknown> {
@@ -70,5 +71,21 @@ describe("each default lives once (Pulumi.yaml) and the program, the tools and t
             assert.ok(key in table, `README config table has no row for ${key}`);
             assert.equal(table[key], JSON.stringify(value).replace(/^"|"$/g, ""), `README default of ${key}`);
         }
+    });
+});
+
+describe("the program's facts are the seed scenario's", () => {
+    // The one place the tests restate the seed (ASM's TCP traffic-shifting guide and Istio's tcp-echo sample):
+    // tests that use a fact to reach an object read it from model.ts or Pulumi.yaml; tests of the program's
+    // output state the seed's values, so a drifted fact fails here and there, never silently.
+    it("names, labels, prefixes and ports", () => {
+        assert.equal(APP_NAME, "tcp-echo");
+        assert.deepEqual(OBJECT_NAMES, { service: "tcp-echo", gateway: "tcp-echo-gateway", destinationRule: "tcp-echo-destination", virtualService: "tcp-echo" });
+        assert.deepEqual([deploymentName("stable"), deploymentName("canary")], ["tcp-echo-v1", "tcp-echo-v2"]);
+        assert.deepEqual(ECHO_PREFIXES, { v1: "one", v2: "two" });
+        assert.equal(TCP_PORT_NAME, "tcp");
+        assert.equal(DEFAULTS.servicePort, 9000);
+        assert.equal(DEFAULTS.gatewayPort, 31400);
+        assert.equal(INGRESS_GATEWAY_NAMESPACE, "istio-system");
     });
 });
