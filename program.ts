@@ -132,13 +132,22 @@ export function stackOwner(): string {
     return `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`;
 }
 
+/** The API server a kubeconfig key points at; a bad kubeconfig, or a server that does not answer, is a problem of that key. */
 function kubeApi(text: string, key: string): KubeApi {
+    let api: KubeApi;
     try {
-        return kubeApiFromKubeconfig(text);
+        api = kubeApiFromKubeconfig(text);
     } catch (err) {
         if (err instanceof KubeconfigError) throw new ConfigError([{ key, message: err.message }]);
         throw err;
     }
+    return {
+        server: api.server,
+        get: (apiPath) =>
+            api.get(apiPath).catch((err: Error) => {
+                throw new ConfigError([{ key, message: err.message }]);
+            }),
+    };
 }
 
 /**

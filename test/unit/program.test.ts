@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SLB_ANNOTATIONS, TYPE_TOKENS, PROGRAM_ANNOTATIONS } from "../../components/model";
-import { DEFAULTS } from "../../config";
-import { makeProviders, readStackConfig, reusedClbTagProblems } from "../../program";
+import { ConfigError, DEFAULTS } from "../../config";
+import { freePort } from "../../tools/echoServers";
+import { checkStackTarget, makeProviders, readStackConfig, reusedClbTagProblems } from "../../program";
 import { ACK_CLUSTER_ID, KUBECONFIG_KEYS, asmConfig } from "../support/settings";
 import { RecordedResource, SECRET_SIG, SECRET_SIG_VALUE, byType, mockClbTags, mockedProgram as runProgram, one, recordResources, unwrap } from "../support/mocks";
 
@@ -292,5 +293,31 @@ describe("whole program on the asm target", () => {
         await recordResources(reuse, secretKeys);
         ({ settings, secrets } = readStackConfig());
         assert.match((await reusedClbTagProblems(settings, makeProviders(settings, secrets)))[0].message, /no CLB lb-2ze8x7clustermade1 exists/);
+    });
+});
+
+describe("a target that cannot be read is a problem of the key that points at it", () => {
+    it("local: no kubeconfig where localKubeconfig says", async () => {
+        await recordResources({ target: "local", v2Weight: 20, localKubeconfig: "/nonexistent/asm-tcp-shift/kubeconfig" });
+        const { settings, secrets } = readStackConfig();
+        await assert.rejects(async () => checkStackTarget(settings, makeProviders(settings, secrets)), (err: any) => {
+            assert.ok(err instanceof ConfigError);
+            assert.deepEqual(err.problems.map((p: any) => p.key), ["localKubeconfig"]);
+            assert.match(err.message, /no kubeconfig at \/nonexistent\/asm-tcp-shift\/kubeconfig; start the local cluster with `npm run cluster:up`/);
+            return true;
+        });
+    });
+
+    it("asm: an API server that does not answer", async () => {
+        const port = await freePort();
+        const unreachable = ["apiVersion: v1", "kind: Config", "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:" + port + "'}}]", "users: [{name: u, user: {token: t}}]", "contexts: [{name: x, context: {cluster: c, user: u}}]", "current-context: x"].join("\n");
+        await recordResources(asmConfig({ dataPlaneKubeconfig: unreachable, controlPlaneKubeconfig: unreachable }), KUBECONFIG_KEYS);
+        const { settings, secrets } = readStackConfig();
+        await assert.rejects(checkStackTarget(settings, makeProviders(settings, secrets)), (err: any) => {
+            assert.ok(err instanceof ConfigError, String(err));
+            assert.match(err.problems[0].key, /^(dataPlane|controlPlane)Kubeconfig$/);
+            assert.match(err.message, new RegExp(`cannot reach the API server http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
+            return true;
+        });
     });
 });
