@@ -199,7 +199,14 @@ export async function checkStackTarget(settings: Settings, providers: CanaryProv
 export async function reusedClbTagProblems(settings: Settings, providers: CanaryProviders) {
     if (settings.slb.mode !== "reuse" || !providers.alicloud || settings.asm.useExistingGateway) return [];
     const id = settings.slb.id!;
-    const found = await loadAlicloud().slb.getApplicationLoadBalancers({ ids: [id] }, { provider: providers.alicloud, async: true });
+    const found = await loadAlicloud()
+        .slb.getApplicationLoadBalancers({ ids: [id] }, { provider: providers.alicloud, async: true })
+        .catch((err: Error) => {
+            // A refusal naming the key (fast, no stack trace): usually credentials or region, not the id itself.
+            throw new ConfigError([
+                { key: "slb.id", message: `cannot read CLB ${id} through the Alibaba Cloud API (credentials ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET, region alicloud:region): ${err.message}` },
+            ]);
+        });
     return reusedClbProblems(id, found.balancers.find((b) => b.id === id)?.tags);
 }
 

@@ -20,9 +20,15 @@ export interface RecordedResource {
  */
 /** Tags the mocked alicloud API reports for a CLB id (see `mockClbTags`); absent ids are not found. */
 const clbTags = new Map<string, Record<string, string>>();
+let clbApiFailure: string | undefined;
 export function mockClbTags(tags: Record<string, Record<string, string>>): void {
     clbTags.clear();
+    clbApiFailure = undefined;
     for (const [id, t] of Object.entries(tags)) clbTags.set(id, t);
+}
+/** The mocked alicloud API refuses every CLB lookup with this message (as with bad credentials). */
+export function mockClbApiFailure(message: string): void {
+    clbApiFailure = message;
 }
 
 export async function recordResources(config: Record<string, unknown> = {}, secretKeys: string[] = []): Promise<RecordedResource[]> {
@@ -43,6 +49,7 @@ export async function recordResources(config: Record<string, unknown> = {}, secr
             },
             call(args: pulumi.runtime.MockCallArgs) {
                 if (args.token === "alicloud:slb/getApplicationLoadBalancers:getApplicationLoadBalancers") {
+                    if (clbApiFailure) throw new Error(clbApiFailure);
                     const ids: string[] = args.inputs.ids ?? [];
                     return { ids, balancers: ids.filter((id) => clbTags.has(id)).map((id) => ({ id, tags: clbTags.get(id) })) };
                 }

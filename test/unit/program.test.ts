@@ -5,7 +5,7 @@ import { ConfigError, DEFAULTS } from "../../config";
 import { freePort } from "../../tools/echoServers";
 import { checkStackTarget, makeProviders, readStackConfig, reusedClbTagProblems } from "../../program";
 import { ACK_CLUSTER_ID, KUBECONFIG_KEYS, asmConfig } from "../support/settings";
-import { RecordedResource, SECRET_SIG, SECRET_SIG_VALUE, byType, mockClbTags, mockedProgram as runProgram, one, recordResources, unwrap } from "../support/mocks";
+import { RecordedResource, SECRET_SIG, SECRET_SIG_VALUE, byType, mockClbApiFailure, mockClbTags, mockedProgram as runProgram, one, recordResources, unwrap } from "../support/mocks";
 
 function providerName(resource: RecordedResource): string | undefined {
     // Provider references are "<urn>::<id>"; the URN ends with the provider's resource name.
@@ -293,6 +293,17 @@ describe("whole program on the asm target", () => {
         await recordResources(reuse, secretKeys);
         ({ settings, secrets } = readStackConfig());
         assert.match((await reusedClbTagProblems(settings, makeProviders(settings, secrets)))[0].message, /no CLB lb-2ze8x7clustermade1 exists/);
+        mockClbApiFailure("InvalidAccessKeyId.NotFound: Specified access key is not found.");
+        await recordResources(reuse, secretKeys);
+        ({ settings, secrets } = readStackConfig());
+        await assert.rejects(reusedClbTagProblems(settings, makeProviders(settings, secrets)), (err: any) => {
+            assert.ok(err instanceof ConfigError);
+            assert.equal(err.problems[0].key, "slb.id");
+            // The mock monitor drops an invoke's own message; the real one passes the API's reason after the colon.
+            assert.match(err.message, /slb\.id: cannot read CLB lb-2ze8x7clustermade1 through the Alibaba Cloud API \(credentials/);
+            return true;
+        });
+        mockClbTags({});
     });
 });
 
