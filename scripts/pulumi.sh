@@ -47,4 +47,6 @@ if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:
   export PULUMI_CONFIG_PASSPHRASE=$LOCAL_STACK_PASSPHRASE
 fi
 cd "$ROOT"
+# With the policy pack: compiled first unless current (see policy/build.js); its errors are the engine's to report.
+if [[ " $* " == *" --policy-pack"* ]]; then node "$ROOT/policy/build.js" || true; fi
 exec pulumi "$@"

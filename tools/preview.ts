@@ -10,7 +10,7 @@ import * as path from "path";
 import { parseArgs } from "util";
 import { UsageError, log, runCli } from "./cli";
 import { POLICY_GATE } from "../components/model";
-import { EngineOptions, POLICY_PACK_DIR, PROJECT_ROOT, openStack } from "./engine";
+import { EngineOptions, POLICY_PACK_DIR, PROJECT_ROOT, ensurePolicyPackBuilt, openStack } from "./engine";
 import { policyConfigFor } from "./policyConfig";
 import { readStackFile } from "./stackFiles";
 
@@ -72,6 +72,7 @@ export async function runPreview(stackName: string, engine: EngineOptions = {}):
     const previous = await stack.outputs().then((o) => (o.v2Weight ? Number(o.v2Weight.value) : undefined)).catch(() => undefined);
     const policyPackConfigs = [policyConfigFor(stackName, previous ?? (own.v2Weight !== undefined ? Number(own.v2Weight) : undefined))];
     try {
+        ensurePolicyPackBuilt();
         const result = await stack.preview({ policyPacks: [POLICY_PACK_DIR], policyPackConfigs, diff: true });
         return { stack: stackName, ok: true, changes: result.changeSummary as Record<string, number>, violations: policyViolations(result.stdout), output: result.stdout };
     } catch (err) {
