@@ -13,3 +13,6 @@ for dir in "$ROOT" "$ROOT/policy"; do
     cp "$dir/package-lock.json" "$stamp"
   fi
 done
+# The policy pack, compiled unless current (policy/build.js): the engine then starts it without the TypeScript
+# compiler. On errors it stays uncompiled and runs from its sources, which report them; setup goes on.
+node "$ROOT/policy/build.js" || log "the policy pack runs from its TypeScript sources until they compile"

@@ -3,6 +3,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { DEFAULTS } from "../config";
+import { ensureBuilt as buildPolicyPack } from "../policy/build";
 import { assertUnlocked } from "./locks";
 import { StateStore, openStateStore } from "./stateStore";
 
@@ -100,6 +101,15 @@ export function sharedWithScratch(entry: string): boolean {
     return !/^Pulumi\..+\.yaml$/.test(entry) && !entry.startsWith(".") && entry !== DEFAULTS.renderDir;
 }
 
+/**
+ * Compiles the policy pack unless it is current (policy/build.js), so the engine starts it without the TypeScript
+ * compiler. Correctness never depends on it: a pack not compiled, or edited since, runs from its sources, and its
+ * own errors are left for the engine to report, as it always did.
+ */
+export function ensurePolicyPackBuilt(policyPacks: string[] = [POLICY_PACK_DIR]): void {
+    if (policyPacks.some((pack) => path.resolve(pack) === POLICY_PACK_DIR)) buildPolicyPack(POLICY_PACK_DIR);
+}
+
 export interface GatedUpOptions {
     /** A rollout lock this caller holds itself (see locks.ts), not counted as someone else's. */
     ownLock?: string;
@@ -119,6 +129,7 @@ export async function gatedUp(stack: Stack, opts: GatedUpOptions = {}) {
     // A stack another job holds fails here, at once, instead of after a preview of several seconds.
     await assertUnlocked(stateStoreOf(stack), stack.name, opts.ownLock);
     const policy = { policyPacks: opts.policyPacks ?? [POLICY_PACK_DIR], policyPackConfigs: opts.policyPackConfigs };
+    ensurePolicyPackBuilt(policy.policyPacks);
     const result = await stack.up({ ...policy, onOutput: opts.onOutput, onEvent: opts.onEvent });
     return { result };
 }

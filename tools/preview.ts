@@ -6,7 +6,7 @@
  *   npm run preview -- --stack local [--markdown FILE]
  */
 import { POLICY_GATE } from "../components/model";
-import { EngineOptions, POLICY_PACK_DIR, openStack } from "./engine";
+import { EngineOptions, POLICY_PACK_DIR, ensurePolicyPackBuilt, openStack } from "./engine";
 import { policyConfigFor } from "./policyConfig";
 import { readStackFile } from "./stackFiles";
 
@@ -68,6 +68,7 @@ export async function runPreview(stackName: string, engine: EngineOptions = {}):
     const previous = await stack.outputs().then((o) => (o.v2Weight ? Number(o.v2Weight.value) : undefined)).catch(() => undefined);
     const policyPackConfigs = [policyConfigFor(stackName, previous ?? (own.v2Weight !== undefined ? Number(own.v2Weight) : undefined))];
     try {
+        ensurePolicyPackBuilt();
         const result = await stack.preview({ policyPacks: [POLICY_PACK_DIR], policyPackConfigs, diff: true });
         return { stack: stackName, ok: true, changes: result.changeSummary as Record<string, number>, violations: policyViolations(result.stdout), output: result.stdout };
     } catch (err) {

@@ -7,7 +7,7 @@
  */
 import { ConfigValue, Stack } from "@pulumi/pulumi/automation";
 import { log } from "./log";
-import { EngineOptions, POLICY_PACK_DIR, openStack, stateStoreOf } from "./engine";
+import { EngineOptions, POLICY_PACK_DIR, ensurePolicyPackBuilt, openStack, stateStoreOf } from "./engine";
 import { StackLockedError, assertUnlocked } from "./locks";
 import { policyConfigFor } from "./policyConfig";
 import { readStackFile } from "./stackFiles";
@@ -72,6 +72,7 @@ export async function promote(opts: PromoteOptions): Promise<PromoteResult> {
     const policy = { policyPacks: [POLICY_PACK_DIR], policyPackConfigs: [policyConfigFor(opts.to, previousWeight, { file: opts.policyConfig })] };
     const result: PromoteResult = { outcome: "previewed", carried, previewStdout: "" };
     try {
+        ensurePolicyPackBuilt();
         const preview = await target.preview({ ...policy, diff: true, onOutput: opts.onOutput });
         result.previewStdout = preview.stdout;
         if (!opts.yes) {

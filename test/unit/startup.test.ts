@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { PROJECT_ROOT } from "../../tools/engine";
+
+/**
+ * The start-up preload of the Node.js processes the engine runs (tools/lazy-sdk.cjs): what @pulumi/pulumi loads or
+ * opens only for serializing functions is deferred to first use, and serializing a function still works as before.
+ */
+describe("start-up preload: @pulumi/pulumi's serialization support on first use", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-startup-"));
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    /** Runs a script in a process with the preload, as the engine starts the program and the pack. */
+    function withPreload(script: string): Record<string, unknown> {
+        const file = path.join(dir, `script-${Math.random().toString(36).slice(2)}.js`);
+        fs.writeFileSync(file, script);
+        const r = spawnSync(process.execPath, ["--require", path.join(PROJECT_ROOT, "tools/lazy-sdk.cjs"), file], { cwd: PROJECT_ROOT, encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } });
+        assert.equal(r.status, 0, r.stderr);
+        return JSON.parse(r.stdout.trim().split("\n").pop()!);
+    }
+
+    it("loads neither npm's package manager, the TypeScript compiler nor the Automation API with the SDK", () => {
+        const loaded = withPreload(`
+            const pulumi = require(${JSON.stringify(path.join(PROJECT_ROOT, "node_modules/@pulumi/pulumi"))});
+            const has = (re) => Object.keys(require.cache).some((f) => re.test(f));
+            const before = { arborist: has(/@npmcli[\\\\/]arborist/), typescript: has(/typescript[\\\\/]lib[\\\\/]typescript\\.js$/), automation: has(/@pulumi[\\\\/]pulumi[\\\\/]automation[\\\\/]index\\.js$/) };
+            // On first use, each is the real module.
+            const workspace = typeof pulumi.automation.LocalWorkspace;
+            console.log(JSON.stringify({ ...before, workspace, automationNow: has(/@pulumi[\\\\/]pulumi[\\\\/]automation[\\\\/]index\\.js$/) }));
+        `);
+        assert.deepEqual(loaded, { arborist: false, typescript: false, automation: false, workspace: "function", automationNow: true });
+    });
+
+    it("serializes a function as before: its captured values, and its file from the inspector session opened then", () => {
+        fs.writeFileSync(path.join(dir, "mod.js"), `const captured = { greeting: "hello" };\nexports.fn = (x) => captured.greeting + x;\n`);
+        const result = withPreload(`
+            const sdk = ${JSON.stringify(path.join(PROJECT_ROOT, "node_modules/@pulumi/pulumi"))};
+            const pulumi = require(sdk);
+            const v8 = require(sdk + "/runtime/closure/v8.js");
+            const { fn } = require(${JSON.stringify(path.join(dir, "mod.js"))});
+            (async () => {
+                const location = await v8.getFunctionLocationAsync(fn);
+                const serialized = await pulumi.runtime.serializeFunction(fn);
+                const paths = await pulumi.runtime.computeCodePaths({ extraIncludePackages: ["yaml"] });
+                console.log(JSON.stringify({ file: location.file, captured: serialized.text.includes('"hello"'), yaml: paths.has("node_modules/yaml") }));
+            })();
+        `);
+        assert.deepEqual(result, { file: `file://${path.join(dir, "mod.js")}`, captured: true, yaml: true });
+    });
+});
