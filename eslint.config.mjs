@@ -5,7 +5,16 @@ import globals from "globals";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-    { ignores: ["**/node_modules/", ".local/", "rendered/", "bench/results/", "bin/"] },
+    {
+        ignores: [
+            "**/node_modules/",
+            ".local/",
+            "rendered/",
+            "bench/results/",
+            "bin/",
+            "policy/bin/",
+        ],
+    },
     js.configs.recommended,
     ...tseslint.configs.recommended,
     {
@@ -14,13 +23,25 @@ export default tseslint.config(
             // Kubernetes objects read back from an API server, a rendered file or a policy's resource props are
             // untyped JSON; `any` is the honest type at those boundaries.
             "@typescript-eslint/no-explicit-any": "off",
-            "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }],
+            "@typescript-eslint/no-unused-vars": [
+                "error",
+                { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" },
+            ],
         },
     },
     {
-        // CommonJS on purpose: preloaded with `node --require` before any TypeScript loader exists.
-        files: ["**/*.cjs"],
+        // CommonJS on purpose: preloaded with `node --require`, or run by `node` before any TypeScript loader exists.
+        files: ["**/*.cjs", "policy/*.js"],
         languageOptions: { sourceType: "commonjs" },
+        // A module-scoped `const crypto = require("crypto")` is how CommonJS names a built-in, not a redeclaration.
+        rules: {
+            "@typescript-eslint/no-require-imports": "off",
+            "no-redeclare": ["error", { builtinGlobals: false }],
+        },
+    },
+    {
+        // Tests load modules found on disk (each command, a scratch copy of the pack) by computed path.
+        files: ["test/**/*.ts"],
         rules: { "@typescript-eslint/no-require-imports": "off" },
     },
 );

@@ -14,7 +14,9 @@ export = async () => {
         const outputs = await main();
         gate.close();
         // Keys without a value on this target (the address hint off the cloud) are left out, not exported empty.
-        return Object.fromEntries(Object.entries(outputs).filter(([, value]) => value !== undefined));
+        return Object.fromEntries(
+            Object.entries(outputs).filter(([, value]) => value !== undefined),
+        );
     } catch (err) {
         gate.abort();
         // Expected refusals print their message alone (a RunError has no stack trace in the engine's output).

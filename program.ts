@@ -4,9 +4,23 @@ import * as fs from "fs";
 import * as path from "path";
 import { ConfigError, ConfigProblem, PROJECT, Settings, parseSettings } from "./config";
 import { loadAlicloud } from "./components/alicloud";
-import { CanaryIngress, CanaryProviders, SlbConfig, TcpEchoCanary, TcpEchoCanaryArgs } from "./components";
+import {
+    CanaryIngress,
+    CanaryProviders,
+    SlbConfig,
+    TcpEchoCanary,
+    TcpEchoCanaryArgs,
+} from "./components";
 import { INGRESS_GATEWAY_NAMESPACE, VERSIONS } from "./components/model";
-import { ExistingGateway, KubeApi, KubeconfigError, PreflightError, checkTarget, kubeApiFromKubeconfig, reusedClbProblems } from "./preflight";
+import {
+    ExistingGateway,
+    KubeApi,
+    KubeconfigError,
+    PreflightError,
+    checkTarget,
+    kubeApiFromKubeconfig,
+    reusedClbProblems,
+} from "./preflight";
 
 /** Secret config, read only through Pulumi's secret channel. */
 export interface StackSecrets {
@@ -21,8 +35,9 @@ export const SECRET_KEYS = ["dataPlaneKubeconfig", "controlPlaneKubeconfig"] as 
 export const SECRET_CAPABLE_KEYS = ["image", "imageV1", "imageV2"] as const;
 
 // Internal to the SDK but stable for years; it is how `Config.get` decides to warn about secrets.
-// eslint-disable-next-line @typescript-eslint/no-require-imports -- the SDK exports no typed path to it
-const isConfigSecret: (key: string) => boolean = require("@pulumi/pulumi/runtime/config").isConfigSecret;
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- the SDK's typings leave it out
+const sdkConfig = require("@pulumi/pulumi/runtime/config");
+const isConfigSecret: (key: string) => boolean = sdkConfig.isConfigSecret;
 
 /** An image key is stored as a secret (e.g. a private registry path): the images then stay secret in the state. */
 export function imagesAreSecret(): boolean {
@@ -49,20 +64,33 @@ export function readStackConfig(): { settings: Settings; secrets: StackSecrets }
         // Read raw: Config.get on a secret key would log a warning for doing exactly this check.
         const present = pulumi.runtime.getConfig(fullKey) !== undefined;
         if (present && !isConfigSecret(fullKey)) {
-            problems.push({ key, message: `holds a kubeconfig in plain text; set it with \`pulumi config set --secret ${key} < file\`` });
+            problems.push({
+                key,
+                message: `holds a kubeconfig in plain text; set it with \`pulumi config set --secret ${key} < file\``,
+            });
         } else if (present) {
             secrets[key] = config.requireSecret(key);
         } else if (target === "asm") {
-            problems.push({ key, message: 'is required when target is "asm": a kubeconfig, stored with `pulumi config set --secret`' });
+            problems.push({
+                key,
+                message:
+                    'is required when target is "asm": a kubeconfig, stored with `pulumi config set --secret`',
+            });
         }
     }
     // Any other setting stored as a secret would be written in plain text into the objects and outputs in the
     // state (a shared bucket, for a team): refuse it rather than leak it.
     const capable = new Set<string>([...SECRET_KEYS, ...SECRET_CAPABLE_KEYS]);
     for (const fullKey of Object.keys(pulumi.runtime.allConfig())) {
-        const key = fullKey.startsWith(`${PROJECT}:`) ? fullKey.slice(PROJECT.length + 1) : undefined;
+        const key = fullKey.startsWith(`${PROJECT}:`)
+            ? fullKey.slice(PROJECT.length + 1)
+            : undefined;
         if (key && !capable.has(key) && isConfigSecret(fullKey)) {
-            problems.push({ key, message: "is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; set it without --secret (only kubeconfigs and images can be kept secret)" });
+            problems.push({
+                key,
+                message:
+                    "is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; set it without --secret (only kubeconfigs and images can be kept secret)",
+            });
         }
     }
     if (problems.length > 0 || !settings) throw new ConfigError(problems);
@@ -71,29 +99,46 @@ export function readStackConfig(): { settings: Settings; secrets: StackSecrets }
 
 /** Whether the stack talks to the alicloud API: to create its CLB, or to read the tags of the one it reuses. */
 export function needsAlicloud(settings: Settings): boolean {
-    return settings.target === "asm" && !settings.asm.useExistingGateway && (settings.slb.mode === "create" || settings.slb.mode === "reuse");
+    return (
+        settings.target === "asm" &&
+        !settings.asm.useExistingGateway &&
+        (settings.slb.mode === "create" || settings.slb.mode === "reuse")
+    );
 }
 
 /** Builds the providers for the stack's target; only `asm` with a created or reused CLB gets an alicloud provider. */
 export function makeProviders(settings: Settings, secrets: StackSecrets): CanaryProviders {
     switch (settings.target) {
         case "render": {
-            const render = new k8s.Provider("render", { renderYamlToDirectory: settings.renderDir });
+            const render = new k8s.Provider("render", {
+                renderYamlToDirectory: settings.renderDir,
+            });
             return { dataPlane: render, controlPlane: render };
         }
         case "local": {
             const file = path.resolve(settings.localKubeconfig);
             if (!fs.existsSync(file)) {
-                throw new ConfigError([{ key: "localKubeconfig", message: `no kubeconfig at ${file}; start the local cluster with \`npm run cluster:up\`` }]);
+                throw new ConfigError([
+                    {
+                        key: "localKubeconfig",
+                        message: `no kubeconfig at ${file}; start the local cluster with \`npm run cluster:up\``,
+                    },
+                ]);
             }
-            const local = new k8s.Provider("local", { kubeconfig: pulumi.secret(fs.readFileSync(file, "utf8")) });
+            const local = new k8s.Provider("local", {
+                kubeconfig: pulumi.secret(fs.readFileSync(file, "utf8")),
+            });
             return { dataPlane: local, controlPlane: local };
         }
         case "asm":
             return {
                 dataPlane: new k8s.Provider("ack", { kubeconfig: secrets.dataPlaneKubeconfig! }),
-                controlPlane: new k8s.Provider("asm", { kubeconfig: secrets.controlPlaneKubeconfig! }),
-                alicloud: needsAlicloud(settings) ? new (loadAlicloud().Provider)("alicloud", {}) : undefined,
+                controlPlane: new k8s.Provider("asm", {
+                    kubeconfig: secrets.controlPlaneKubeconfig!,
+                }),
+                alicloud: needsAlicloud(settings)
+                    ? new (loadAlicloud().Provider)("alicloud", {})
+                    : undefined,
             };
     }
 }
@@ -154,21 +199,32 @@ function kubeApi(text: string, key: string): KubeApi {
  * Checks the live target before any resource is registered (see `preflight/`): a refusal leaves everything as it
  * was. The `render` target has no live target; its objects are only written to files.
  */
-export async function checkStackTarget(settings: Settings, providers: CanaryProviders): Promise<TargetFacts> {
+export async function checkStackTarget(
+    settings: Settings,
+    providers: CanaryProviders,
+): Promise<TargetFacts> {
     const owner = stackOwner();
     if (settings.target === "render") {
         // Nothing exists to take over; an existing gateway can only be described, not read.
-        const existingGateway = settings.asm.useExistingGateway ? { podSelector: { istio: settings.asm.gatewayName } } : undefined;
+        const existingGateway = settings.asm.useExistingGateway
+            ? { podSelector: { istio: settings.asm.gatewayName } }
+            : undefined;
         return { owner, existingGateway };
     }
     let apis: { dataPlane: KubeApi; controlPlane: KubeApi };
     if (settings.target === "local") {
-        const local = kubeApi(fs.readFileSync(path.resolve(settings.localKubeconfig), "utf8"), "localKubeconfig");
+        const local = kubeApi(
+            fs.readFileSync(path.resolve(settings.localKubeconfig), "utf8"),
+            "localKubeconfig",
+        );
         apis = { dataPlane: local, controlPlane: local };
     } else {
         // The decrypted values, in memory only: the engine hands secrets to the program in plain text.
         const raw = (key: string) => pulumi.runtime.getConfig(`${PROJECT}:${key}`) ?? "";
-        apis = { dataPlane: kubeApi(raw("dataPlaneKubeconfig"), "dataPlaneKubeconfig"), controlPlane: kubeApi(raw("controlPlaneKubeconfig"), "controlPlaneKubeconfig") };
+        apis = {
+            dataPlane: kubeApi(raw("dataPlaneKubeconfig"), "dataPlaneKubeconfig"),
+            controlPlane: kubeApi(raw("controlPlaneKubeconfig"), "controlPlaneKubeconfig"),
+        };
     }
     const [facts, clbProblems] = await Promise.all([
         checkTarget(
@@ -184,7 +240,8 @@ export async function checkStackTarget(settings: Settings, providers: CanaryProv
         ).then(
             (found) => ({ found, problems: [] as PreflightError["problems"] }),
             (err) => {
-                if (err instanceof PreflightError) return { found: undefined, problems: err.problems };
+                if (err instanceof PreflightError)
+                    return { found: undefined, problems: err.problems };
                 throw err;
             },
         ),
@@ -197,21 +254,32 @@ export async function checkStackTarget(settings: Settings, providers: CanaryProv
 
 /** Where the stack has the alicloud provider, a reused CLB's tags are read and judged as the cloud controller would. */
 export async function reusedClbTagProblems(settings: Settings, providers: CanaryProviders) {
-    if (settings.slb.mode !== "reuse" || !providers.alicloud || settings.asm.useExistingGateway) return [];
+    if (settings.slb.mode !== "reuse" || !providers.alicloud || settings.asm.useExistingGateway)
+        return [];
     const id = settings.slb.id!;
     const found = await loadAlicloud()
-        .slb.getApplicationLoadBalancers({ ids: [id] }, { provider: providers.alicloud, async: true })
+        .slb.getApplicationLoadBalancers(
+            { ids: [id] },
+            { provider: providers.alicloud, async: true },
+        )
         .catch((err: Error) => {
             // A refusal naming the key (fast, no stack trace): usually credentials or region, not the id itself.
             throw new ConfigError([
-                { key: "slb.id", message: `cannot read CLB ${id} through the Alibaba Cloud API (credentials ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET, region alicloud:region): ${err.message}` },
+                {
+                    key: "slb.id",
+                    message: `cannot read CLB ${id} through the Alibaba Cloud API (credentials ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET, region alicloud:region): ${err.message}`,
+                },
             ]);
         });
     return reusedClbProblems(id, found.balancers.find((b) => b.id === id)?.tags);
 }
 
 /** Maps the stack's settings to the component's arguments. */
-export function canaryArgs(settings: Settings, providers: CanaryProviders, facts: TargetFacts): TcpEchoCanaryArgs {
+export function canaryArgs(
+    settings: Settings,
+    providers: CanaryProviders,
+    facts: TargetFacts,
+): TcpEchoCanaryArgs {
     return {
         namespace: settings.namespace,
         images: settings.images,
@@ -228,50 +296,95 @@ export function canaryArgs(settings: Settings, providers: CanaryProviders, facts
     };
 }
 
-function canaryIngress(settings: Settings, providers: CanaryProviders, facts: TargetFacts): CanaryIngress {
+function canaryIngress(
+    settings: Settings,
+    providers: CanaryProviders,
+    facts: TargetFacts,
+): CanaryIngress {
     const name = settings.asm.gatewayName;
     if (settings.asm.useExistingGateway) {
-        if (!facts.existingGateway) throw new Error("asm.useExistingGateway needs the preflight's reading of the gateway");
+        if (!facts.existingGateway)
+            throw new Error("asm.useExistingGateway needs the preflight's reading of the gateway");
         return { kind: "existing", name, ...facts.existingGateway };
     }
-    return { kind: "owned", name, clusterIds: settings.asm.clusterIds, replicas: settings.asm.gatewayReplicas, slb: slbConfig(settings, providers) };
+    return {
+        kind: "owned",
+        name,
+        clusterIds: settings.asm.clusterIds,
+        replicas: settings.asm.gatewayReplicas,
+        slb: slbConfig(settings, providers),
+    };
 }
 
 function slbConfig(settings: Settings, providers: CanaryProviders): SlbConfig {
     const { slb } = settings;
     switch (slb.mode) {
         case "create":
-            if (!providers.alicloud) throw new Error('slb.mode "create" needs an alicloud provider');
-            return { mode: "create", addressType: slb.addressType, vswitchId: slb.vswitchId, provider: providers.alicloud };
+            if (!providers.alicloud)
+                throw new Error('slb.mode "create" needs an alicloud provider');
+            return {
+                mode: "create",
+                addressType: slb.addressType,
+                vswitchId: slb.vswitchId,
+                provider: providers.alicloud,
+            };
         case "reuse":
-            return { mode: "reuse", id: slb.id!, acknowledgeListenerOverride: slb.acknowledgeListenerOverride, otherListenerPorts: slb.otherListenerPorts };
+            return {
+                mode: "reuse",
+                id: slb.id!,
+                acknowledgeListenerOverride: slb.acknowledgeListenerOverride,
+                otherListenerPorts: slb.otherListenerPorts,
+            };
         case "managed":
             return { mode: "managed", addressType: slb.addressType, vswitchId: slb.vswitchId };
     }
 }
 
-export function defineStack(settings: Settings, providers: CanaryProviders, facts: TargetFacts): StackOutputs {
+export function defineStack(
+    settings: Settings,
+    providers: CanaryProviders,
+    facts: TargetFacts,
+): StackOutputs {
     const canary = new TcpEchoCanary("tcp-echo", canaryArgs(settings, providers, facts));
     // Off the cloud nothing but the local data plane serves the gateway; it answers on loopback.
-    const address = canary.ingressAddress.apply((a) => a ?? (settings.target === "asm" ? undefined : LOCAL_DATA_PLANE_ADDRESS));
+    const address = canary.ingressAddress.apply(
+        (a) => a ?? (settings.target === "asm" ? undefined : LOCAL_DATA_PLANE_ADDRESS),
+    );
     const serviceName = `istio-${settings.asm.gatewayName}`;
-    const images: Record<string, string> = { [VERSIONS.stable.subset]: settings.images.stable, [VERSIONS.canary.subset]: settings.images.canary };
+    const images: Record<string, string> = {
+        [VERSIONS.stable.subset]: settings.images.stable,
+        [VERSIONS.canary.subset]: settings.images.canary,
+    };
     return {
         v2Weight: settings.v2Weight,
-        weights: { [VERSIONS.stable.subset]: settings.weights.stable, [VERSIONS.canary.subset]: settings.weights.canary },
+        weights: {
+            [VERSIONS.stable.subset]: settings.weights.stable,
+            [VERSIONS.canary.subset]: settings.weights.canary,
+        },
         gatewayPort: settings.gatewayPort,
         namespace: settings.namespace,
         images: imagesAreSecret() ? pulumi.secret<Record<string, string>>(images) : images,
         virtualService: pulumi.interpolate`${settings.namespace}/${canary.routing.virtualService.metadata.name}`,
         ingressAddress: address,
         ingressAddressHint:
-            settings.target === "asm" && (settings.asm.useExistingGateway || settings.slb.mode !== "create")
+            settings.target === "asm" &&
+            (settings.asm.useExistingGateway || settings.slb.mode !== "create")
                 ? `ASM reports the address in the status of IstioGateway ${INGRESS_GATEWAY_NAMESPACE}/${settings.asm.gatewayName} once its CLB has one; \`pulumi refresh\` then sets ingressAddress. On the ACK cluster: kubectl -n ${INGRESS_GATEWAY_NAMESPACE} get svc ${serviceName} -o jsonpath='{.status.loadBalancer.ingress[0].ip}'`
                 : undefined,
-        ncCommand: address.apply((a) => (a ? `for i in $(seq 1 10); do echo hello | nc ${a} ${settings.gatewayPort}; done` : undefined)),
+        ncCommand: address.apply((a) =>
+            a
+                ? `for i in $(seq 1 10); do echo hello | nc ${a} ${settings.gatewayPort}; done`
+                : undefined,
+        ),
         gatewayName: settings.asm.gatewayName,
         slbMode: settings.asm.useExistingGateway ? "existing-gateway" : settings.slb.mode,
-        slbId: canary.loadBalancerId.apply((id) => id ?? (settings.asm.useExistingGateway ? "(the existing gateway's own)" : "(chosen by the cluster's cloud controller)")),
+        slbId: canary.loadBalancerId.apply(
+            (id) =>
+                id ??
+                (settings.asm.useExistingGateway
+                    ? "(the existing gateway's own)"
+                    : "(chosen by the cluster's cloud controller)"),
+        ),
     };
 }
 

@@ -23,7 +23,9 @@ import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, scratchProject } fro
 import { kubectl, kubectlJson } from "../tools/kubectl";
 
 const quick = process.argv.includes("--quick");
-const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
+const only = process.argv.includes("--only")
+    ? process.argv[process.argv.indexOf("--only") + 1]
+    : undefined;
 const ROUNDS = quick ? 1 : 3;
 /** Rounds of the weight-change comparison: each round runs every path once, in turn. */
 const WEIGHT_ROUNDS = quick ? 3 : 5;
@@ -43,7 +45,14 @@ function report(name: string, value: number | string) {
 }
 function scratch(prefix: string) {
     const dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), prefix)));
-    return { dir, opts: { workDir: dir, backendUrl: `file://${path.join(dir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "bench" } } };
+    return {
+        dir,
+        opts: {
+            workDir: dir,
+            backendUrl: `file://${path.join(dir, ".state")}`,
+            env: { PULUMI_CONFIG_PASSPHRASE: "bench" },
+        },
+    };
 }
 
 async function renderTarget() {
@@ -62,7 +71,10 @@ async function renderTarget() {
     }
     report(`render: preview, transpile only (median of ${ROUNDS})`, median(transpiled));
     report(`render: preview, ts-node type-checking (median of ${ROUNDS})`, median(checked));
-    report("render: ratio type-checking / transpile-only preview", `${(median(checked) / median(transpiled)).toFixed(1)}x`);
+    report(
+        "render: ratio type-checking / transpile-only preview",
+        `${(median(checked) / median(transpiled)).toFixed(1)}x`,
+    );
     const [upTime] = await timed(() => stack.up());
     report("render: first up (15 resources)", upTime);
     const changeTimes: number[] = [];
@@ -85,26 +97,51 @@ async function renderTarget() {
 async function weightChange() {
     const cluster = "asm-tcp-shift-bench";
     const env = { ...process.env, ASM_TCP_SHIFT_CLUSTER: cluster };
-    execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "up"], { env, stdio: ["ignore", "ignore", "inherit"] });
+    execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "up"], {
+        env,
+        stdio: ["ignore", "ignore", "inherit"],
+    });
     const kubeconfig = path.join(PROJECT_ROOT, ".local", `cluster-${cluster}`, "kubeconfig");
     const { dir, opts } = scratch("asm-bench-weight-");
     const floorDir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-bench-floor-"));
     try {
-        for (const entry of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(PROJECT_ROOT, "bench/floor", entry), path.join(floorDir, entry));
-        for (const entry of ["tsconfig.json", "package.json", "node_modules"]) fs.symlinkSync(path.join(PROJECT_ROOT, entry), path.join(floorDir, entry));
-        const floor = await openStack("floor", { workDir: floorDir, backendUrl: `file://${path.join(floorDir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "bench", KUBECONFIG: kubeconfig } });
+        for (const entry of ["Pulumi.yaml", "index.ts"])
+            fs.copyFileSync(
+                path.join(PROJECT_ROOT, "bench/floor", entry),
+                path.join(floorDir, entry),
+            );
+        for (const entry of ["tsconfig.json", "package.json", "node_modules"])
+            fs.symlinkSync(path.join(PROJECT_ROOT, entry), path.join(floorDir, entry));
+        const floor = await openStack("floor", {
+            workDir: floorDir,
+            backendUrl: `file://${path.join(floorDir, ".state")}`,
+            env: { PULUMI_CONFIG_PASSPHRASE: "bench", KUBECONFIG: kubeconfig },
+        });
         const stack = await openStack("bench-weight", opts);
-        await stack.setAllConfig({ target: { value: "local" }, v2Weight: { value: "0" }, localKubeconfig: { value: kubeconfig } });
+        await stack.setAllConfig({
+            target: { value: "local" },
+            v2Weight: { value: "0" },
+            localKubeconfig: { value: kubeconfig },
+        });
         await floor.setConfig("w", { value: "0" });
         // Warm-up: first runs create everything and fill the compiler and plugin caches.
         await floor.up();
         await stack.up();
         await gatedUp(stack);
 
-        const times: Record<string, number[]> = { floor: [], ungated: [], gated: [], twoRun: [], barePreview: [], prPreview: [], kubectl: [] };
+        const times: Record<string, number[]> = {
+            floor: [],
+            ungated: [],
+            gated: [],
+            twoRun: [],
+            barePreview: [],
+            prPreview: [],
+            kubectl: [],
+        };
         let weight = 0;
         const next = () => String((weight = (weight + 10) % 100));
-        const take = async (key: string, fn: () => Promise<unknown>) => times[key].push((await timed(fn))[0]);
+        const take = async (key: string, fn: () => Promise<unknown>) =>
+            times[key].push((await timed(fn))[0]);
         for (let round = 0; round < WEIGHT_ROUNDS; round++) {
             // Every path makes one real change: the weight moves before each of them.
             await floor.setConfig("w", { value: next() });
@@ -120,14 +157,35 @@ async function weightChange() {
                 await stack.preview({ policyPacks: [POLICY_PACK_DIR] });
                 await stack.up({ policyPacks: [POLICY_PACK_DIR] });
             });
-            const vs = kubectlJson(kubeconfig, ["-n", "default", "get", "virtualservices.networking.istio.io", "floor-echo"]);
+            const vs = kubectlJson(kubeconfig, [
+                "-n",
+                "default",
+                "get",
+                "virtualservices.networking.istio.io",
+                "floor-echo",
+            ]);
             // The same object under its own name, so kubectl and the floor never own the same fields.
-            const manifest = { apiVersion: vs.apiVersion, kind: vs.kind, metadata: { name: "kubectl-echo", namespace: vs.metadata.namespace }, spec: vs.spec };
+            const manifest = {
+                apiVersion: vs.apiVersion,
+                kind: vs.kind,
+                metadata: { name: "kubectl-echo", namespace: vs.metadata.namespace },
+                spec: vs.spec,
+            };
             manifest.spec.tcp[0].route[0].weight = 50 + (round % 2);
             manifest.spec.tcp[0].route[1].weight = 50 - (round % 2);
             const file = path.join(dir, "vs.yaml");
             fs.writeFileSync(file, stringify(manifest));
-            await take("kubectl", async () => kubectl(kubeconfig, ["apply", "--server-side", "--force-conflicts", "--field-manager", "bench", "-f", file]));
+            await take("kubectl", async () =>
+                kubectl(kubeconfig, [
+                    "apply",
+                    "--server-side",
+                    "--force-conflicts",
+                    "--field-manager",
+                    "bench",
+                    "-f",
+                    file,
+                ]),
+            );
         }
         const m = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
         const n = `median of ${WEIGHT_ROUNDS}, alternating`;
@@ -141,12 +199,19 @@ async function weightChange() {
         report("weight: ratio ungated / floor (goal <= 1.1x)", ratio(m.ungated, m.floor));
         report("weight: ratio gated / floor (goal <= 1.5x)", ratio(m.gated, m.floor));
         report("weight: ratio former gated path / floor", ratio(m.twoRun, m.floor));
-        report("weight: ratio PR preview / bare preview (goal <= 1.2x)", ratio(m.prPreview, m.barePreview));
-        for (const [key, runs] of Object.entries(times)) results[`weight-runs: ${key}`] = runs.map((t) => t.toFixed(2)).join(" ");
+        report(
+            "weight: ratio PR preview / bare preview (goal <= 1.2x)",
+            ratio(m.prPreview, m.barePreview),
+        );
+        for (const [key, runs] of Object.entries(times))
+            results[`weight-runs: ${key}`] = runs.map((t) => t.toFixed(2)).join(" ");
         await stack.destroy();
         await floor.destroy();
     } finally {
-        execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "down"], { env, stdio: ["ignore", "ignore", "inherit"] });
+        execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "down"], {
+            env,
+            stdio: ["ignore", "ignore", "inherit"],
+        });
         fs.rmSync(dir, { recursive: true, force: true });
         fs.rmSync(floorDir, { recursive: true, force: true });
     }
@@ -155,13 +220,22 @@ async function weightChange() {
 async function localCluster() {
     const cluster = "asm-tcp-shift-bench";
     const env = { ...process.env, ASM_TCP_SHIFT_CLUSTER: cluster };
-    const [startTime] = await timed(async () => execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "up"], { env, stdio: ["ignore", "ignore", "inherit"] }));
+    const [startTime] = await timed(async () =>
+        execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "up"], {
+            env,
+            stdio: ["ignore", "ignore", "inherit"],
+        }),
+    );
     report("cluster: start (built binaries, cold data dir)", startTime);
     const kubeconfig = path.join(PROJECT_ROOT, ".local", `cluster-${cluster}`, "kubeconfig");
     const { dir, opts } = scratch("asm-bench-cluster-");
     try {
         const stack = await openStack("bench-cluster", opts);
-        await stack.setAllConfig({ target: { value: "local" }, v2Weight: { value: "0" }, localKubeconfig: { value: kubeconfig } });
+        await stack.setAllConfig({
+            target: { value: "local" },
+            v2Weight: { value: "0" },
+            localKubeconfig: { value: kubeconfig },
+        });
         const [upTime] = await timed(() => stack.up());
         report("cluster: first up (Deployments Available)", upTime);
         await meshFigures(stack, kubeconfig, dir, env);
@@ -173,14 +247,39 @@ async function localCluster() {
             await stack.setConfig("v2Weight", { value: String(weight) });
             pulumiTimes.push((await timed(() => stack.up()))[0]);
             // The same object, the same change, applied by kubectl (client-side, no preview, no state).
-            const vs = kubectlJson(kubeconfig, ["-n", "default", "get", "virtualservices.networking.istio.io", "tcp-echo"]);
-            const manifest = { apiVersion: vs.apiVersion, kind: vs.kind, metadata: { name: vs.metadata.name, namespace: vs.metadata.namespace }, spec: vs.spec };
+            const vs = kubectlJson(kubeconfig, [
+                "-n",
+                "default",
+                "get",
+                "virtualservices.networking.istio.io",
+                "tcp-echo",
+            ]);
+            const manifest = {
+                apiVersion: vs.apiVersion,
+                kind: vs.kind,
+                metadata: { name: vs.metadata.name, namespace: vs.metadata.namespace },
+                spec: vs.spec,
+            };
             // A real change of the live object: 50/50, whatever the stack just set.
             manifest.spec.tcp[0].route[0].weight = 50;
             manifest.spec.tcp[0].route[1].weight = 50;
             const file = path.join(dir, "vs.yaml");
             fs.writeFileSync(file, stringify(manifest));
-            kubectlTimes.push((await timed(async () => kubectl(kubeconfig, ["apply", "--server-side", "--force-conflicts", "--field-manager", "bench", "-f", file])))[0]);
+            kubectlTimes.push(
+                (
+                    await timed(async () =>
+                        kubectl(kubeconfig, [
+                            "apply",
+                            "--server-side",
+                            "--force-conflicts",
+                            "--field-manager",
+                            "bench",
+                            "-f",
+                            file,
+                        ]),
+                    )
+                )[0],
+            );
         }
         const p = median(pulumiTimes);
         const k = median(kubectlTimes);
@@ -189,7 +288,10 @@ async function localCluster() {
         report("cluster: ratio pulumi up / kubectl apply", `${(p / k).toFixed(1)}x`);
         await stack.destroy();
     } finally {
-        execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "down"], { env, stdio: ["ignore", "ignore", "inherit"] });
+        execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "down"], {
+            env,
+            stdio: ["ignore", "ignore", "inherit"],
+        });
         fs.rmSync(dir, { recursive: true, force: true });
     }
 }
@@ -215,7 +317,12 @@ function probe(host: string, port: number): Promise<string> {
 }
 
 /** Connects until a reply comes from `prefix`; returns when (performance.now(), ms). */
-async function firstReplyFrom(host: string, port: number, prefix: string, timeoutMs = 30_000): Promise<number> {
+async function firstReplyFrom(
+    host: string,
+    port: number,
+    prefix: string,
+    timeoutMs = 30_000,
+): Promise<number> {
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
         if ((await probe(host, port)) === prefix) return performance.now();
@@ -225,7 +332,9 @@ async function firstReplyFrom(host: string, port: number, prefix: string, timeou
 
 function rssMB(pid: number): number {
     try {
-        return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+        return (
+            Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024
+        );
     } catch {
         return 0;
     }
@@ -233,24 +342,46 @@ function rssMB(pid: number): number {
 
 /** Every process of the local mesh: control plane (etcd, kube-*, kwok), istiod, controller, echo pods, gateway. */
 function meshMemory(cluster: string, meshDir: string): Record<string, number> {
-    const pgrep = (args: string[]) => (spawnSync("pgrep", args, { encoding: "utf8" }).stdout ?? "").split("\n").filter(Boolean).map(Number);
+    const pgrep = (args: string[]) =>
+        (spawnSync("pgrep", args, { encoding: "utf8" }).stdout ?? "")
+            .split("\n")
+            .filter(Boolean)
+            .map(Number);
     const out: Record<string, number> = {};
-    out["control plane (etcd, kube-*, kwok)"] = pgrep(["-f", path.join(PROJECT_ROOT, ".local/kwok/clusters", cluster) + "/"]).reduce((a, p) => a + rssMB(p), 0);
+    out["control plane (etcd, kube-*, kwok)"] = pgrep([
+        "-f",
+        path.join(PROJECT_ROOT, ".local/kwok/clusters", cluster) + "/",
+    ]).reduce((a, p) => a + rssMB(p), 0);
     for (const c of ["istiod", "controller", "gateway"]) {
         const pid = Number(fs.readFileSync(path.join(meshDir, `${c}.pid`), "utf8"));
         out[c] = rssMB(pid);
-        if (c === "controller") out["echo pods (tcp-echo)"] = pgrep(["-P", String(pid)]).reduce((a, p) => a + rssMB(p), 0);
+        if (c === "controller")
+            out["echo pods (tcp-echo)"] = pgrep(["-P", String(pid)]).reduce(
+                (a, p) => a + rssMB(p),
+                0,
+            );
     }
     return out;
 }
 
 /** Propagation (p50 over >= 5 changes, pulumi up and kubectl apply) and memory of the local mesh. */
-async function meshFigures(stack: Awaited<ReturnType<typeof openStack>>, kubeconfig: string, dir: string, env: NodeJS.ProcessEnv) {
+async function meshFigures(
+    stack: Awaited<ReturnType<typeof openStack>>,
+    kubeconfig: string,
+    dir: string,
+    env: NodeJS.ProcessEnv,
+) {
     const cluster = env.ASM_TCP_SHIFT_CLUSTER!;
     const { host, port } = ingressOf(kubeconfig);
     const memory = meshMemory(cluster, meshEnv(kubeconfig).dir);
-    for (const [what, mb] of Object.entries(memory)) report(`mesh: memory at rest, ${what}`, `${mb.toFixed(0)} MB`);
-    report("mesh: memory at rest, every process", `${Object.values(memory).reduce((a, b) => a + b, 0).toFixed(0)} MB`);
+    for (const [what, mb] of Object.entries(memory))
+        report(`mesh: memory at rest, ${what}`, `${mb.toFixed(0)} MB`);
+    report(
+        "mesh: memory at rest, every process",
+        `${Object.values(memory)
+            .reduce((a, b) => a + b, 0)
+            .toFixed(0)} MB`,
+    );
 
     const changes = quick ? 3 : 6;
     const afterWrite: number[] = [];
@@ -260,32 +391,66 @@ async function meshFigures(stack: Awaited<ReturnType<typeof openStack>>, kubecon
         await stack.setConfig("v2Weight", { value: String(weight) });
         let written = 0;
         const started = performance.now();
-        const up = stack.up({ onEvent: (e) => {
-            if (e.resOutputsEvent?.metadata.type.endsWith(":VirtualService") && e.resOutputsEvent.metadata.op === "update") written = performance.now();
-        } });
+        const up = stack.up({
+            onEvent: (e) => {
+                if (
+                    e.resOutputsEvent?.metadata.type.endsWith(":VirtualService") &&
+                    e.resOutputsEvent.metadata.op === "update"
+                )
+                    written = performance.now();
+            },
+        });
         const seen = await firstReplyFrom(host, port, weight === 100 ? "two" : "one", 120_000);
         await up;
         fromUp.push((seen - started) / 1000);
         afterWrite.push(Math.max(0, seen - written) / 1000);
     }
-    report(`mesh: propagation, pulumi up start -> first routed connection (p50 of ${changes})`, median(fromUp));
-    report(`mesh: propagation, VirtualService written by pulumi -> first routed connection (p50 of ${changes})`, median(afterWrite));
+    report(
+        `mesh: propagation, pulumi up start -> first routed connection (p50 of ${changes})`,
+        median(fromUp),
+    );
+    report(
+        `mesh: propagation, VirtualService written by pulumi -> first routed connection (p50 of ${changes})`,
+        median(afterWrite),
+    );
 
     const viaKubectl: number[] = [];
-    const vs = kubectlJson(kubeconfig, ["-n", "default", "get", "virtualservices.networking.istio.io", "tcp-echo"]);
+    const vs = kubectlJson(kubeconfig, [
+        "-n",
+        "default",
+        "get",
+        "virtualservices.networking.istio.io",
+        "tcp-echo",
+    ]);
     for (let i = 0; i < changes; i++) {
         const weight = i % 2 === 0 ? 100 : 0;
-        const manifest = { apiVersion: vs.apiVersion, kind: vs.kind, metadata: { name: vs.metadata.name, namespace: vs.metadata.namespace }, spec: vs.spec };
+        const manifest = {
+            apiVersion: vs.apiVersion,
+            kind: vs.kind,
+            metadata: { name: vs.metadata.name, namespace: vs.metadata.namespace },
+            spec: vs.spec,
+        };
         manifest.spec.tcp[0].route[0].weight = 100 - weight;
         manifest.spec.tcp[0].route[1].weight = weight;
         const file = path.join(dir, "vs-propagation.yaml");
         fs.writeFileSync(file, stringify(manifest));
-        kubectl(kubeconfig, ["apply", "--server-side", "--force-conflicts", "--field-manager", "bench", "-f", file]);
+        kubectl(kubeconfig, [
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager",
+            "bench",
+            "-f",
+            file,
+        ]);
         const written = performance.now();
         const seen = await firstReplyFrom(host, port, weight === 100 ? "two" : "one");
         viaKubectl.push((seen - written) / 1000);
     }
-    report(`mesh: propagation, kubectl apply returned -> first routed connection (p50 of ${changes})`, median(viaKubectl));
+    report(
+        `mesh: propagation, kubectl apply returned -> first routed connection (p50 of ${changes})`,
+        median(viaKubectl),
+    );
     await stack.up({ refresh: true });
 }
 
@@ -316,7 +481,9 @@ async function scale() {
 }
 
 async function main() {
-    console.log(`asm-tcp-shift benchmarks (${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)}, node ${process.version})\n`);
+    console.log(
+        `asm-tcp-shift benchmarks (${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)}, node ${process.version})\n`,
+    );
     // --cluster: only the local cluster and mesh figures; --only weight: only the weight change against the floor.
     const clusterOnly = process.argv.includes("--cluster");
     if (!clusterOnly) await weightChange();
@@ -327,7 +494,10 @@ async function main() {
     }
     const out = path.join(PROJECT_ROOT, "bench/results");
     fs.mkdirSync(out, { recursive: true });
-    fs.writeFileSync(path.join(out, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`), JSON.stringify(results, null, 2));
+    fs.writeFileSync(
+        path.join(out, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`),
+        JSON.stringify(results, null, 2),
+    );
 }
 
 main().catch((err) => {

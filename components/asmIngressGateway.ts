@@ -70,7 +70,10 @@ export function gatewayPodSelector(gatewayName: string): Record<string, string> 
 
 /** The address ASM reports in the CR status once the gateway's CLB has one. */
 export function statusAddress(status: IstioGatewayStatus | undefined): string | undefined {
-    return status?.GatewayAddress?.find(Boolean) ?? status?.ClusterIdGatewayAddressMap?.find((a) => a.ipAddress)?.ipAddress;
+    return (
+        status?.GatewayAddress?.find(Boolean) ??
+        status?.ClusterIdGatewayAddressMap?.find((a) => a.ipAddress)?.ipAddress
+    );
 }
 
 /**
@@ -91,21 +94,32 @@ export class AsmIngressGateway extends pulumi.ComponentResource {
 
     constructor(name: string, args: AsmIngressGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
         // Validated before registering anything, so a bad input leaves no half-built component behind.
-        if (args.clusterIds.length === 0) throw new Error("AsmIngressGateway needs at least one cluster id");
+        if (args.clusterIds.length === 0)
+            throw new Error("AsmIngressGateway needs at least one cluster id");
         if (args.slb.mode !== "managed" && args.clusterIds.length > 1) {
-            throw new Error(`a CLB cannot be shared across clusters; slb mode "${args.slb.mode}" allows one cluster id, got ${args.clusterIds.length}`);
+            throw new Error(
+                `a CLB cannot be shared across clusters; slb mode "${args.slb.mode}" allows one cluster id, got ${args.clusterIds.length}`,
+            );
         }
         if (args.slb.mode === "reuse" && !args.slb.acknowledgeListenerOverride) {
-            throw new Error(`reusing CLB ${args.slb.id} overrides its listeners on port ${args.port}; acknowledgeListenerOverride must be true`);
+            throw new Error(
+                `reusing CLB ${args.slb.id} overrides its listeners on port ${args.port}; acknowledgeListenerOverride must be true`,
+            );
         }
-        if (args.slb.mode === "create" && args.slb.addressType === "intranet" && !args.slb.vswitchId) {
+        if (
+            args.slb.mode === "create" &&
+            args.slb.addressType === "intranet" &&
+            !args.slb.vswitchId
+        ) {
             throw new Error("an intranet CLB needs a vSwitch id in the cluster's VPC");
         }
         super("asm-tcp-shift:gateway:AsmIngressGateway", name, {}, opts);
         this.port = args.port;
         this.podSelector = gatewayPodSelector(args.name);
 
-        const programAnnotations: Record<string, string> = { [PROGRAM_ANNOTATIONS.slbMode]: args.slb.mode };
+        const programAnnotations: Record<string, string> = {
+            [PROGRAM_ANNOTATIONS.slbMode]: args.slb.mode,
+        };
         let serviceAnnotations: pulumi.Input<Record<string, string>>;
         let createdAddress: pulumi.Output<string | undefined> | undefined;
         switch (args.slb.mode) {
@@ -121,7 +135,11 @@ export class AsmIngressGateway extends pulumi.ComponentResource {
                         vswitchId: args.slb.vswitchId,
                         // The cloud controller tags every CLB it binds by id with kubernetes.reused.by.user=true
                         // (LoadBalancerManager.Update); declaring the tag keeps refresh from showing drift and up from removing it.
-                        tags: { "managed-by": "pulumi", app: APP_NAME, [CLB_TAGS.reusedByUser]: "true" },
+                        tags: {
+                            "managed-by": "pulumi",
+                            app: APP_NAME,
+                            [CLB_TAGS.reusedByUser]: "true",
+                        },
                     },
                     { parent: this, provider: args.slb.provider },
                 );
@@ -140,8 +158,11 @@ export class AsmIngressGateway extends pulumi.ComponentResource {
                     [SLB_ANNOTATIONS.id]: args.slb.id,
                     [SLB_ANNOTATIONS.forceOverrideListeners]: "true",
                 };
-                programAnnotations[PROGRAM_ANNOTATIONS.listenerOverrideAcknowledged] = String(args.slb.acknowledgeListenerOverride);
-                programAnnotations[PROGRAM_ANNOTATIONS.otherListenerPorts] = args.slb.otherListenerPorts.join(",");
+                programAnnotations[PROGRAM_ANNOTATIONS.listenerOverrideAcknowledged] = String(
+                    args.slb.acknowledgeListenerOverride,
+                );
+                programAnnotations[PROGRAM_ANNOTATIONS.otherListenerPorts] =
+                    args.slb.otherListenerPorts.join(",");
                 programAnnotations[PROGRAM_ANNOTATIONS.slbCreatedBy] = "user";
                 this.loadBalancerId = pulumi.output(args.slb.id);
                 break;
@@ -150,24 +171,35 @@ export class AsmIngressGateway extends pulumi.ComponentResource {
                     [SLB_ANNOTATIONS.addressType]: args.slb.addressType,
                     // The controller's default when unset, written out so nobody adds a spec that would be ignored.
                     [SLB_ANNOTATIONS.chargeType]: CLB_CHARGE_TYPE,
-                    ...(args.slb.vswitchId ? { [SLB_ANNOTATIONS.vswitchId]: args.slb.vswitchId } : {}),
+                    ...(args.slb.vswitchId
+                        ? { [SLB_ANNOTATIONS.vswitchId]: args.slb.vswitchId }
+                        : {}),
                 };
                 this.loadBalancerId = pulumi.output(undefined);
                 break;
         }
 
-        const spec: pulumi.Input<IstioGatewaySpec> = pulumi.output(serviceAnnotations).apply((annotations) => ({
-            gatewayType: "ingress" as const,
-            clusterIds: [...args.clusterIds],
-            replicaCount: args.replicas,
-            minReplicas: args.replicas,
-            maxReplicas: args.replicas,
-            serviceType: "LoadBalancer" as const,
-            serviceAnnotations: annotations,
-            podLabels: this.podSelector,
-            ports: [{ name: TCP_PORT_NAME, port: args.port, targetPort: args.port, protocol: "TCP" as const }],
-            resources: args.resources ?? DEFAULT_RESOURCES,
-        }));
+        const spec: pulumi.Input<IstioGatewaySpec> = pulumi
+            .output(serviceAnnotations)
+            .apply((annotations) => ({
+                gatewayType: "ingress" as const,
+                clusterIds: [...args.clusterIds],
+                replicaCount: args.replicas,
+                minReplicas: args.replicas,
+                maxReplicas: args.replicas,
+                serviceType: "LoadBalancer" as const,
+                serviceAnnotations: annotations,
+                podLabels: this.podSelector,
+                ports: [
+                    {
+                        name: TCP_PORT_NAME,
+                        port: args.port,
+                        targetPort: args.port,
+                        protocol: "TCP" as const,
+                    },
+                ],
+                resources: args.resources ?? DEFAULT_RESOURCES,
+            }));
 
         this.istioGateway = new k8s.apiextensions.CustomResource(
             `${name}-istiogateway`,
@@ -186,7 +218,11 @@ export class AsmIngressGateway extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-        const status = (this.istioGateway as unknown as { status: pulumi.Output<IstioGatewayStatus | undefined> }).status;
+        const status = (
+            this.istioGateway as unknown as {
+                status: pulumi.Output<IstioGatewayStatus | undefined>;
+            }
+        ).status;
         const reported = pulumi.output(status).apply(statusAddress);
         this.address = createdAddress ?? reported;
         this.registerOutputs({ loadBalancerId: this.loadBalancerId, address: this.address });

@@ -1,6 +1,14 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { APP_NAME, TCP_PORT_NAME, Track, VERSIONS, deploymentName, ownedObjectAnnotations, versionLabels } from "./model";
+import {
+    APP_NAME,
+    TCP_PORT_NAME,
+    Track,
+    VERSIONS,
+    deploymentName,
+    ownedObjectAnnotations,
+    versionLabels,
+} from "./model";
 
 export interface EchoDeploymentArgs {
     /** Which side of the canary this Deployment serves: `stable` (v1) or `canary` (v2). */
@@ -40,7 +48,12 @@ export class EchoDeployment extends pulumi.ComponentResource {
         this.deployment = new k8s.apps.v1.Deployment(
             `${name}-deployment`,
             {
-                metadata: { name: deploymentName(args.track), namespace: args.namespace, labels: this.labels, annotations: ownedObjectAnnotations(args.owner) },
+                metadata: {
+                    name: deploymentName(args.track),
+                    namespace: args.namespace,
+                    labels: this.labels,
+                    annotations: ownedObjectAnnotations(args.owner),
+                },
                 spec: {
                     replicas: args.replicas,
                     selector: { matchLabels: this.labels },
@@ -54,7 +67,13 @@ export class EchoDeployment extends pulumi.ComponentResource {
                                     imagePullPolicy: "IfNotPresent",
                                     // The server listens on every comma-separated port in argv[1] and prefixes replies with argv[2].
                                     args: [String(args.port), prefix],
-                                    ports: [{ name: TCP_PORT_NAME, containerPort: args.port, protocol: "TCP" }],
+                                    ports: [
+                                        {
+                                            name: TCP_PORT_NAME,
+                                            containerPort: args.port,
+                                            protocol: "TCP",
+                                        },
+                                    ],
                                     readinessProbe: { ...probe, initialDelaySeconds: 1 },
                                     livenessProbe: { ...probe, initialDelaySeconds: 5 },
                                     resources: args.resources ?? DEFAULT_RESOURCES,

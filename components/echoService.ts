@@ -20,11 +20,23 @@ export class EchoService extends pulumi.ComponentResource {
         this.service = new k8s.core.v1.Service(
             `${name}-service`,
             {
-                metadata: { name: OBJECT_NAMES.service, namespace: args.namespace, labels: { app: APP_NAME }, annotations: ownedObjectAnnotations(args.owner) },
+                metadata: {
+                    name: OBJECT_NAMES.service,
+                    namespace: args.namespace,
+                    labels: { app: APP_NAME },
+                    annotations: ownedObjectAnnotations(args.owner),
+                },
                 spec: {
                     selector: { app: APP_NAME },
                     // Istio infers the protocol from the port name, so it must be `tcp` or `tcp-*`.
-                    ports: [{ name: TCP_PORT_NAME, port: args.port, targetPort: TCP_PORT_NAME, protocol: "TCP" }],
+                    ports: [
+                        {
+                            name: TCP_PORT_NAME,
+                            port: args.port,
+                            targetPort: TCP_PORT_NAME,
+                            protocol: "TCP",
+                        },
+                    ],
                 },
             },
             { parent: this },

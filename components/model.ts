@@ -23,7 +23,10 @@ export const VERSIONS = {
 } as const;
 
 /** What each subset's server answers first, by subset: how a client (verify) tells the versions apart. */
-export const ECHO_PREFIXES = { [VERSIONS.stable.subset]: VERSIONS.stable.prefix, [VERSIONS.canary.subset]: VERSIONS.canary.prefix } as {
+export const ECHO_PREFIXES = {
+    [VERSIONS.stable.subset]: VERSIONS.stable.prefix,
+    [VERSIONS.canary.subset]: VERSIONS.canary.prefix,
+} as {
     v1: "one";
     v2: "two";
 };
@@ -141,7 +144,8 @@ export const TYPE_TOKENS = {
 /** The kind a type token names, with Istio networking kinds matched at every served version. */
 export function sameResourceType(type: string, token: string): boolean {
     if (type === token) return true;
-    const istio = (t: string) => /^kubernetes:networking\.istio\.io\/v[0-9a-z]+:(\w+)$/.exec(t)?.[1];
+    const istio = (t: string) =>
+        /^kubernetes:networking\.istio\.io\/v[0-9a-z]+:(\w+)$/.exec(t)?.[1];
     const kind = istio(token);
     return kind !== undefined && istio(type) === kind;
 }
@@ -158,14 +162,18 @@ export function versionLabels(track: Track): { app: string; version: string } {
 export function imagePinProblem(image: string): string | undefined {
     const [name, digest] = image.split("@", 2);
     if (digest !== undefined) {
-        return /^sha256:[a-f0-9]{64}$/.test(digest) ? undefined : `digest "${digest}" is not sha256:<64 hex>`;
+        return /^sha256:[a-f0-9]{64}$/.test(digest)
+            ? undefined
+            : `digest "${digest}" is not sha256:<64 hex>`;
     }
     const lastSegment = name.slice(name.lastIndexOf("/") + 1);
     const colon = lastSegment.indexOf(":");
     if (colon < 0) return "has no tag or digest; pin it as repo:tag or repo@sha256:<digest>";
     const tag = lastSegment.slice(colon + 1);
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) return `tag "${tag}" is not a valid image tag`;
-    if (tag === "latest") return 'uses the moving tag "latest"; pin a version tag or a sha256 digest';
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag))
+        return `tag "${tag}" is not a valid image tag`;
+    if (tag === "latest")
+        return 'uses the moving tag "latest"; pin a version tag or a sha256 digest';
     if (!/^[a-z0-9]+([._\-/:][a-z0-9]+)*$/.test(name.slice(0, name.length - tag.length - 1))) {
         return "repository name is not a valid image reference";
     }

@@ -76,7 +76,11 @@ export class TcpEchoCanary extends pulumi.ComponentResource {
     public readonly weights: WeightSplit;
 
     constructor(name: string, args: TcpEchoCanaryArgs, opts?: pulumi.ComponentResourceOptions) {
-        if (args.ingress.kind === "owned" && args.ingress.slb.mode === "create" && !args.providers.alicloud) {
+        if (
+            args.ingress.kind === "owned" &&
+            args.ingress.slb.mode === "create" &&
+            !args.providers.alicloud
+        ) {
             throw new Error('slb mode "create" needs an alicloud provider');
         }
         super("asm-tcp-shift:index:TcpEchoCanary", name, {}, opts);
@@ -92,7 +96,9 @@ export class TcpEchoCanary extends pulumi.ComponentResource {
                 {
                     track,
                     namespace: args.namespace,
-                    image: args.secretImages ? pulumi.secret(args.images[track]) : args.images[track],
+                    image: args.secretImages
+                        ? pulumi.secret(args.images[track])
+                        : args.images[track],
                     port: args.servicePort,
                     replicas: args.replicas,
                     owner,
@@ -101,7 +107,11 @@ export class TcpEchoCanary extends pulumi.ComponentResource {
             );
         }
         this.deployments = deployments;
-        this.service = new EchoService(`${name}-svc`, { namespace: args.namespace, port: args.servicePort, owner }, onDataPlane);
+        this.service = new EchoService(
+            `${name}-svc`,
+            { namespace: args.namespace, port: args.servicePort, owner },
+            onDataPlane,
+        );
 
         let gatewaySelector: Record<string, string>;
         if (args.ingress.kind === "owned") {

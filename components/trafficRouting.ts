@@ -1,6 +1,15 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { IstioApiVersion, OBJECT_NAMES, TCP_PORT_NAME, TRACKS, VERSIONS, istioNetworkingApi, ownedObjectAnnotations, versionLabels } from "./model";
+import {
+    IstioApiVersion,
+    OBJECT_NAMES,
+    TCP_PORT_NAME,
+    TRACKS,
+    VERSIONS,
+    istioNetworkingApi,
+    ownedObjectAnnotations,
+    versionLabels,
+} from "./model";
 import { DestinationRuleSpec, GatewaySpec, TcpRoute, VirtualServiceSpec } from "./istioTypes";
 import { WeightSplit } from "./weights";
 
@@ -29,11 +38,17 @@ export const DESTINATION_RULE_NAME = OBJECT_NAMES.destinationRule;
 export const VIRTUAL_SERVICE_NAME = OBJECT_NAMES.virtualService;
 
 /** Builds the TCP route: port match on the gateway, one weighted destination per subset. */
-export function tcpRoute(args: Pick<TcpTrafficRoutingArgs, "serviceHost" | "servicePort" | "gatewayPort" | "weights">): TcpRoute {
+export function tcpRoute(
+    args: Pick<TcpTrafficRoutingArgs, "serviceHost" | "servicePort" | "gatewayPort" | "weights">,
+): TcpRoute {
     return {
         match: [{ port: args.gatewayPort }],
         route: TRACKS.map((track) => ({
-            destination: { host: args.serviceHost, port: { number: args.servicePort }, subset: VERSIONS[track].subset },
+            destination: {
+                host: args.serviceHost,
+                port: { number: args.servicePort },
+                subset: VERSIONS[track].subset,
+            },
             weight: args.weights[track],
         })),
     };
@@ -48,7 +63,9 @@ export class TcpTrafficRouting extends pulumi.ComponentResource {
 
     constructor(name: string, args: TcpTrafficRoutingArgs, opts?: pulumi.ComponentResourceOptions) {
         if (args.weights.stable + args.weights.canary !== 100) {
-            throw new Error(`weights must sum to 100; got ${args.weights.stable} + ${args.weights.canary}`);
+            throw new Error(
+                `weights must sum to 100; got ${args.weights.stable} + ${args.weights.canary}`,
+            );
         }
         if (Object.keys(args.gatewaySelector).length === 0) {
             // An empty selector binds the Gateway to every gateway pod of the mesh, other teams' included.
@@ -62,7 +79,9 @@ export class TcpTrafficRouting extends pulumi.ComponentResource {
 
         const gatewaySpec: GatewaySpec = {
             selector: { ...args.gatewaySelector },
-            servers: [{ port: { number: args.gatewayPort, name: TCP_PORT_NAME, protocol: "TCP" }, hosts }],
+            servers: [
+                { port: { number: args.gatewayPort, name: TCP_PORT_NAME, protocol: "TCP" }, hosts },
+            ],
         };
         this.gateway = new k8s.apiextensions.CustomResource(
             `${name}-gateway`,
@@ -77,7 +96,10 @@ export class TcpTrafficRouting extends pulumi.ComponentResource {
 
         const destinationRuleSpec: DestinationRuleSpec = {
             host: args.serviceHost,
-            subsets: TRACKS.map((track) => ({ name: VERSIONS[track].subset, labels: { version: versionLabels(track).version } })),
+            subsets: TRACKS.map((track) => ({
+                name: VERSIONS[track].subset,
+                labels: { version: versionLabels(track).version },
+            })),
         };
         this.destinationRule = new k8s.apiextensions.CustomResource(
             `${name}-destinationrule`,

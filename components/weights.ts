@@ -10,7 +10,12 @@ export interface WeightSplit {
 }
 
 export function isValidWeight(value: unknown): value is number {
-    return typeof value === "number" && Number.isInteger(value) && value >= MIN_WEIGHT && value <= MAX_WEIGHT;
+    return (
+        typeof value === "number" &&
+        Number.isInteger(value) &&
+        value >= MIN_WEIGHT &&
+        value <= MAX_WEIGHT
+    );
 }
 
 /**

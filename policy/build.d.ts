@@ -7,4 +7,8 @@ export function currentEntry(packDir?: string): string | undefined;
 /** Compiles the pack into a new folder of bin/ and records what it was built from; returns the compiler's errors. */
 export function build(packDir?: string): string[];
 /** Builds the pack unless it is current; returns the pack's errors instead of throwing them. */
-export function ensureBuilt(packDir?: string): { built: boolean; reason?: string; errors: string[] };
+export function ensureBuilt(packDir?: string): {
+    built: boolean;
+    reason?: string;
+    errors: string[];
+};

@@ -32,7 +32,12 @@ const binDir = (packDir) => path.join(packDir, "bin");
 
 function typescriptVersion(packDir) {
     try {
-        return JSON.parse(fs.readFileSync(require.resolve("typescript/package.json", { paths: [packDir] }), "utf8")).version;
+        return JSON.parse(
+            fs.readFileSync(
+                require.resolve("typescript/package.json", { paths: [packDir] }),
+                "utf8",
+            ),
+        ).version;
     } catch {
         return undefined;
     }
@@ -41,7 +46,10 @@ function typescriptVersion(packDir) {
 /** The names of a folder that could be sources (sorted), as the manifest records them. */
 function listing(dir) {
     try {
-        return fs.readdirSync(dir).filter((name) => SOURCE_NAME.test(name)).sort();
+        return fs
+            .readdirSync(dir)
+            .filter((name) => SOURCE_NAME.test(name))
+            .sort();
     } catch {
         return undefined;
     }
@@ -59,7 +67,8 @@ function staleness(packDir = PACK_DIR) {
         return "not built";
     }
     if (manifest.builder !== sha256(__filename)) return "built by another version of build.js";
-    if (manifest.typescript !== typescriptVersion(packDir)) return `built with TypeScript ${manifest.typescript}`;
+    if (manifest.typescript !== typescriptVersion(packDir))
+        return `built with TypeScript ${manifest.typescript}`;
     for (const [rel, hash] of Object.entries(manifest.inputs)) {
         const file = path.resolve(packDir, rel);
         let now;
@@ -71,16 +80,21 @@ function staleness(packDir = PACK_DIR) {
         if (now !== hash) return `${rel} changed`;
     }
     for (const [rel, names] of Object.entries(manifest.listings)) {
-        if (JSON.stringify(listing(path.resolve(packDir, rel))) !== JSON.stringify(names)) return `files were added to or removed from ${rel}`;
+        if (JSON.stringify(listing(path.resolve(packDir, rel))) !== JSON.stringify(names))
+            return `files were added to or removed from ${rel}`;
     }
-    if (!fs.existsSync(path.resolve(binDir(packDir), manifest.entry))) return "the compiled entry is missing";
+    if (!fs.existsSync(path.resolve(binDir(packDir), manifest.entry)))
+        return "the compiled entry is missing";
     return undefined;
 }
 
 /** The compiled entry when it is current, else undefined (then the TypeScript sources are what must run). */
 function currentEntry(packDir = PACK_DIR) {
     if (staleness(packDir) !== undefined) return undefined;
-    return path.resolve(binDir(packDir), JSON.parse(fs.readFileSync(path.join(binDir(packDir), MANIFEST), "utf8")).entry);
+    return path.resolve(
+        binDir(packDir),
+        JSON.parse(fs.readFileSync(path.join(binDir(packDir), MANIFEST), "utf8")).entry,
+    );
 }
 
 /**
@@ -99,7 +113,16 @@ function build(packDir = PACK_DIR) {
     fs.mkdirSync(bin, { recursive: true });
     const id = `${Date.now().toString(36)}-${crypto.randomBytes(4).toString("hex")}`;
     const outDir = path.join(bin, id);
-    const options = { ...config.options, noEmit: false, outDir, sourceMap: true, declaration: false, declarationMap: false, incremental: false, composite: false };
+    const options = {
+        ...config.options,
+        noEmit: false,
+        outDir,
+        sourceMap: true,
+        declaration: false,
+        declarationMap: false,
+        incremental: false,
+        composite: false,
+    };
     const compilerHost = ts.createCompilerHost(options);
     const readFile = compilerHost.readFile;
     // The hashes are of what the compiler read, so an edit made during the build makes the build stale, not wrong.
@@ -116,11 +139,18 @@ function build(packDir = PACK_DIR) {
     const emitted = program.emit(undefined, (file, text, bom, onError, sources) => {
         fs.mkdirSync(path.dirname(file), { recursive: true });
         fs.writeFileSync(file, text);
-        if (file.endsWith(".js") && sources && sources.some((s) => path.resolve(s.fileName) === entrySource)) entry = path.relative(bin, file);
+        if (
+            file.endsWith(".js") &&
+            sources &&
+            sources.some((s) => path.resolve(s.fileName) === entrySource)
+        )
+            entry = path.relative(bin, file);
     });
     if (emitted.diagnostics.length > 0 || entry === undefined) {
         fs.rmSync(outDir, { recursive: true, force: true });
-        return emitted.diagnostics.length > 0 ? format(ts, emitted.diagnostics) : [`${ENTRY} was not compiled (is it in tsconfig.json's "include"?)`];
+        return emitted.diagnostics.length > 0
+            ? format(ts, emitted.diagnostics)
+            : [`${ENTRY} was not compiled (is it in tsconfig.json's "include"?)`];
     }
     // Inputs: the pack's own sources and whatever else of the project they import (components/model.ts), and
     // the config; not the libraries' type declarations, which do not change the JavaScript.
@@ -128,8 +158,15 @@ function build(packDir = PACK_DIR) {
     const listings = {};
     for (const source of program.getSourceFiles()) {
         const file = path.resolve(source.fileName);
-        if (file.split(path.sep).includes("node_modules") || program.isSourceFileDefaultLibrary(source)) continue;
-        inputs[path.relative(packDir, file)] = crypto.createHash("sha256").update(contents.get(file) ?? fs.readFileSync(file)).digest("hex");
+        if (
+            file.split(path.sep).includes("node_modules") ||
+            program.isSourceFileDefaultLibrary(source)
+        )
+            continue;
+        inputs[path.relative(packDir, file)] = crypto
+            .createHash("sha256")
+            .update(contents.get(file) ?? fs.readFileSync(file))
+            .digest("hex");
         const dir = path.relative(packDir, path.dirname(file)) || ".";
         listings[dir] ??= listing(path.dirname(file));
     }
@@ -137,7 +174,13 @@ function build(packDir = PACK_DIR) {
     for (const file of [configFile, path.join(packDir, "package-lock.json")]) {
         if (fs.existsSync(file)) inputs[path.relative(packDir, file)] = sha256(file);
     }
-    const manifest = { builder: sha256(__filename), typescript: ts.version, entry, inputs, listings };
+    const manifest = {
+        builder: sha256(__filename),
+        typescript: ts.version,
+        entry,
+        inputs,
+        listings,
+    };
     const tmp = path.join(bin, `.${MANIFEST}.${id}`);
     fs.writeFileSync(tmp, JSON.stringify(manifest, null, 2) + "\n");
     fs.renameSync(tmp, path.join(bin, MANIFEST));
@@ -146,7 +189,8 @@ function build(packDir = PACK_DIR) {
         const old = path.join(bin, name);
         if (name === id || name === MANIFEST) continue;
         try {
-            if (Date.now() - fs.statSync(old).mtimeMs > KEEP_MS) fs.rmSync(old, { recursive: true, force: true });
+            if (Date.now() - fs.statSync(old).mtimeMs > KEEP_MS)
+                fs.rmSync(old, { recursive: true, force: true });
         } catch {
             // Removed by a build beside this one.
         }
@@ -155,7 +199,11 @@ function build(packDir = PACK_DIR) {
 }
 
 function format(ts, diagnostics) {
-    const host = { getCanonicalFileName: (f) => f, getCurrentDirectory: () => process.cwd(), getNewLine: () => "\n" };
+    const host = {
+        getCanonicalFileName: (f) => f,
+        getCurrentDirectory: () => process.cwd(),
+        getNewLine: () => "\n",
+    };
     return diagnostics.map((d) => ts.formatDiagnostic(d, host).trim());
 }
 
@@ -179,12 +227,15 @@ module.exports = { staleness, currentEntry, build, ensureBuilt };
 if (require.main === module) {
     if (process.argv.includes("--check")) {
         const reason = staleness();
-        if (reason !== undefined) console.error(`policy pack: compiled pack not current (${reason})`);
+        if (reason !== undefined)
+            console.error(`policy pack: compiled pack not current (${reason})`);
         process.exit(reason === undefined ? 0 : 1);
     }
     const { built, reason, errors } = ensureBuilt();
     if (errors.length > 0) {
-        console.error(`policy pack: not compiled (${reason}); it runs from its TypeScript sources, which have errors:\n${errors.join("\n")}`);
+        console.error(
+            `policy pack: not compiled (${reason}); it runs from its TypeScript sources, which have errors:\n${errors.join("\n")}`,
+        );
         process.exit(1);
     }
     if (built) console.error(`policy pack: compiled into policy/bin (${reason})`);

@@ -76,11 +76,41 @@ export function plannedObjects(input: PreflightInput): PlannedObject[] {
     const ns = input.namespace;
     const istio = `${ISTIO_NETWORKING_GROUP}/${input.istioApiVersion}`;
     const objects: PlannedObject[] = [
-        ...TRACKS.map((track) => ({ plane: "dataPlane" as const, kind: "Deployment", path: objectPath("apps/v1", "deployments", ns, deploymentName(track)), display: `${ns}/${deploymentName(track)}`, renameKey: "namespace" })),
-        { plane: "dataPlane", kind: "Service", path: objectPath("v1", "services", ns, OBJECT_NAMES.service), display: `${ns}/${OBJECT_NAMES.service}`, renameKey: "namespace" },
-        { plane: "controlPlane", kind: "Gateway", path: objectPath(istio, "gateways", ns, OBJECT_NAMES.gateway), display: `${ns}/${OBJECT_NAMES.gateway}`, renameKey: "namespace" },
-        { plane: "controlPlane", kind: "DestinationRule", path: objectPath(istio, "destinationrules", ns, OBJECT_NAMES.destinationRule), display: `${ns}/${OBJECT_NAMES.destinationRule}`, renameKey: "namespace" },
-        { plane: "controlPlane", kind: "VirtualService", path: objectPath(istio, "virtualservices", ns, OBJECT_NAMES.virtualService), display: `${ns}/${OBJECT_NAMES.virtualService}`, renameKey: "namespace" },
+        ...TRACKS.map((track) => ({
+            plane: "dataPlane" as const,
+            kind: "Deployment",
+            path: objectPath("apps/v1", "deployments", ns, deploymentName(track)),
+            display: `${ns}/${deploymentName(track)}`,
+            renameKey: "namespace",
+        })),
+        {
+            plane: "dataPlane",
+            kind: "Service",
+            path: objectPath("v1", "services", ns, OBJECT_NAMES.service),
+            display: `${ns}/${OBJECT_NAMES.service}`,
+            renameKey: "namespace",
+        },
+        {
+            plane: "controlPlane",
+            kind: "Gateway",
+            path: objectPath(istio, "gateways", ns, OBJECT_NAMES.gateway),
+            display: `${ns}/${OBJECT_NAMES.gateway}`,
+            renameKey: "namespace",
+        },
+        {
+            plane: "controlPlane",
+            kind: "DestinationRule",
+            path: objectPath(istio, "destinationrules", ns, OBJECT_NAMES.destinationRule),
+            display: `${ns}/${OBJECT_NAMES.destinationRule}`,
+            renameKey: "namespace",
+        },
+        {
+            plane: "controlPlane",
+            kind: "VirtualService",
+            path: objectPath(istio, "virtualservices", ns, OBJECT_NAMES.virtualService),
+            display: `${ns}/${OBJECT_NAMES.virtualService}`,
+            renameKey: "namespace",
+        },
     ];
     if (!input.useExistingGateway) {
         objects.push({
@@ -98,7 +128,12 @@ function istioGatewayPath(name: string): string {
     return objectPath(ASM_GATEWAY_API, "istiogateways", INGRESS_GATEWAY_NAMESPACE, name);
 }
 
-function takeoverMessage(object: PlannedObject, api: KubeApi, found: string | undefined, owner: string): string {
+function takeoverMessage(
+    object: PlannedObject,
+    api: KubeApi,
+    found: string | undefined,
+    owner: string,
+): string {
     const how =
         object.kind === "IstioGateway"
             ? "set asm.gatewayName to a name of this stack's own, or asm.useExistingGateway to true to route through that gateway without changing it"
@@ -111,31 +146,59 @@ function takeoverMessage(object: PlannedObject, api: KubeApi, found: string | un
     );
 }
 
-async function ownershipProblems(input: PreflightInput, apis: PreflightApis, skipIstio: boolean): Promise<PreflightProblem[]> {
+async function ownershipProblems(
+    input: PreflightInput,
+    apis: PreflightApis,
+    skipIstio: boolean,
+): Promise<PreflightProblem[]> {
     const problems: PreflightProblem[] = [];
-    const objects = plannedObjects(input).filter((o) => !(skipIstio && o.path.includes(`/${ISTIO_NETWORKING_GROUP}/`)));
+    const objects = plannedObjects(input).filter(
+        (o) => !(skipIstio && o.path.includes(`/${ISTIO_NETWORKING_GROUP}/`)),
+    );
     const answers = await Promise.all(objects.map((o) => apis[o.plane].get(o.path)));
     objects.forEach((object, i) => {
         const { status, body } = answers[i];
         if (status === 404) return;
         const api = apis[object.plane];
         if (status !== 200) {
-            problems.push({ key: object.renameKey, message: `cannot tell whether ${object.kind} ${object.display} exists on ${api.server}: HTTP ${status} ${body?.message ?? ""}`.trim() });
+            problems.push({
+                key: object.renameKey,
+                message:
+                    `cannot tell whether ${object.kind} ${object.display} exists on ${api.server}: HTTP ${status} ${body?.message ?? ""}`.trim(),
+            });
             return;
         }
         const stamp: string | undefined = body?.metadata?.annotations?.[OWNER_ANNOTATION];
-        if (stamp !== input.owner) problems.push({ key: object.renameKey, message: takeoverMessage(object, api, stamp, input.owner) });
+        if (stamp !== input.owner)
+            problems.push({
+                key: object.renameKey,
+                message: takeoverMessage(object, api, stamp, input.owner),
+            });
     });
     return problems;
 }
 
-async function istioApiProblems(input: PreflightInput, controlPlane: KubeApi): Promise<PreflightProblem[]> {
+async function istioApiProblems(
+    input: PreflightInput,
+    controlPlane: KubeApi,
+): Promise<PreflightProblem[]> {
     const { status, body } = await controlPlane.get(`/apis/${ISTIO_NETWORKING_GROUP}`);
     const chosen = `${ISTIO_NETWORKING_GROUP}/${input.istioApiVersion}`;
     if (status === 404) {
-        return [{ key: "istioApiVersion", message: `${controlPlane.server} serves no ${ISTIO_NETWORKING_GROUP} API at all; the control-plane kubeconfig must be the ASM instance's (or a cluster with Istio's CRDs)` }];
+        return [
+            {
+                key: "istioApiVersion",
+                message: `${controlPlane.server} serves no ${ISTIO_NETWORKING_GROUP} API at all; the control-plane kubeconfig must be the ASM instance's (or a cluster with Istio's CRDs)`,
+            },
+        ];
     }
-    if (status !== 200) return [{ key: "istioApiVersion", message: `cannot list the ${ISTIO_NETWORKING_GROUP} versions ${controlPlane.server} serves: HTTP ${status}` }];
+    if (status !== 200)
+        return [
+            {
+                key: "istioApiVersion",
+                message: `cannot list the ${ISTIO_NETWORKING_GROUP} versions ${controlPlane.server} serves: HTTP ${status}`,
+            },
+        ];
     const served: string[] = (body?.versions ?? []).map((v: { version: string }) => v.version);
     if (served.includes(input.istioApiVersion)) return [];
     return [
@@ -148,16 +211,41 @@ async function istioApiProblems(input: PreflightInput, controlPlane: KubeApi): P
     ];
 }
 
-async function existingGateway(input: PreflightInput, controlPlane: KubeApi): Promise<{ problems: PreflightProblem[]; gateway?: ExistingGateway }> {
+async function existingGateway(
+    input: PreflightInput,
+    controlPlane: KubeApi,
+): Promise<{ problems: PreflightProblem[]; gateway?: ExistingGateway }> {
     const display = `${INGRESS_GATEWAY_NAMESPACE}/${input.gatewayName}`;
     const { status, body } = await controlPlane.get(istioGatewayPath(input.gatewayName));
     if (status === 404) {
-        return { problems: [{ key: "asm.gatewayName", message: `asm.useExistingGateway is true, but there is no IstioGateway ${display} on ${controlPlane.server}; name an existing gateway, or set asm.useExistingGateway to false to have the stack create one` }] };
+        return {
+            problems: [
+                {
+                    key: "asm.gatewayName",
+                    message: `asm.useExistingGateway is true, but there is no IstioGateway ${display} on ${controlPlane.server}; name an existing gateway, or set asm.useExistingGateway to false to have the stack create one`,
+                },
+            ],
+        };
     }
-    if (status !== 200) return { problems: [{ key: "asm.gatewayName", message: `cannot read IstioGateway ${display} on ${controlPlane.server}: HTTP ${status}` }] };
+    if (status !== 200)
+        return {
+            problems: [
+                {
+                    key: "asm.gatewayName",
+                    message: `cannot read IstioGateway ${display} on ${controlPlane.server}: HTTP ${status}`,
+                },
+            ],
+        };
     if (body?.metadata?.annotations?.[OWNER_ANNOTATION] === input.owner) {
         // Routing "through" it would drop it from the program, and the next up would delete it.
-        return { problems: [{ key: "asm.useExistingGateway", message: `IstioGateway ${display} is this stack's own; keep asm.useExistingGateway false (switching would delete it), or choose another asm.gatewayName` }] };
+        return {
+            problems: [
+                {
+                    key: "asm.useExistingGateway",
+                    message: `IstioGateway ${display} is this stack's own; keep asm.useExistingGateway false (switching would delete it), or choose another asm.gatewayName`,
+                },
+            ],
+        };
     }
     const ports: number[] = (body?.spec?.ports ?? []).map((p: { port: number }) => p.port);
     if (!ports.includes(input.gatewayPort)) {
@@ -172,19 +260,33 @@ async function existingGateway(input: PreflightInput, controlPlane: KubeApi): Pr
     }
     const podLabels: Record<string, string> = body?.spec?.podLabels ?? {};
     // Without podLabels, ASM's own pod label `istio: <name>` is the one label that names this gateway.
-    const podSelector = Object.keys(podLabels).length > 0 ? podLabels : { istio: asmGatewayDefaultPodLabels(input.gatewayName).istio };
-    return { problems: [], gateway: { podSelector, address: statusAddress(body?.status as IstioGatewayStatus | undefined) } };
+    const podSelector =
+        Object.keys(podLabels).length > 0
+            ? podLabels
+            : { istio: asmGatewayDefaultPodLabels(input.gatewayName).istio };
+    return {
+        problems: [],
+        gateway: {
+            podSelector,
+            address: statusAddress(body?.status as IstioGatewayStatus | undefined),
+        },
+    };
 }
 
 /**
  * Runs every check against the live target; throws {@link PreflightError} with all problems. Returns what the
  * program needs of an existing gateway it routes through.
  */
-export async function checkTarget(input: PreflightInput, apis: PreflightApis): Promise<{ existingGateway?: ExistingGateway }> {
+export async function checkTarget(
+    input: PreflightInput,
+    apis: PreflightApis,
+): Promise<{ existingGateway?: ExistingGateway }> {
     const apiProblems = await istioApiProblems(input, apis.controlPlane);
     const [owned, existing] = await Promise.all([
         ownershipProblems(input, apis, apiProblems.length > 0),
-        input.useExistingGateway ? existingGateway(input, apis.controlPlane) : Promise.resolve({ problems: [] as PreflightProblem[], gateway: undefined }),
+        input.useExistingGateway
+            ? existingGateway(input, apis.controlPlane)
+            : Promise.resolve({ problems: [] as PreflightProblem[], gateway: undefined }),
     ]);
     const problems = [...apiProblems, ...owned, ...existing.problems];
     if (problems.length > 0) throw new PreflightError(problems);
@@ -196,8 +298,17 @@ export async function checkTarget(input: PreflightInput, apis: PreflightApis): P
  * tag `kubernetes.do.not.delete` or `ack.aliyun.com` -> "can not reuse loadbalancer created by kubernetes."). The same
  * refusal at preview time, from the CLB's tags as the alicloud API reports them (`undefined`: no such CLB).
  */
-export function reusedClbProblems(id: string, tags: Record<string, string> | undefined): PreflightProblem[] {
-    if (tags === undefined) return [{ key: "slb.id", message: `no CLB ${id} exists in the provider's region; check slb.id and alicloud:region` }];
+export function reusedClbProblems(
+    id: string,
+    tags: Record<string, string> | undefined,
+): PreflightProblem[] {
+    if (tags === undefined)
+        return [
+            {
+                key: "slb.id",
+                message: `no CLB ${id} exists in the provider's region; check slb.id and alicloud:region`,
+            },
+        ];
     const found = CLB_TAGS.clusterCreated.filter((tag) => tag in tags);
     if (found.length === 0) return [];
     return [

@@ -23,7 +23,10 @@ interface NamedEntry<T> {
 function pick<T>(list: unknown, name: string | undefined, field: string, what: string): T {
     const entries = Array.isArray(list) ? (list as NamedEntry<T>[]) : [];
     const found = name === undefined ? entries[0] : entries.find((e) => e.name === name);
-    if (!found || found[field] === undefined) throw new KubeconfigError(`the kubeconfig has no ${what} ${name ? `"${name}"` : ""}`.trim());
+    if (!found || found[field] === undefined)
+        throw new KubeconfigError(
+            `the kubeconfig has no ${what} ${name ? `"${name}"` : ""}`.trim(),
+        );
     return found[field] as T;
 }
 
@@ -48,16 +51,24 @@ export function kubeApiFromKubeconfig(text: string): KubeApi {
     const contextName: string | undefined = config?.["current-context"] || undefined;
     const context = pick<any>(config?.contexts, contextName, "context", "context");
     const cluster = pick<any>(config?.clusters, context.cluster, "cluster", "cluster");
-    const user = context.user === undefined ? {} : pick<any>(config?.users, context.user, "user", "user");
+    const user =
+        context.user === undefined ? {} : pick<any>(config?.users, context.user, "user", "user");
     if (user.exec || user["auth-provider"]) {
-        throw new KubeconfigError("the kubeconfig authenticates through an exec or auth-provider plugin; use one with a client certificate or a token (ASM's DescribeServiceMeshKubeconfig gives one)");
+        throw new KubeconfigError(
+            "the kubeconfig authenticates through an exec or auth-provider plugin; use one with a client certificate or a token (ASM's DescribeServiceMeshKubeconfig gives one)",
+        );
     }
     const server = String(cluster.server ?? "");
     const url = new URL(server);
     const headers: Record<string, string> = { Accept: "application/json" };
-    const token = user.token ?? (typeof user.tokenFile === "string" ? fs.readFileSync(user.tokenFile, "utf8").trim() : undefined);
+    const token =
+        user.token ??
+        (typeof user.tokenFile === "string"
+            ? fs.readFileSync(user.tokenFile, "utf8").trim()
+            : undefined);
     if (token) headers.Authorization = `Bearer ${token}`;
-    else if (user.username !== undefined) headers.Authorization = `Basic ${Buffer.from(`${user.username}:${user.password ?? ""}`).toString("base64")}`;
+    else if (user.username !== undefined)
+        headers.Authorization = `Basic ${Buffer.from(`${user.username}:${user.password ?? ""}`).toString("base64")}`;
     const tls: https.RequestOptions = {
         ca: pem(cluster["certificate-authority-data"], cluster["certificate-authority"]),
         cert: pem(user["client-certificate-data"], user["client-certificate"]),
@@ -72,22 +83,35 @@ export function kubeApiFromKubeconfig(text: string): KubeApi {
             const target = new URL(base + path);
             const send = url.protocol === "https:" ? https.request : http.request;
             return new Promise((resolve, reject) => {
-                const req = send(target, { method: "GET", headers, timeout: 15_000, ...(url.protocol === "https:" ? tls : {}) }, (res) => {
-                    const chunks: Buffer[] = [];
-                    res.on("data", (c: Buffer) => chunks.push(c));
-                    res.on("end", () => {
-                        const raw = Buffer.concat(chunks).toString("utf8");
-                        let body: any;
-                        try {
-                            body = JSON.parse(raw);
-                        } catch {
-                            body = undefined;
-                        }
-                        resolve({ status: res.statusCode ?? 0, body });
-                    });
-                });
-                req.on("timeout", () => req.destroy(new Error(`no answer from ${server} within 15 s`)));
-                req.on("error", (err) => reject(new Error(`cannot reach the API server ${server}: ${err.message}`)));
+                const req = send(
+                    target,
+                    {
+                        method: "GET",
+                        headers,
+                        timeout: 15_000,
+                        ...(url.protocol === "https:" ? tls : {}),
+                    },
+                    (res) => {
+                        const chunks: Buffer[] = [];
+                        res.on("data", (c: Buffer) => chunks.push(c));
+                        res.on("end", () => {
+                            const raw = Buffer.concat(chunks).toString("utf8");
+                            let body: any;
+                            try {
+                                body = JSON.parse(raw);
+                            } catch {
+                                body = undefined;
+                            }
+                            resolve({ status: res.statusCode ?? 0, body });
+                        });
+                    },
+                );
+                req.on("timeout", () =>
+                    req.destroy(new Error(`no answer from ${server} within 15 s`)),
+                );
+                req.on("error", (err) =>
+                    reject(new Error(`cannot reach the API server ${server}: ${err.message}`)),
+                );
                 req.end();
             });
         },

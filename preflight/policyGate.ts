@@ -19,7 +19,10 @@ import { POLICY_GATE, PolicyGateResource } from "../components/model";
  */
 export class PolicyGate {
     /** Every resource held, with what its URN is made of. */
-    private readonly seen = new Map<pulumi.Resource, { type: string; name: string; parent?: pulumi.Resource }>();
+    private readonly seen = new Map<
+        pulumi.Resource,
+        { type: string; name: string; parent?: pulumi.Resource }
+    >();
     /** The custom resources among them, in declaration order, with their inputs. */
     private readonly held: { resource: pulumi.Resource; props: pulumi.Inputs }[] = [];
     private sawSecret = false;
@@ -37,14 +40,26 @@ export class PolicyGate {
 
     /** Holds one resource back, recording a custom resource's inputs (providers, reads and Pulumi's own resources pass). */
     readonly transformation: pulumi.ResourceTransformation = (args) => {
-        if (args.resource instanceof pulumi.ProviderResource || args.opts.id !== undefined) return undefined;
+        if (args.resource instanceof pulumi.ProviderResource || args.opts.id !== undefined)
+            return undefined;
         if (args.type.startsWith("pulumi:") || args.type === POLICY_GATE.type) return undefined;
         // One declared later (in an apply, say) would skip the gate's check: refuse it instead.
-        if (this.closed) throw new Error(`${args.type} ${args.name} is declared after the policy gate closed; declare every resource before it`);
-        this.seen.set(args.resource, { type: args.type, name: args.name, parent: args.opts.parent });
-        if (args.resource instanceof pulumi.CustomResource) this.held.push({ resource: args.resource, props: args.props });
+        if (this.closed)
+            throw new Error(
+                `${args.type} ${args.name} is declared after the policy gate closed; declare every resource before it`,
+            );
+        this.seen.set(args.resource, {
+            type: args.type,
+            name: args.name,
+            parent: args.opts.parent,
+        });
+        if (args.resource instanceof pulumi.CustomResource)
+            this.held.push({ resource: args.resource, props: args.props });
         // The SDK flattens nested lists, promises and outputs in `dependsOn`; the gate is a promise until it exists.
-        const dependsOn = [args.opts.dependsOn ?? [], this.opened] as unknown as pulumi.Input<pulumi.Resource>[];
+        const dependsOn = [
+            args.opts.dependsOn ?? [],
+            this.opened,
+        ] as unknown as pulumi.Input<pulumi.Resource>[];
         return { props: args.props, opts: { ...args.opts, dependsOn } };
     };
 
@@ -53,7 +68,11 @@ export class PolicyGate {
         if (this.closed) throw new Error("the policy gate was already closed");
         this.closed = true;
         // A secret anywhere makes the whole recorded state a secret (the state file encrypts it).
-        const resources = pulumi.output(Promise.all(this.held.map((r) => this.describe(r)))).apply((all) => (this.sawSecret ? pulumi.secret(all) : pulumi.output(all))) as pulumi.Output<PolicyGateResource[]>;
+        const resources = pulumi
+            .output(Promise.all(this.held.map((r) => this.describe(r))))
+            .apply((all) =>
+                this.sawSecret ? pulumi.secret(all) : pulumi.output(all),
+            ) as pulumi.Output<PolicyGateResource[]>;
         const gate = new GateComponent({ resources });
         // Depending on a component waits only for its custom children (it has none): wait for its own URN,
         // which the engine returns once the pack has passed it and its step is done.
@@ -68,14 +87,23 @@ export class PolicyGate {
 
     private async describe(r: (typeof this.held)[number]): Promise<PolicyGateResource> {
         const { type, name } = this.seen.get(r.resource)!;
-        return { type, name, urn: this.urnOf(r.resource), props: (await this.settle(r.props)) as Record<string, unknown> };
+        return {
+            type,
+            name,
+            urn: this.urnOf(r.resource),
+            props: (await this.settle(r.props)) as Record<string, unknown>,
+        };
     }
 
     /** The URN the engine will give a held resource (its parents' URNs are not known before they register). */
     private urnOf(resource: pulumi.Resource): string {
         const types: string[] = [];
         let name = "";
-        for (let r: pulumi.Resource | undefined = resource; r !== undefined && this.seen.has(r); r = this.seen.get(r)!.parent) {
+        for (
+            let r: pulumi.Resource | undefined = resource;
+            r !== undefined && this.seen.has(r);
+            r = this.seen.get(r)!.parent
+        ) {
             const entry = this.seen.get(r)!;
             types.unshift(entry.type);
             if (r === resource) name = entry.name;
@@ -94,8 +122,14 @@ export class PolicyGate {
         if (value instanceof Promise) return this.settle(await value);
         if (pulumi.Resource.isInstance(value)) return POLICY_GATE.unknown;
         if (Array.isArray(value)) return Promise.all(value.map((v) => this.settle(v)));
-        if (value && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
-            const entries = await Promise.all(Object.entries(value).map(async ([k, v]) => [k, await this.settle(v)] as const));
+        if (
+            value &&
+            typeof value === "object" &&
+            Object.getPrototypeOf(value) === Object.prototype
+        ) {
+            const entries = await Promise.all(
+                Object.entries(value).map(async ([k, v]) => [k, await this.settle(v)] as const),
+            );
             return Object.fromEntries(entries.filter(([, v]) => v !== undefined));
         }
         return value;
@@ -105,11 +139,20 @@ export class PolicyGate {
 const UNKNOWN = Symbol("unknown");
 
 /** An output's value, without waiting on a held resource (that would never resolve). */
-async function promptValue(output: pulumi.Output<unknown>, held: Map<pulumi.Resource, unknown>): Promise<typeof UNKNOWN | { value: unknown; secret: boolean }> {
+async function promptValue(
+    output: pulumi.Output<unknown>,
+    held: Map<pulumi.Resource, unknown>,
+): Promise<typeof UNKNOWN | { value: unknown; secret: boolean }> {
     // Internal but long-standing: the resources an output was computed from, known synchronously.
-    const from: Set<pulumi.Resource> = (output as unknown as { resources(): Set<pulumi.Resource> }).resources();
+    const from: Set<pulumi.Resource> = (
+        output as unknown as { resources(): Set<pulumi.Resource> }
+    ).resources();
     for (const r of from) if (held.has(r)) return UNKNOWN;
-    const impl = output as unknown as { promise(withUnknowns?: boolean): Promise<unknown>; isKnown: Promise<boolean>; isSecret: Promise<boolean> };
+    const impl = output as unknown as {
+        promise(withUnknowns?: boolean): Promise<unknown>;
+        isKnown: Promise<boolean>;
+        isSecret: Promise<boolean>;
+    };
     const [value, known, secret] = await Promise.all([impl.promise(), impl.isKnown, impl.isSecret]);
     return known ? { value, secret } : UNKNOWN;
 }

@@ -21,7 +21,7 @@ ensure_shellcheck() {
     die "shellcheck is missing and apt-get could not install it"
 }
 
-TS_FILES='**/*.{ts,cjs,mjs}'
+TS_FILES='**/*.{ts,js,cjs,mjs}'
 if [[ "${1:-}" == "--fix" ]]; then
   prettier --log-level warn --write "$TS_FILES"
   eslint --fix .

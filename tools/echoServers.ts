@@ -38,9 +38,15 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
 }
 
 /** Starts Istio's own tcp-echo server (built from the Istio module) with a reply prefix. */
-export async function startEchoServer(name: string, prefix: string, port?: number): Promise<EchoServer> {
+export async function startEchoServer(
+    name: string,
+    prefix: string,
+    port?: number,
+): Promise<EchoServer> {
     const listenPort = port ?? (await freePort());
-    const child = spawn(toolchainBinary("tcp-echo"), [String(listenPort), prefix], { stdio: "ignore" });
+    const child = spawn(toolchainBinary("tcp-echo"), [String(listenPort), prefix], {
+        stdio: "ignore",
+    });
     await waitForPort(listenPort, 10_000);
     return {
         name,

@@ -24,7 +24,11 @@ let toolchainPath: string | undefined;
 
 /** PATH entries of the pinned toolchain, as scripts/toolchain.sh lays it out. */
 export function toolchainBinPath(): string {
-    toolchainPath ??= execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/toolchain.sh"), "--print-path"], { encoding: "utf8" }).trim();
+    toolchainPath ??= execFileSync(
+        "bash",
+        [path.join(PROJECT_ROOT, "scripts/toolchain.sh"), "--print-path"],
+        { encoding: "utf8" },
+    ).trim();
     return toolchainPath;
 }
 
@@ -42,16 +46,26 @@ export function toolchainBinary(name: string): string {
  * defaults that never override what the user or `opts` set. `opts.env` comes last.
  */
 export function engineEnv(stackName: string, opts: EngineOptions = {}): Record<string, string> {
-    const given: Record<string, string> = { ...(opts.backendUrl ? { PULUMI_BACKEND_URL: opts.backendUrl } : {}), ...opts.env };
+    const given: Record<string, string> = {
+        ...(opts.backendUrl ? { PULUMI_BACKEND_URL: opts.backendUrl } : {}),
+        ...opts.env,
+    };
     const key = JSON.stringify([stackName, given]);
     let computed = engineEnvCache.get(key);
     if (!computed) {
-        const printed = execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/engine-env.sh"), stackName], { encoding: "utf8", env: { ...process.env, ...given } });
+        const printed = execFileSync(
+            "bash",
+            [path.join(PROJECT_ROOT, "scripts/engine-env.sh"), stackName],
+            { encoding: "utf8", env: { ...process.env, ...given } },
+        );
         computed = Object.fromEntries(
             printed
                 .split("\0")
                 .filter(Boolean)
-                .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+                .map((line) => [
+                    line.slice(0, line.indexOf("=")),
+                    line.slice(line.indexOf("=") + 1),
+                ]),
         );
         engineEnvCache.set(key, computed);
     }
@@ -74,7 +88,10 @@ export function stateStoreOf(stack: Stack): StateStore {
 /** Opens (or creates) a stack of the project with the pinned CLI and the offline environment. */
 export async function openStack(stackName: string, opts: EngineOptions = {}): Promise<Stack> {
     const pulumiBin = toolchainBinary("pulumi");
-    const pulumiCommand = await PulumiCommand.get({ root: path.dirname(path.dirname(pulumiBin)), skipVersionCheck: true });
+    const pulumiCommand = await PulumiCommand.get({
+        root: path.dirname(path.dirname(pulumiBin)),
+        skipVersionCheck: true,
+    });
     return LocalWorkspace.createOrSelectStack(
         { stackName, workDir: opts.workDir ?? PROJECT_ROOT },
         { pulumiCommand, envVars: engineEnv(stackName, opts) },
@@ -98,7 +115,9 @@ export function scratchProject(dir: string): string {
 
 /** Stack files (Pulumi.<stack>.yaml), dot entries (.local state, .git) and the render folder stay the scratch copy's own. */
 export function sharedWithScratch(entry: string): boolean {
-    return !/^Pulumi\..+\.yaml$/.test(entry) && !entry.startsWith(".") && entry !== DEFAULTS.renderDir;
+    return (
+        !/^Pulumi\..+\.yaml$/.test(entry) && !entry.startsWith(".") && entry !== DEFAULTS.renderDir
+    );
 }
 
 /**
@@ -107,7 +126,8 @@ export function sharedWithScratch(entry: string): boolean {
  * own errors are left for the engine to report, as it always did.
  */
 export function ensurePolicyPackBuilt(policyPacks: string[] = [POLICY_PACK_DIR]): void {
-    if (policyPacks.some((pack) => path.resolve(pack) === POLICY_PACK_DIR)) buildPolicyPack(POLICY_PACK_DIR);
+    if (policyPacks.some((pack) => path.resolve(pack) === POLICY_PACK_DIR))
+        buildPolicyPack(POLICY_PACK_DIR);
 }
 
 export interface GatedUpOptions {
@@ -128,7 +148,10 @@ export interface GatedUpOptions {
 export async function gatedUp(stack: Stack, opts: GatedUpOptions = {}) {
     // A stack another job holds fails here, at once, instead of after a preview of several seconds.
     await assertUnlocked(stateStoreOf(stack), stack.name, opts.ownLock);
-    const policy = { policyPacks: opts.policyPacks ?? [POLICY_PACK_DIR], policyPackConfigs: opts.policyPackConfigs };
+    const policy = {
+        policyPacks: opts.policyPacks ?? [POLICY_PACK_DIR],
+        policyPackConfigs: opts.policyPackConfigs,
+    };
     ensurePolicyPackBuilt(policy.policyPacks);
     const result = await stack.up({ ...policy, onOutput: opts.onOutput, onEvent: opts.onEvent });
     return { result };

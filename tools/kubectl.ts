@@ -3,7 +3,11 @@ import { toolchainBinary } from "./engine";
 
 /** Runs the pinned kubectl against a kubeconfig and returns stdout. */
 export function kubectl(kubeconfig: string, args: string[], input?: string): string {
-    return execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", kubeconfig, ...args], { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"] });
+    return execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", kubeconfig, ...args], {
+        encoding: "utf8",
+        input,
+        stdio: ["pipe", "pipe", "pipe"],
+    });
 }
 
 export function kubectlJson(kubeconfig: string, args: string[]): any {

@@ -16,7 +16,8 @@ const SDK_INDEX = /[\\/]@pulumi[\\/]pulumi[\\/]index\.js$/;
 const PARSE_FUNCTION = /[\\/]@pulumi[\\/]pulumi[\\/]runtime[\\/]closure[\\/]parseFunction\.js$/;
 const PACK_RUNNER = /[\\/]@pulumi[\\/]pulumi[\\/]cmd[\\/]run-policy-pack[\\/]run\.js$/;
 const PACK_INDEX = /[\\/]@pulumi[\\/]pulumi[\\/]cmd[\\/]run-policy-pack[\\/]index\.js$/;
-const V8_HOOKS = /[\\/]@pulumi[\\/]pulumi[\\/](runtime[\\/]closure[\\/]v8|cmd[\\/]run(-policy-pack|-plugin)?[\\/]index)\.js$/;
+const V8_HOOKS =
+    /[\\/]@pulumi[\\/]pulumi[\\/](runtime[\\/]closure[\\/]v8|cmd[\\/]run(-policy-pack|-plugin)?[\\/]index)\.js$/;
 
 // @pulumi/pulumi sets this V8 flag while it loads (runtime/closure/v8.js), and V8 refuses code cached under
 // other flags: the compile cache (NODE_COMPILE_CACHE) then missed for every module loaded after that point,
@@ -26,15 +27,24 @@ require("v8").setFlagsFromString("--allow-natives-syntax");
 
 Module._load = function (request, parent, isMain) {
     const from = parent ? parent.filename || "" : "";
-    if ((request === "@npmcli/arborist" && CODE_PATHS.test(from)) || (request === "./automation" && SDK_INDEX.test(from))) return onFirstUse(request, parent, isMain, { esModule: true });
-    if (request === "normalize-package-data" && CODE_PATHS.test(from)) return onFirstUse(request, parent, isMain, { callable: true });
-    if (request === "../../typescript-shim" && PARSE_FUNCTION.test(from)) return onFirstUse(request, parent, isMain, {});
+    if (
+        (request === "@npmcli/arborist" && CODE_PATHS.test(from)) ||
+        (request === "./automation" && SDK_INDEX.test(from))
+    )
+        return onFirstUse(request, parent, isMain, { esModule: true });
+    if (request === "normalize-package-data" && CODE_PATHS.test(from))
+        return onFirstUse(request, parent, isMain, { callable: true });
+    if (request === "../../typescript-shim" && PARSE_FUNCTION.test(from))
+        return onFirstUse(request, parent, isMain, {});
     const exports = load.apply(this, arguments);
     // The engine ends the policy pack with a signal, so Node never writes the pack's compile cache at exit:
     // write it once the runner has loaded the pack (only what was not cached yet is written).
-    if (PACK_RUNNER.test(from) && require("path").isAbsolute(request) && Module.flushCompileCache) setImmediate(() => Module.flushCompileCache());
-    if (request === "./run" && PACK_INDEX.test(from)) typeScriptOnFirstUse(exports, Module._resolveFilename(request, parent, isMain));
-    if (typeof request === "string" && request.endsWith("v8Hooks") && V8_HOOKS.test(from)) deferInspector(exports);
+    if (PACK_RUNNER.test(from) && require("path").isAbsolute(request) && Module.flushCompileCache)
+        setImmediate(() => Module.flushCompileCache());
+    if (request === "./run" && PACK_INDEX.test(from))
+        typeScriptOnFirstUse(exports, Module._resolveFilename(request, parent, isMain));
+    if (typeof request === "string" && request.endsWith("v8Hooks") && V8_HOOKS.test(from))
+        deferInspector(exports);
     return exports;
 };
 
@@ -46,19 +56,16 @@ Module._load = function (request, parent, isMain) {
 function onFirstUse(request, parent, isMain, { esModule = false, callable = false }) {
     let real;
     const get = () => (real = real || load.call(Module, request, parent, isMain));
-    return new Proxy(
-        callable ? () => undefined : {},
-        {
-            apply: (_, self, args) => Reflect.apply(get(), self, args),
-            get: (_, key) => (key === "__esModule" && (esModule || callable) ? esModule : get()[key]),
-            has: (_, key) => key in get(),
-            ownKeys: () => Reflect.ownKeys(get()),
-            getOwnPropertyDescriptor: (_, key) => {
-                const d = Object.getOwnPropertyDescriptor(get(), key);
-                return d && { ...d, configurable: true };
-            },
+    return new Proxy(callable ? () => undefined : {}, {
+        apply: (_, self, args) => Reflect.apply(get(), self, args),
+        get: (_, key) => (key === "__esModule" && (esModule || callable) ? esModule : get()[key]),
+        has: (_, key) => key in get(),
+        ownKeys: () => Reflect.ownKeys(get()),
+        getOwnPropertyDescriptor: (_, key) => {
+            const d = Object.getOwnPropertyDescriptor(get(), key);
+            return d && { ...d, configurable: true };
         },
-    );
+    });
 }
 
 // The pack runner (cmd/run-policy-pack) registers ts-node with the TypeScript compiler (typescript's 9 MB and a
@@ -76,13 +83,20 @@ function typeScriptOnFirstUse(runner, runnerFile) {
             const path = require("path");
             let entry;
             try {
-                entry = require.resolve(path.resolve(opts.argv.pwd || process.cwd(), opts.argv._[0]));
+                entry = require.resolve(
+                    path.resolve(opts.argv.pwd || process.cwd(), opts.argv._[0]),
+                );
             } catch {
                 return run(opts); // the runner explains a missing entry
             }
             // allowJs would have ts-node compile the entry itself.
             const tsconfig = path.join(opts.argv.pwd || process.cwd(), "tsconfig.json");
-            if (opts.typeScript !== true || !/\.c?js$/.test(entry) || (fs.existsSync(tsconfig) && fs.readFileSync(tsconfig, "utf8").includes("allowJs"))) return run(opts);
+            if (
+                opts.typeScript !== true ||
+                !/\.c?js$/.test(entry) ||
+                (fs.existsSync(tsconfig) && fs.readFileSync(tsconfig, "utf8").includes("allowJs"))
+            )
+                return run(opts);
             const runnerRequire = Module.createRequire(runnerFile);
             const before = { ".ts": Module._extensions[".ts"], ".tsx": Module._extensions[".tsx"] };
             const register = () => {
@@ -99,7 +113,13 @@ function typeScriptOnFirstUse(runner, runnerFile) {
                     typeCheck: true,
                     skipProject,
                     compiler: typescriptRequire,
-                    compilerOptions: { target: "ES2020", module: "commonjs", moduleResolution: "node", sourceMap: "true", ...compilerOptions },
+                    compilerOptions: {
+                        target: "ES2020",
+                        module: "commonjs",
+                        moduleResolution: "node",
+                        sourceMap: "true",
+                        ...compilerOptions,
+                    },
                 });
             };
             for (const ext of Object.keys(before)) {
@@ -121,11 +141,19 @@ function typeScriptOnFirstUse(runner, runnerFile) {
 // getSessionAsync), listening before it enables the debugger, which then reports every script loaded so far:
 // the map from script to file is the same as with the session opened first.
 function deferInspector(v8Hooks) {
-    if (!v8Hooks || typeof v8Hooks.isInitializedAsync !== "function" || typeof v8Hooks.getSessionAsync !== "function" || v8Hooks.getSessionAsync.deferred) return;
+    if (
+        !v8Hooks ||
+        typeof v8Hooks.isInitializedAsync !== "function" ||
+        typeof v8Hooks.getSessionAsync !== "function" ||
+        v8Hooks.getSessionAsync.deferred
+    )
+        return;
     const urls = new Map();
     let session;
     v8Hooks.isInitializedAsync = () => Promise.resolve();
-    v8Hooks.getSessionAsync = Object.assign(() => (session = session || openSession(urls)), { deferred: true });
+    v8Hooks.getSessionAsync = Object.assign(() => (session = session || openSession(urls)), {
+        deferred: true,
+    });
     v8Hooks.getScriptUrl = (id) => urls.get(id);
 }
 
@@ -133,7 +161,11 @@ async function openSession(urls) {
     const inspector = require("inspector");
     const session = new inspector.Session();
     session.connect();
-    session.on("Debugger.scriptParsed", (event) => urls.set(event.params.scriptId, event.params.url));
-    await new Promise((resolve, reject) => session.post("Debugger.enable", (err) => (err ? reject(err) : resolve())));
+    session.on("Debugger.scriptParsed", (event) =>
+        urls.set(event.params.scriptId, event.params.url),
+    );
+    await new Promise((resolve, reject) =>
+        session.post("Debugger.enable", (err) => (err ? reject(err) : resolve())),
+    );
     return session;
 }

@@ -30,8 +30,10 @@ export interface LockInfo {
     stale: boolean;
 }
 
-export const updateLockPrefix = (stack: string) => `.pulumi/locks/organization/${PROJECT}/${stack}/`;
-export const rolloutLockPrefix = (stack: string) => `.asm-tcp-shift/rollout-locks/${PROJECT}/${stack}/`;
+export const updateLockPrefix = (stack: string) =>
+    `.pulumi/locks/organization/${PROJECT}/${stack}/`;
+export const rolloutLockPrefix = (stack: string) =>
+    `.asm-tcp-shift/rollout-locks/${PROJECT}/${stack}/`;
 
 /** Is a process of this machine alive (zombies count as gone)? */
 function alive(pid: number | undefined): boolean {
@@ -94,12 +96,18 @@ export class StackLockedError extends Error {
         readonly stack: string,
         readonly locks: LockInfo[],
     ) {
-        super(`stack ${stack} is locked by ${locks.length} lock(s):\n${locks.map((l) => `  ${describeLock(l)}`).join("\n")}\nWait for that job to end. ${clearLockHint(stack)}`);
+        super(
+            `stack ${stack} is locked by ${locks.length} lock(s):\n${locks.map((l) => `  ${describeLock(l)}`).join("\n")}\nWait for that job to end. ${clearLockHint(stack)}`,
+        );
     }
 }
 
 /** Fails with StackLockedError when anyone but `ownLock` holds the stack. */
-export async function assertUnlocked(store: StateStore, stack: string, ownLock?: string): Promise<void> {
+export async function assertUnlocked(
+    store: StateStore,
+    stack: string,
+    ownLock?: string,
+): Promise<void> {
     const others = (await readLocks(store, stack)).filter((l) => l.key !== ownLock);
     if (others.length > 0) throw new StackLockedError(stack, others);
 }
@@ -116,7 +124,12 @@ export interface HeldLock {
 export async function acquireRolloutLock(store: StateStore, stack: string): Promise<HeldLock> {
     await assertUnlocked(store, stack);
     const key = `${rolloutLockPrefix(stack)}${crypto.randomUUID()}.json`;
-    const content = { pid: process.pid, username: os.userInfo().username, hostname: os.hostname(), timestamp: new Date().toISOString() };
+    const content = {
+        pid: process.pid,
+        username: os.userInfo().username,
+        hostname: os.hostname(),
+        timestamp: new Date().toISOString(),
+    };
     await store.write(key, JSON.stringify(content));
     const release = () => store.remove(key);
     try {

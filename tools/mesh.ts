@@ -18,13 +18,17 @@ export interface MeshEnv {
 /** The mesh folder that goes with a local cluster's kubeconfig (.local/cluster[-NAME]/kubeconfig -> .local/mesh[-NAME]). */
 export function meshDirFor(kubeconfig: string): string {
     const clusterDir = path.basename(path.dirname(path.resolve(kubeconfig)));
-    return path.join(path.dirname(path.dirname(path.resolve(kubeconfig))), clusterDir.replace(/^cluster/, "mesh"));
+    return path.join(
+        path.dirname(path.dirname(path.resolve(kubeconfig))),
+        clusterDir.replace(/^cluster/, "mesh"),
+    );
 }
 
 export function meshEnv(kubeconfig: string): MeshEnv {
     const dir = meshDirFor(kubeconfig);
     const file = path.join(dir, "env");
-    if (!fs.existsSync(file)) throw new Error(`the local mesh is not running (no ${file}); run npm run cluster:up`);
+    if (!fs.existsSync(file))
+        throw new Error(`the local mesh is not running (no ${file}); run npm run cluster:up`);
     const env = Object.fromEntries(
         fs
             .readFileSync(file, "utf8")
@@ -56,14 +60,25 @@ export interface GatewayPodDump {
     lastError?: string;
     versions: Record<string, string>;
     updated: string;
-    listeners: { name: string; port: number; loopback: string; tcpProxy: { statPrefix: string; cluster?: string; weightedClusters?: { name: string; weight: number }[] } | null }[];
+    listeners: {
+        name: string;
+        port: number;
+        loopback: string;
+        tcpProxy: {
+            statPrefix: string;
+            cluster?: string;
+            weightedClusters?: { name: string; weight: number }[];
+        } | null;
+    }[];
     clusters: { name: string; type: string; endpoints: GatewayEndpoint[] }[];
     connections: Record<string, number>;
 }
 
 /** What every gateway pod holds from istiod (the stand-in's Envoy-like config dump). */
 export async function gatewayConfigDump(env: MeshEnv, all = false): Promise<GatewayPodDump[]> {
-    const res = await fetch(`${env.gatewayAdmin}/config_dump${all ? "?all=1" : ""}`, { signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`${env.gatewayAdmin}/config_dump${all ? "?all=1" : ""}`, {
+        signal: AbortSignal.timeout(5000),
+    });
     if (!res.ok) throw new Error(`gateway config dump: HTTP ${res.status}`);
     return ((await res.json()) as { pods: GatewayPodDump[] }).pods;
 }
@@ -91,13 +106,18 @@ export function receivedRoutes(dump: GatewayPodDump[], port?: number): ReceivedR
         for (const l of pod.listeners) {
             if (port !== undefined && l.port !== port) continue;
             const tp = l.tcpProxy;
-            const clusters: Record<string, number> = tp?.cluster ? { [tp.cluster]: 100 } : Object.fromEntries((tp?.weightedClusters ?? []).map((w) => [w.name, w.weight]));
+            const clusters: Record<string, number> = tp?.cluster
+                ? { [tp.cluster]: 100 }
+                : Object.fromEntries((tp?.weightedClusters ?? []).map((w) => [w.name, w.weight]));
             const split: Record<string, number> = {};
             const endpoints: Record<string, string[]> = {};
             for (const [name, weight] of Object.entries(clusters)) {
                 split[subsetOf(name)] = weight;
                 const c = pod.clusters.find((x) => x.name === name);
-                endpoints[subsetOf(name)] = (c?.endpoints ?? []).filter((e) => e.health === "HEALTHY" || e.health === "UNKNOWN").map((e) => e.address).sort();
+                endpoints[subsetOf(name)] = (c?.endpoints ?? [])
+                    .filter((e) => e.health === "HEALTHY" || e.health === "UNKNOWN")
+                    .map((e) => e.address)
+                    .sort();
             }
             out.push({ pod: pod.pod, listener: l.name, port: l.port, clusters, split, endpoints });
         }
@@ -107,36 +127,57 @@ export function receivedRoutes(dump: GatewayPodDump[], port?: number): ReceivedR
 
 /** A split with zero weights left out: istiod drops weight-0 destinations, so {v1: 100, v2: 0} arrives as {v1: 100}. */
 export function nonZero(split: Record<string, number>): Record<string, number> {
-    return Object.fromEntries(Object.entries(split).filter(([, w]) => w > 0).sort(([a], [b]) => a.localeCompare(b)));
+    return Object.fromEntries(
+        Object.entries(split)
+            .filter(([, w]) => w > 0)
+            .sort(([a], [b]) => a.localeCompare(b)),
+    );
 }
 
-const sameSplit = (a: Record<string, number>, b: Record<string, number>) => JSON.stringify(nonZero(a)) === JSON.stringify(nonZero(b));
+const sameSplit = (a: Record<string, number>, b: Record<string, number>) =>
+    JSON.stringify(nonZero(a)) === JSON.stringify(nonZero(b));
 
 /**
  * Waits until every gateway pod serves `split` on `port` (istiod debounces, translates and pushes a
  * changed route; the gateway swaps it in). Returns the time it took.
  */
-export async function waitForReceivedSplit(env: MeshEnv, port: number, split: Record<string, number>, timeoutMs = 30_000): Promise<number> {
+export async function waitForReceivedSplit(
+    env: MeshEnv,
+    port: number,
+    split: Record<string, number>,
+    timeoutMs = 30_000,
+): Promise<number> {
     const started = Date.now();
     let last: string | undefined;
     for (;;) {
         try {
             const routes = receivedRoutes(await gatewayConfigDump(env), port);
             last = JSON.stringify(routes.map((r) => ({ pod: r.pod, split: r.split })));
-            if (routes.length > 0 && routes.every((r) => sameSplit(r.split, split))) return Date.now() - started;
+            if (routes.length > 0 && routes.every((r) => sameSplit(r.split, split)))
+                return Date.now() - started;
         } catch (err) {
             last = (err as Error).message;
         }
-        if (Date.now() - started > timeoutMs) throw new Error(`the gateway did not receive ${JSON.stringify(split)} on port ${port} within ${timeoutMs} ms; it holds ${last}`);
+        if (Date.now() - started > timeoutMs)
+            throw new Error(
+                `the gateway did not receive ${JSON.stringify(split)} on port ${port} within ${timeoutMs} ms; it holds ${last}`,
+            );
         await new Promise((r) => setTimeout(r, 25));
     }
 }
 
 /** The seed's way: the gateway Service's LoadBalancer address and its port named `tcp`. */
-export function ingressOf(kubeconfig: string, service = "istio-ingressgateway", portName = "tcp"): { host: string; port: number } {
+export function ingressOf(
+    kubeconfig: string,
+    service = "istio-ingressgateway",
+    portName = "tcp",
+): { host: string; port: number } {
     const svc = kubectlJson(kubeconfig, ["-n", "istio-system", "get", "service", service]);
     const host = svc.status?.loadBalancer?.ingress?.[0]?.ip;
     const port = svc.spec?.ports?.find((p: any) => p.name === portName)?.port;
-    if (!host || !port) throw new Error(`Service istio-system/${service} has no LoadBalancer address or no port named ${portName} yet`);
+    if (!host || !port)
+        throw new Error(
+            `Service istio-system/${service} has no LoadBalancer address or no port named ${portName} yet`,
+        );
     return { host, port };
 }

@@ -7,13 +7,24 @@ import { POLICY_PACK_DIR } from "./engine";
  * The policy pack config for a stack: policy/config/<stack>.json when it exists (per-environment
  * enforcement), with the live v2 weight added so max-weight-step can judge the step. Returns a file path.
  */
-export function policyConfigFor(stack: string, previousV2Weight: number | undefined, overrides: { file?: string; maxWeightStep?: number } = {}): string {
+export function policyConfigFor(
+    stack: string,
+    previousV2Weight: number | undefined,
+    overrides: { file?: string; maxWeightStep?: number } = {},
+): string {
     const base = overrides.file ?? path.join(POLICY_PACK_DIR, "config", `${stack}.json`);
-    const config: Record<string, Record<string, unknown>> = fs.existsSync(base) ? JSON.parse(fs.readFileSync(base, "utf8")) : {};
-    if (previousV2Weight !== undefined) config["max-weight-step"] = { ...config["max-weight-step"], previousV2Weight };
+    const config: Record<string, Record<string, unknown>> = fs.existsSync(base)
+        ? JSON.parse(fs.readFileSync(base, "utf8"))
+        : {};
+    if (previousV2Weight !== undefined)
+        config["max-weight-step"] = { ...config["max-weight-step"], previousV2Weight };
     // An explicit step limit (shift --max-step) is enforced, whatever the environment's default level.
     if (overrides.maxWeightStep !== undefined) {
-        config["max-weight-step"] = { ...config["max-weight-step"], enforcementLevel: "mandatory", maxWeightStep: overrides.maxWeightStep };
+        config["max-weight-step"] = {
+            ...config["max-weight-step"],
+            enforcementLevel: "mandatory",
+            maxWeightStep: overrides.maxWeightStep,
+        };
     }
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "asm-policy-")), `${stack}.json`);
     fs.writeFileSync(file, JSON.stringify(config, null, 2));

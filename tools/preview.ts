@@ -37,10 +37,16 @@ export function policyViolations(output: string): string[] {
 }
 
 export function toMarkdown(s: PreviewSummary): string {
-    const counts = Object.entries(s.changes).map(([op, n]) => `| ${op} | ${n} |`).join("\n") || "| (none) | 0 |";
-    const violations = s.violations.length ? s.violations.map((v) => `- ${v.replace(/\|/g, "\\|")}`).join("\n") : "None.";
+    const counts =
+        Object.entries(s.changes)
+            .map(([op, n]) => `| ${op} | ${n} |`)
+            .join("\n") || "| (none) | 0 |";
+    const violations = s.violations.length
+        ? s.violations.map((v) => `- ${v.replace(/\|/g, "\\|")}`).join("\n")
+        : "None.";
     let diff = s.output;
-    if (diff.length > MAX_DIFF_CHARS) diff = `${diff.slice(0, MAX_DIFF_CHARS)}\n… (${s.output.length - MAX_DIFF_CHARS} more characters trimmed)`;
+    if (diff.length > MAX_DIFF_CHARS)
+        diff = `${diff.slice(0, MAX_DIFF_CHARS)}\n… (${s.output.length - MAX_DIFF_CHARS} more characters trimmed)`;
     return [
         `### Pulumi preview: \`${s.stack}\` ${s.ok ? "✅ passed" : "❌ failed"}`,
         "",
@@ -62,17 +68,44 @@ export function toMarkdown(s: PreviewSummary): string {
     ].join("\n");
 }
 
-export async function runPreview(stackName: string, engine: EngineOptions = {}): Promise<PreviewSummary> {
+export async function runPreview(
+    stackName: string,
+    engine: EngineOptions = {},
+): Promise<PreviewSummary> {
     const stack = await openStack(stackName, engine);
     const own = readStackFile(stackName, engine.workDir);
-    const previous = await stack.outputs().then((o) => (o.v2Weight ? Number(o.v2Weight.value) : undefined)).catch(() => undefined);
-    const policyPackConfigs = [policyConfigFor(stackName, previous ?? (own.v2Weight !== undefined ? Number(own.v2Weight) : undefined))];
+    const previous = await stack
+        .outputs()
+        .then((o) => (o.v2Weight ? Number(o.v2Weight.value) : undefined))
+        .catch(() => undefined);
+    const policyPackConfigs = [
+        policyConfigFor(
+            stackName,
+            previous ?? (own.v2Weight !== undefined ? Number(own.v2Weight) : undefined),
+        ),
+    ];
     try {
         ensurePolicyPackBuilt();
-        const result = await stack.preview({ policyPacks: [POLICY_PACK_DIR], policyPackConfigs, diff: true });
-        return { stack: stackName, ok: true, changes: result.changeSummary as Record<string, number>, violations: policyViolations(result.stdout), output: result.stdout };
+        const result = await stack.preview({
+            policyPacks: [POLICY_PACK_DIR],
+            policyPackConfigs,
+            diff: true,
+        });
+        return {
+            stack: stackName,
+            ok: true,
+            changes: result.changeSummary as Record<string, number>,
+            violations: policyViolations(result.stdout),
+            output: result.stdout,
+        };
     } catch (err) {
         const output = (err as Error).message;
-        return { stack: stackName, ok: false, changes: {}, violations: policyViolations(output), output };
+        return {
+            stack: stackName,
+            ok: false,
+            changes: {},
+            violations: policyViolations(output),
+            output,
+        };
     }
 }

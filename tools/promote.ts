@@ -7,7 +7,13 @@
  */
 import { ConfigValue, Stack } from "@pulumi/pulumi/automation";
 import { log } from "./log";
-import { EngineOptions, POLICY_PACK_DIR, ensurePolicyPackBuilt, openStack, stateStoreOf } from "./engine";
+import {
+    EngineOptions,
+    POLICY_PACK_DIR,
+    ensurePolicyPackBuilt,
+    openStack,
+    stateStoreOf,
+} from "./engine";
 import { StackLockedError, assertUnlocked } from "./locks";
 import { policyConfigFor } from "./policyConfig";
 import { readStackFile } from "./stackFiles";
@@ -66,10 +72,16 @@ export async function promote(opts: PromoteOptions): Promise<PromoteResult> {
     if (!carried.v2Weight) throw new Error(`stack ${opts.from} has no v2Weight to promote`);
     const previous = await readKeys(target);
     const previousWeight = previous.v2Weight ? Number(previous.v2Weight.value) : undefined;
-    log("promote", `${opts.from} -> ${opts.to}: v2Weight ${previousWeight ?? "(unset)"} -> ${carried.v2Weight.value}`);
+    log(
+        "promote",
+        `${opts.from} -> ${opts.to}: v2Weight ${previousWeight ?? "(unset)"} -> ${carried.v2Weight.value}`,
+    );
 
     await writeKeys(target, carried);
-    const policy = { policyPacks: [POLICY_PACK_DIR], policyPackConfigs: [policyConfigFor(opts.to, previousWeight, { file: opts.policyConfig })] };
+    const policy = {
+        policyPacks: [POLICY_PACK_DIR],
+        policyPackConfigs: [policyConfigFor(opts.to, previousWeight, { file: opts.policyConfig })],
+    };
     const result: PromoteResult = { outcome: "previewed", carried, previewStdout: "" };
     try {
         ensurePolicyPackBuilt();

@@ -34,7 +34,10 @@ function readable(data: Buffer | undefined): boolean {
 }
 
 /** Restores an unreadable checkpoint from the newest readable backup; returns what it did. */
-export async function repairCheckpoint(store: StateStore, stack: string): Promise<string | undefined> {
+export async function repairCheckpoint(
+    store: StateStore,
+    stack: string,
+): Promise<string | undefined> {
     const checkpoint = `.pulumi/stacks/${PROJECT}/${stack}.json`;
     const current = await store.read(checkpoint);
     if (current === undefined || readable(current)) return undefined;
@@ -52,7 +55,9 @@ export async function repairCheckpoint(store: StateStore, stack: string): Promis
         if (attrs) await store.write(`${checkpoint}.attrs`, attrs);
         return `restored the cut-short checkpoint from ${candidate}`;
     }
-    throw new Error(`checkpoint ${store.describe(checkpoint)} is unreadable and no readable backup was found`);
+    throw new Error(
+        `checkpoint ${store.describe(checkpoint)} is unreadable and no readable backup was found`,
+    );
 }
 
 function processInfo(pid: number): { ppid: number; argv: string[] } | undefined {
@@ -70,7 +75,10 @@ function processInfo(pid: number): { ppid: number; argv: string[] } | undefined 
 export function isPulumiPlugin(argv: string[]): boolean {
     const exe = path.basename(argv[0] ?? "");
     if (/^pulumi-(resource|language|analyzer)-/.test(exe)) return true;
-    return exe === "node" && /@pulumi\/pulumi\/cmd\/(run|run-policy-pack)(\/index\.js)?$/.test(argv[1] ?? "");
+    return (
+        exe === "node" &&
+        /@pulumi\/pulumi\/cmd\/(run|run-policy-pack)(\/index\.js)?$/.test(argv[1] ?? "")
+    );
 }
 
 function isPulumiProcess(argv: string[]): boolean {
@@ -125,11 +133,17 @@ export interface RecoverOptions extends EngineOptions {
 export async function recover(stack: string, opts: RecoverOptions = {}): Promise<string[]> {
     const env = { ...process.env, ...engineEnv(stack, opts) };
     const cwd = opts.workDir ?? PROJECT_ROOT;
-    const pulumi = (args: string[]) => spawnSync(toolchainBinary("pulumi"), [...args, "--stack", stack], { cwd, env, encoding: "utf8" });
+    const pulumi = (args: string[]) =>
+        spawnSync(toolchainBinary("pulumi"), [...args, "--stack", stack], {
+            cwd,
+            env,
+            encoding: "utf8",
+        });
     const store = stateStoreFor(stack, opts);
     const done: string[] = [];
     const orphans = killOrphanedPlugins();
-    if (orphans.length > 0) done.push(`stopped ${orphans.length} plugin process(es) orphaned by the killed update`);
+    if (orphans.length > 0)
+        done.push(`stopped ${orphans.length} plugin process(es) orphaned by the killed update`);
     const repaired = await repairCheckpoint(store, stack);
     if (repaired) done.push(repaired);
     const removeStaleLocks = async () => {
@@ -146,16 +160,21 @@ export async function recover(stack: string, opts: RecoverOptions = {}): Promise
         // Nothing live to read back: the render provider writes files and has no cluster to refresh from.
         // Pending operations of the killed update are dropped; the next up rewrites every manifest.
         const exported = pulumi(["stack", "export"]);
-        if (exported.status !== 0) throw new Error(`pulumi stack export failed:\n${exported.stderr}`);
+        if (exported.status !== 0)
+            throw new Error(`pulumi stack export failed:\n${exported.stderr}`);
         const state = JSON.parse(exported.stdout);
         const pending = state.deployment?.pending_operations?.length ?? 0;
         if (pending > 0) {
             delete state.deployment.pending_operations;
-            const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "asm-recover-")), "state.json");
+            const file = path.join(
+                fs.mkdtempSync(path.join(os.tmpdir(), "asm-recover-")),
+                "state.json",
+            );
             fs.writeFileSync(file, JSON.stringify(state));
             const imported = pulumi(["stack", "import", "--file", file]);
             fs.rmSync(path.dirname(file), { recursive: true, force: true });
-            if (imported.status !== 0) throw new Error(`pulumi stack import failed:\n${imported.stderr}`);
+            if (imported.status !== 0)
+                throw new Error(`pulumi stack import failed:\n${imported.stderr}`);
             done.push(`dropped ${pending} pending operation(s) of the killed update`);
         }
         done.push("render target: nothing live to refresh; the next up rewrites the manifests");
@@ -170,9 +189,13 @@ export async function recover(stack: string, opts: RecoverOptions = {}): Promise
         await removeStaleLocks();
         const first = `${refresh.stdout}\n${refresh.stderr}`;
         refresh = pulumi(refreshArgs);
-        if (refresh.status === 0) done.push(`refresh succeeded on the second try; the first said:\n${first.trim().split("\n").slice(-8).join("\n")}`);
+        if (refresh.status === 0)
+            done.push(
+                `refresh succeeded on the second try; the first said:\n${first.trim().split("\n").slice(-8).join("\n")}`,
+            );
     }
-    if (refresh.status !== 0) throw new Error(`pulumi refresh failed:\n${refresh.stdout}\n${refresh.stderr}`);
+    if (refresh.status !== 0)
+        throw new Error(`pulumi refresh failed:\n${refresh.stdout}\n${refresh.stderr}`);
     done.push("refreshed the state from the target");
     return done;
 }

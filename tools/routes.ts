@@ -22,7 +22,10 @@ export interface LiveRoute {
 export function routesOf(virtualService: any): LiveRoute[] {
     return (virtualService?.spec?.tcp ?? []).map((r: any) => ({
         port: r.match?.[0]?.port,
-        destinations: (r.route ?? []).map((d: any) => ({ subset: d.destination?.subset, weight: d.weight ?? 0 })),
+        destinations: (r.route ?? []).map((d: any) => ({
+            subset: d.destination?.subset,
+            weight: d.weight ?? 0,
+        })),
     }));
 }
 
@@ -37,30 +40,60 @@ export function renderedVirtualService(renderDir: string, name = OBJECT_NAMES.vi
     throw new Error(`no rendered VirtualService ${name} under ${dir}`);
 }
 
-export function liveVirtualService(kubeconfig: string, namespace: string, name = OBJECT_NAMES.virtualService): any {
-    if (!fs.existsSync(kubeconfig)) throw new Error(`no kubeconfig at ${kubeconfig}: is the local cluster up? (npm run cluster:up, or npm run local)`);
+export function liveVirtualService(
+    kubeconfig: string,
+    namespace: string,
+    name = OBJECT_NAMES.virtualService,
+): any {
+    if (!fs.existsSync(kubeconfig))
+        throw new Error(
+            `no kubeconfig at ${kubeconfig}: is the local cluster up? (npm run cluster:up, or npm run local)`,
+        );
     try {
-        return kubectlJson(kubeconfig, ["-n", namespace, "get", "virtualservices.networking.istio.io", name]);
+        return kubectlJson(kubeconfig, [
+            "-n",
+            namespace,
+            "get",
+            "virtualservices.networking.istio.io",
+            name,
+        ]);
     } catch (err) {
-        const said = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split("\n")[0];
-        throw new Error(`cannot read VirtualService ${namespace}/${name} with ${kubeconfig}: ${said}`, { cause: err });
+        const said = String((err as { stderr?: string }).stderr ?? (err as Error).message)
+            .trim()
+            .split("\n")[0];
+        throw new Error(
+            `cannot read VirtualService ${namespace}/${name} with ${kubeconfig}: ${said}`,
+            { cause: err },
+        );
     }
 }
 
 /** The VirtualService as the stack's target holds it now. */
 export function currentVirtualService(stack: string, workDir = PROJECT_ROOT): any {
     const settings = readStackSettings(stack, workDir);
-    if (settings.target === "render") return renderedVirtualService(path.resolve(workDir, settings.renderDir));
-    if (settings.target === "local") return liveVirtualService(path.resolve(workDir, settings.localKubeconfig), settings.namespace);
-    throw new Error(`reading live routes of target "${settings.target}" needs the ASM kubeconfig; use kubectl against ASM`);
+    if (settings.target === "render")
+        return renderedVirtualService(path.resolve(workDir, settings.renderDir));
+    if (settings.target === "local")
+        return liveVirtualService(
+            path.resolve(workDir, settings.localKubeconfig),
+            settings.namespace,
+        );
+    throw new Error(
+        `reading live routes of target "${settings.target}" needs the ASM kubeconfig; use kubectl against ASM`,
+    );
 }
 
 /** What the local cluster's gateway pods received from istiod, or why that is unknown. */
-export async function receivedByGateway(stack: string, workDir = PROJECT_ROOT): Promise<ReceivedRoute[] | string> {
+export async function receivedByGateway(
+    stack: string,
+    workDir = PROJECT_ROOT,
+): Promise<ReceivedRoute[] | string> {
     const settings = readStackSettings(stack, workDir);
     if (settings.target !== "local") return `target ${settings.target} has no local gateway`;
     try {
-        return receivedRoutes(await gatewayConfigDump(meshEnv(path.resolve(workDir, settings.localKubeconfig))));
+        return receivedRoutes(
+            await gatewayConfigDump(meshEnv(path.resolve(workDir, settings.localKubeconfig))),
+        );
     } catch (err) {
         return (err as Error).message;
     }
@@ -69,7 +102,8 @@ export async function receivedByGateway(stack: string, workDir = PROJECT_ROOT): 
 export function formatReceived(received: ReceivedRoute[] | string, port: number): string[] {
     if (typeof received === "string") return [`  gateway: ${received}`];
     const mine = received.filter((r) => r.port === port);
-    if (mine.length === 0) return [`  gateway: no gateway pod serves port ${port} (istiod sent no listener for it)`];
+    if (mine.length === 0)
+        return [`  gateway: no gateway pod serves port ${port} (istiod sent no listener for it)`];
     return mine.map((r) => {
         const split = Object.entries(r.split)
             .map(([subset, w]) => `${subset} ${w}`)

@@ -8,7 +8,14 @@ import { spawnSync } from "child_process";
 import * as readline from "readline";
 import { Stack } from "@pulumi/pulumi/automation";
 import { log } from "./log";
-import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, stateStoreOf, EngineOptions } from "./engine";
+import {
+    POLICY_PACK_DIR,
+    PROJECT_ROOT,
+    gatedUp,
+    openStack,
+    stateStoreOf,
+    EngineOptions,
+} from "./engine";
 import { HeldLock, StackLockedError, acquireRolloutLock, clearLockHint } from "./locks";
 import { policyConfigFor } from "./policyConfig";
 import { currentVirtualService, routesOf } from "./routes";
@@ -26,7 +33,15 @@ export function splitFor(weight: number): Record<string, number> {
 export type Gate =
     | { kind: "none" }
     | { kind: "command"; command: string }
-    | { kind: "verify"; host: string; port: number; connections: number; concurrency: number; timeoutMs: number; maxErrorRate: number };
+    | {
+          kind: "verify";
+          host: string;
+          port: number;
+          connections: number;
+          concurrency: number;
+          timeoutMs: number;
+          maxErrorRate: number;
+      };
 
 export interface ShiftOptions {
     stack: string;
@@ -58,13 +73,19 @@ export interface ShiftResult {
     /** Why it was locked or refused. */
     message?: string;
     finalWeight: number;
-    steps: { weight: number; status: "applied" | "gate-failed" | "up-failed" | "stopped"; detail?: string }[];
+    steps: {
+        weight: number;
+        status: "applied" | "gate-failed" | "up-failed" | "stopped";
+        detail?: string;
+    }[];
 }
 
 /** The weight the target holds now (render: the rendered file; local: the cluster), or undefined when unreadable. */
 function liveWeight(stack: string, workDir: string): number | undefined {
     try {
-        return routesOf(currentVirtualService(stack, workDir))[0]?.destinations.find((d) => d.subset === VERSIONS.canary.subset)?.weight;
+        return routesOf(currentVirtualService(stack, workDir))[0]?.destinations.find(
+            (d) => d.subset === VERSIONS.canary.subset,
+        )?.weight;
     } catch {
         return undefined;
     }
@@ -75,26 +96,53 @@ async function declaredWeight(stack: Stack): Promise<number> {
 }
 
 /** One step: the environment's policy config, judged against the live weight (max-weight-step). */
-async function applyWeight(stack: Stack, lock: HeldLock, weight: number, previous: number | undefined, maxStep: number | undefined): Promise<void> {
+async function applyWeight(
+    stack: Stack,
+    lock: HeldLock,
+    weight: number,
+    previous: number | undefined,
+    maxStep: number | undefined,
+): Promise<void> {
     await stack.setConfig("v2Weight", { value: String(weight) });
-    await gatedUp(stack, { ownLock: lock.key, policyPacks: [POLICY_PACK_DIR], policyPackConfigs: [policyConfigFor(stack.name, previous, { maxWeightStep: maxStep })] });
+    await gatedUp(stack, {
+        ownLock: lock.key,
+        policyPacks: [POLICY_PACK_DIR],
+        policyPackConfigs: [policyConfigFor(stack.name, previous, { maxWeightStep: maxStep })],
+    });
 }
 
 /** The update was refused because someone else holds the stack (our lock check, or the CLI's own). */
 function lockedOut(err: unknown): boolean {
-    return err instanceof StackLockedError || /the stack is currently locked/.test((err as Error)?.message ?? "");
+    return (
+        err instanceof StackLockedError ||
+        /the stack is currently locked/.test((err as Error)?.message ?? "")
+    );
 }
 
-async function runGate(gate: Gate, weight: number, stack: string): Promise<{ ok: boolean; detail: string }> {
+async function runGate(
+    gate: Gate,
+    weight: number,
+    stack: string,
+): Promise<{ ok: boolean; detail: string }> {
     switch (gate.kind) {
         case "none":
             return { ok: true, detail: "no gate" };
         case "command": {
-            const r = spawnSync("bash", ["-c", gate.command], { env: { ...process.env, V2_WEIGHT: String(weight), STACK: stack }, encoding: "utf8" });
-            return { ok: r.status === 0, detail: `gate command exited ${r.status}${r.stderr ? `: ${r.stderr.trim().slice(0, 500)}` : ""}` };
+            const r = spawnSync("bash", ["-c", gate.command], {
+                env: { ...process.env, V2_WEIGHT: String(weight), STACK: stack },
+                encoding: "utf8",
+            });
+            return {
+                ok: r.status === 0,
+                detail: `gate command exited ${r.status}${r.stderr ? `: ${r.stderr.trim().slice(0, 500)}` : ""}`,
+            };
         }
         case "verify": {
-            const report = await verify({ ...gate, expectedWeight: weight, prefixes: ECHO_PREFIXES });
+            const report = await verify({
+                ...gate,
+                expectedWeight: weight,
+                prefixes: ECHO_PREFIXES,
+            });
             return { ok: report.verdict === "consistent", detail: formatReport(report) };
         }
     }
@@ -115,7 +163,10 @@ function askTerminal(question: string): Promise<boolean> {
  * How a step waits for its weight to be served: on the local cluster, until every gateway pod received the
  * new split from istiod; elsewhere there is nothing to watch (undefined: the caller's settle time applies).
  */
-export function appliedWaiterFor(stack: string, workDir = PROJECT_ROOT): ShiftOptions["awaitApplied"] {
+export function appliedWaiterFor(
+    stack: string,
+    workDir = PROJECT_ROOT,
+): ShiftOptions["awaitApplied"] {
     const settings = readStackSettings(stack, workDir);
     if (settings.target !== "local") return undefined;
     const env = meshEnv(path.resolve(workDir, settings.localKubeconfig));
@@ -135,7 +186,12 @@ export async function shift(opts: ShiftOptions): Promise<ShiftResult> {
     } catch (err) {
         if (!(err instanceof StackLockedError)) throw err;
         log("shift", `refusing to start: ${err.message}`);
-        return { outcome: "locked", message: err.message, finalWeight: await declaredWeight(stack), steps: [] };
+        return {
+            outcome: "locked",
+            message: err.message,
+            finalWeight: await declaredWeight(stack),
+            steps: [],
+        };
     }
     try {
         return await shiftHoldingLock(opts, stack, workDir, lock);
@@ -144,16 +200,27 @@ export async function shift(opts: ShiftOptions): Promise<ShiftResult> {
     }
 }
 
-async function shiftHoldingLock(opts: ShiftOptions, stack: Stack, workDir: string, lock: HeldLock): Promise<ShiftResult> {
+async function shiftHoldingLock(
+    opts: ShiftOptions,
+    stack: Stack,
+    workDir: string,
+    lock: HeldLock,
+): Promise<ShiftResult> {
     const declared = await declaredWeight(stack);
     const live = liveWeight(opts.stack, workDir);
     const result: ShiftResult = { outcome: "completed", finalWeight: declared, steps: [] };
     if (live !== undefined && live !== declared && !opts.force) {
-        log("shift", `refusing to start: the target holds v2 weight ${live} but stack ${opts.stack} declares ${declared} (drift; someone else changed the routes). Reconcile with \`up --refresh\`, or pass --force.`);
+        log(
+            "shift",
+            `refusing to start: the target holds v2 weight ${live} but stack ${opts.stack} declares ${declared} (drift; someone else changed the routes). Reconcile with \`up --refresh\`, or pass --force.`,
+        );
         return { ...result, outcome: "refused" };
     }
     let lastGood = live ?? declared;
-    log("shift", `stack ${opts.stack}: starting at v2 weight ${lastGood}; steps ${opts.steps.join(" -> ")}`);
+    log(
+        "shift",
+        `stack ${opts.stack}: starting at v2 weight ${lastGood}; steps ${opts.steps.join(" -> ")}`,
+    );
 
     const rollback = async () => {
         log("shift", `rolling back to the last good weight ${lastGood}`);
@@ -173,12 +240,22 @@ async function shiftHoldingLock(opts: ShiftOptions, stack: Stack, workDir: strin
                 // Someone ran a plain update meanwhile: nothing of this step was applied, and a rollback would
                 // fight that update. The target keeps the last good weight; the stack file says what was tried.
                 await stack.setConfig("v2Weight", { value: String(lastGood) });
-                const message = `${(err as Error).message.split("\n").filter((l) => /lock|created by|pulumi cancel/.test(l)).join("\n")}\n${clearLockHint(opts.stack)}`;
-                log("shift", `step ${weight} not applied: the stack is locked by another job\n${message}`);
+                const message = `${(err as Error).message
+                    .split("\n")
+                    .filter((l) => /lock|created by|pulumi cancel/.test(l))
+                    .join("\n")}\n${clearLockHint(opts.stack)}`;
+                log(
+                    "shift",
+                    `step ${weight} not applied: the stack is locked by another job\n${message}`,
+                );
                 result.steps.push({ weight, status: "up-failed", detail: message });
                 return { ...result, outcome: "locked", message };
             }
-            const detail = (err as Error).message.split("\n").filter((l) => /error|violation|mandatory/i.test(l)).slice(0, 10).join("\n");
+            const detail = (err as Error).message
+                .split("\n")
+                .filter((l) => /error|violation|mandatory/i.test(l))
+                .slice(0, 10)
+                .join("\n");
             result.steps.push({ weight, status: "up-failed", detail });
             log("shift", `step ${weight} failed to apply:\n${detail}`);
             await rollback();
@@ -189,13 +266,19 @@ async function shiftHoldingLock(opts: ShiftOptions, stack: Stack, workDir: strin
             const started = Date.now();
             try {
                 await opts.awaitApplied(weight);
-                log("shift", `the gateway serves v2 weight ${weight} (${Date.now() - started} ms after the update)`);
+                log(
+                    "shift",
+                    `the gateway serves v2 weight ${weight} (${Date.now() - started} ms after the update)`,
+                );
             } catch (err) {
                 applied = (err as Error).message;
             }
         }
         if (opts.settleSeconds) await new Promise((r) => setTimeout(r, opts.settleSeconds! * 1000));
-        const gate = applied === undefined ? await runGate(opts.gate, weight, opts.stack) : { ok: false, detail: applied };
+        const gate =
+            applied === undefined
+                ? await runGate(opts.gate, weight, opts.stack)
+                : { ok: false, detail: applied };
         log("shift", `gate at ${weight}: ${gate.ok ? "passed" : "FAILED"}\n${gate.detail}`);
         if (!gate.ok) {
             result.steps.push({ weight, status: "gate-failed", detail: gate.detail });
@@ -207,7 +290,9 @@ async function shiftHoldingLock(opts: ShiftOptions, stack: Stack, workDir: strin
         result.finalWeight = weight;
         const next = opts.steps[i + 1];
         if (opts.pause && next !== undefined) {
-            const go = await (opts.confirm ?? askTerminal)(`v2 weight is ${weight}. Promote to ${next}?`);
+            const go = await (opts.confirm ?? askTerminal)(
+                `v2 weight is ${weight}. Promote to ${next}?`,
+            );
             if (!go) {
                 log("shift", `stopped by the operator at ${weight}`);
                 result.outcome = "stopped";

@@ -20,7 +20,14 @@ export function readStackFile(stack: string, workDir = PROJECT_ROOT): Record<str
  * restate a default (render folder, kubeconfig path, namespace, gateway port) the program owns.
  */
 export function readStackSettings(stack: string, workDir = PROJECT_ROOT): Settings {
-    if (!fs.existsSync(path.join(workDir, `Pulumi.${stack}.yaml`))) throw new Error(`stack ${stack} has no stack file Pulumi.${stack}.yaml in ${workDir}`);
+    if (!fs.existsSync(path.join(workDir, `Pulumi.${stack}.yaml`)))
+        throw new Error(`stack ${stack} has no stack file Pulumi.${stack}.yaml in ${workDir}`);
     const own = readStackFile(stack, workDir);
-    return parseSettings((key) => (own[key] === undefined ? undefined : typeof own[key] === "string" ? own[key] : JSON.stringify(own[key])));
+    return parseSettings((key) =>
+        own[key] === undefined
+            ? undefined
+            : typeof own[key] === "string"
+              ? own[key]
+              : JSON.stringify(own[key]),
+    );
 }

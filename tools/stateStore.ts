@@ -28,8 +28,12 @@ export interface StateStore {
 }
 
 /** Opens the store behind a DIY backend URL; the environment supplies S3 credentials. */
-export function openStateStore(backendUrl: string, env: Record<string, string | undefined> = process.env): StateStore {
-    if (backendUrl.startsWith("file://")) return new FileStore(backendUrl.slice("file://".length).split("?")[0]);
+export function openStateStore(
+    backendUrl: string,
+    env: Record<string, string | undefined> = process.env,
+): StateStore {
+    if (backendUrl.startsWith("file://"))
+        return new FileStore(backendUrl.slice("file://".length).split("?")[0]);
     if (backendUrl.startsWith("s3://")) return new S3Store(parseS3Url(backendUrl), env);
     throw new Error(`unsupported backend ${backendUrl}: the tools read file:// and s3:// backends`);
 }
@@ -68,12 +72,18 @@ class FileStore implements StateStore {
                 if (e.isDirectory()) walk(full);
                 else {
                     const key = path.relative(this.root, full).split(path.sep).join("/");
-                    if (key.startsWith(prefix)) out.push({ key, modified: fs.statSync(full).mtime });
+                    if (key.startsWith(prefix))
+                        out.push({ key, modified: fs.statSync(full).mtime });
                 }
             }
         };
         // Start at the deepest folder the prefix names, not the whole tree.
-        walk(path.join(this.root, prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : ""));
+        walk(
+            path.join(
+                this.root,
+                prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : "",
+            ),
+        );
         return out.sort((a, b) => a.key.localeCompare(b.key));
     }
 }
@@ -94,11 +104,25 @@ export function parseS3Url(backendUrl: string): S3Location {
     const u = new URL(backendUrl);
     const q = u.searchParams;
     for (const key of q.keys()) {
-        if (!["region", "endpoint", "disableSSL", "s3ForcePathStyle", "profile", "awssdk", "ssetype", "kmskeyid"].includes(key)) {
-            throw new Error(`${backendUrl}: unknown query parameter "${key}" (Pulumi's s3 backend accepts region, endpoint, disableSSL, s3ForcePathStyle, profile)`);
+        if (
+            ![
+                "region",
+                "endpoint",
+                "disableSSL",
+                "s3ForcePathStyle",
+                "profile",
+                "awssdk",
+                "ssetype",
+                "kmskeyid",
+            ].includes(key)
+        ) {
+            throw new Error(
+                `${backendUrl}: unknown query parameter "${key}" (Pulumi's s3 backend accepts region, endpoint, disableSSL, s3ForcePathStyle, profile)`,
+            );
         }
     }
-    const region = q.get("region") ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1";
+    const region =
+        q.get("region") ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1";
     const scheme = q.get("disableSSL") === "true" ? "http" : "https";
     const host = q.get("endpoint") ?? `s3.${region}.amazonaws.com`;
     const endpoint = /^https?:\/\//.test(host) ? host.replace(/\/$/, "") : `${scheme}://${host}`;
@@ -113,10 +137,21 @@ export function parseS3Url(backendUrl: string): S3Location {
 }
 
 const sha256 = (data: Buffer | string) => crypto.createHash("sha256").update(data).digest("hex");
-const hmac = (key: Buffer | string, data: string) => crypto.createHmac("sha256", key).update(data).digest();
+const hmac = (key: Buffer | string, data: string) =>
+    crypto.createHmac("sha256", key).update(data).digest();
 /** RFC 3986 encoding, as SigV4 wants it (encodeURIComponent leaves !'()* alone). */
-const rfc3986 = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-const xmlText = (s: string) => s.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, "&");
+const rfc3986 = (s: string) =>
+    encodeURIComponent(s).replace(
+        /[!'()*]/g,
+        (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+    );
+const xmlText = (s: string) =>
+    s
+        .replace(/&lt;/g, "<")
+        .replace(/&gt;/g, ">")
+        .replace(/&quot;/g, '"')
+        .replace(/&apos;/g, "'")
+        .replace(/&amp;/g, "&");
 
 export interface SignV4Input {
     method: string;
@@ -138,16 +173,33 @@ export function signV4(r: SignV4Input): { headers: Record<string, string>; query
         .sort()
         .map((k) => `${rfc3986(k)}=${rfc3986(r.query[k])}`)
         .join("&");
-    const amzDate = r.now.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+    const amzDate = r.now
+        .toISOString()
+        .replace(/[-:]/g, "")
+        .replace(/\.\d{3}/, "");
     const date = amzDate.slice(0, 8);
     const payloadHash = sha256(r.payload);
-    const headers: Record<string, string> = { host: r.host, "x-amz-content-sha256": payloadHash, "x-amz-date": amzDate };
+    const headers: Record<string, string> = {
+        host: r.host,
+        "x-amz-content-sha256": payloadHash,
+        "x-amz-date": amzDate,
+    };
     if (r.sessionToken) headers["x-amz-security-token"] = r.sessionToken;
     const names = Object.keys(headers).sort();
-    const canonical = [r.method, r.path, query, names.map((n) => `${n}:${headers[n]}\n`).join(""), names.join(";"), payloadHash].join("\n");
+    const canonical = [
+        r.method,
+        r.path,
+        query,
+        names.map((n) => `${n}:${headers[n]}\n`).join(""),
+        names.join(";"),
+        payloadHash,
+    ].join("\n");
     const scope = `${date}/${r.region}/s3/aws4_request`;
     const toSign = ["AWS4-HMAC-SHA256", amzDate, scope, sha256(canonical)].join("\n");
-    const signingKey = hmac(hmac(hmac(hmac(`AWS4${r.secretKey}`, date), r.region), "s3"), "aws4_request");
+    const signingKey = hmac(
+        hmac(hmac(hmac(`AWS4${r.secretKey}`, date), r.region), "s3"),
+        "aws4_request",
+    );
     const signature = crypto.createHmac("sha256", signingKey).update(toSign).digest("hex");
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${r.accessKey}/${scope}, SignedHeaders=${names.join(";")}, Signature=${signature}`;
     return { headers, query };
@@ -168,22 +220,46 @@ class S3Store implements StateStore {
     }
 
     /** One signed request (AWS Signature Version 4, payload hashed). */
-    async request(method: string, key: string, query: Record<string, string> = {}, body?: Buffer): Promise<{ status: number; body: Buffer }> {
+    async request(
+        method: string,
+        key: string,
+        query: Record<string, string> = {},
+        body?: Buffer,
+    ): Promise<{ status: number; body: Buffer }> {
         const accessKey = this.env.AWS_ACCESS_KEY_ID;
         const secretKey = this.env.AWS_SECRET_ACCESS_KEY;
-        if (!accessKey || !secretKey) throw new Error(`${this.loc.url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (for OSS: a RAM user's AccessKey)`);
+        if (!accessKey || !secretKey)
+            throw new Error(
+                `${this.loc.url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (for OSS: a RAM user's AccessKey)`,
+            );
         const base = new URL(this.loc.endpoint);
         const host = this.loc.pathStyle ? base.host : `${this.loc.bucket}.${base.host}`;
-        const segments = this.loc.pathStyle ? [this.loc.bucket, ...(key ? key.split("/") : [])] : key.split("/");
+        const segments = this.loc.pathStyle
+            ? [this.loc.bucket, ...(key ? key.split("/") : [])]
+            : key.split("/");
         const requestPath = "/" + segments.map(rfc3986).join("/");
-        const signed = signV4({ method, host, path: requestPath, query, payload: body ?? "", accessKey, secretKey, sessionToken: this.env.AWS_SESSION_TOKEN, region: this.loc.region, now: new Date() });
-        const { host: _host, ...headers } = signed.headers;
-        const res = await fetch(`${base.protocol}//${host}${requestPath}${signed.query ? `?${signed.query}` : ""}`, {
+        const signed = signV4({
             method,
-            headers,
-            body: body as BodyInit | undefined,
-            signal: AbortSignal.timeout(15_000),
+            host,
+            path: requestPath,
+            query,
+            payload: body ?? "",
+            accessKey,
+            secretKey,
+            sessionToken: this.env.AWS_SESSION_TOKEN,
+            region: this.loc.region,
+            now: new Date(),
         });
+        const { host: _host, ...headers } = signed.headers;
+        const res = await fetch(
+            `${base.protocol}//${host}${requestPath}${signed.query ? `?${signed.query}` : ""}`,
+            {
+                method,
+                headers,
+                body: body as BodyInit | undefined,
+                signal: AbortSignal.timeout(15_000),
+            },
+        );
         return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
     }
 
@@ -206,24 +282,38 @@ class S3Store implements StateStore {
 
     async remove(key: string): Promise<void> {
         const res = await this.request("DELETE", this.fullKey(key));
-        if (res.status !== 204 && res.status !== 200 && res.status !== 404) this.fail("deleting", key, res);
+        if (res.status !== 204 && res.status !== 200 && res.status !== 404)
+            this.fail("deleting", key, res);
     }
 
     async list(prefix: string): Promise<StoredObject[]> {
         const out: StoredObject[] = [];
         let token: string | undefined;
         do {
-            const query: Record<string, string> = { "list-type": "2", prefix: this.fullKey(prefix) };
+            const query: Record<string, string> = {
+                "list-type": "2",
+                prefix: this.fullKey(prefix),
+            };
             if (token) query["continuation-token"] = token;
             const res = await this.request("GET", "", query);
             if (res.status !== 200) this.fail("listing", prefix, res);
             const xml = res.body.toString();
             for (const [, contents] of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
                 const key = xmlText(/<Key>([\s\S]*?)<\/Key>/.exec(contents)![1]);
-                const modified = new Date(/<LastModified>([^<]*)<\/LastModified>/.exec(contents)?.[1] ?? 0);
-                out.push({ key: this.loc.prefix ? key.slice(this.loc.prefix.length + 1) : key, modified });
+                const modified = new Date(
+                    /<LastModified>([^<]*)<\/LastModified>/.exec(contents)?.[1] ?? 0,
+                );
+                out.push({
+                    key: this.loc.prefix ? key.slice(this.loc.prefix.length + 1) : key,
+                    modified,
+                });
             }
-            token = /<IsTruncated>true<\/IsTruncated>/.test(xml) ? xmlText(/<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1] ?? "") : undefined;
+            token = /<IsTruncated>true<\/IsTruncated>/.test(xml)
+                ? xmlText(
+                      /<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1] ??
+                          "",
+                  )
+                : undefined;
         } while (token);
         return out.sort((a, b) => a.key.localeCompare(b.key));
     }

@@ -40,7 +40,11 @@ export interface VerifyReport {
 const Z95 = 1.959963984540054;
 
 /** Wilson score interval for a binomial proportion (well-behaved at 0 and 1, unlike the normal one). */
-export function wilsonInterval(successes: number, trials: number, z = Z95): { low: number; high: number } {
+export function wilsonInterval(
+    successes: number,
+    trials: number,
+    z = Z95,
+): { low: number; high: number } {
     if (trials <= 0) throw new RangeError("wilsonInterval needs at least one trial");
     const p = successes / trials;
     const z2 = z * z;
@@ -48,7 +52,10 @@ export function wilsonInterval(successes: number, trials: number, z = Z95): { lo
     const centre = (p + z2 / (2 * trials)) / denominator;
     const half = (z * Math.sqrt((p * (1 - p)) / trials + z2 / (4 * trials * trials))) / denominator;
     // Exact at the edges: 0 of n must admit a 0% weight, n of n a 100% one, despite rounding.
-    return { low: successes === 0 ? 0 : Math.max(0, centre - half), high: successes === trials ? 1 : Math.min(1, centre + half) };
+    return {
+        low: successes === 0 ? 0 : Math.max(0, centre - half),
+        high: successes === trials ? 1 : Math.min(1, centre + half),
+    };
 }
 
 function classifyError(err: NodeJS.ErrnoException): Outcome {
@@ -66,7 +73,13 @@ function classifyError(err: NodeJS.ErrnoException): Outcome {
 }
 
 /** One connection: send a line, read one line back, say which version answered. Never throws. */
-export function probe(host: string, port: number, line: string, prefixes: VerifyOptions["prefixes"], timeoutMs: number): Promise<Outcome> {
+export function probe(
+    host: string,
+    port: number,
+    line: string,
+    prefixes: VerifyOptions["prefixes"],
+    timeoutMs: number,
+): Promise<Outcome> {
     return new Promise((resolve) => {
         let settled = false;
         let received = "";
@@ -98,17 +111,35 @@ export function probe(host: string, port: number, line: string, prefixes: Verify
 
 export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
     const started = Date.now();
-    const counts: Record<Outcome, number> = { v1: 0, v2: 0, unknown: 0, timeout: 0, refused: 0, reset: 0, error: 0 };
+    const counts: Record<Outcome, number> = {
+        v1: 0,
+        v2: 0,
+        unknown: 0,
+        timeout: 0,
+        refused: 0,
+        reset: 0,
+        error: 0,
+    };
     let next = 0;
     let done = 0;
     const worker = async () => {
         while (next < opts.connections) {
             const i = next++;
-            counts[await probe(opts.host, opts.port, `asm-tcp-shift-verify-${i}`, opts.prefixes, opts.timeoutMs)]++;
+            counts[
+                await probe(
+                    opts.host,
+                    opts.port,
+                    `asm-tcp-shift-verify-${i}`,
+                    opts.prefixes,
+                    opts.timeoutMs,
+                )
+            ]++;
             opts.onProgress?.(++done, opts.connections);
         }
     };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, opts.connections)) }, worker));
+    await Promise.all(
+        Array.from({ length: Math.max(1, Math.min(opts.concurrency, opts.connections)) }, worker),
+    );
 
     const reached = counts.v1 + counts.v2;
     const failed = opts.connections - reached;
@@ -131,7 +162,18 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
         verdict = "inconsistent";
         reason = `expected ${opts.expectedWeight}% lies outside the 95% interval [${pct(wilson95!.low)}, ${pct(wilson95!.high)}]`;
     }
-    return { target: `${opts.host}:${opts.port}`, connections: opts.connections, counts, observedV2Share, wilson95, expectedWeight: opts.expectedWeight, errorRate, verdict, reason, durationMs: Date.now() - started };
+    return {
+        target: `${opts.host}:${opts.port}`,
+        connections: opts.connections,
+        counts,
+        observedV2Share,
+        wilson95,
+        expectedWeight: opts.expectedWeight,
+        errorRate,
+        verdict,
+        reason,
+        durationMs: Date.now() - started,
+    };
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;

@@ -10,7 +10,11 @@ new k8s.apiextensions.CustomResource("floor-echo", {
     apiVersion: "networking.istio.io/v1",
     kind: "VirtualService",
     // Force-owned, like every object of the program.
-    metadata: { name: "floor-echo", namespace: "default", annotations: { "pulumi.com/patchForce": "true" } },
+    metadata: {
+        name: "floor-echo",
+        namespace: "default",
+        annotations: { "pulumi.com/patchForce": "true" },
+    },
     spec: {
         hosts: ["*"],
         gateways: ["floor-echo-gateway"],
@@ -18,8 +22,14 @@ new k8s.apiextensions.CustomResource("floor-echo", {
             {
                 match: [{ port: 31401 }],
                 route: [
-                    { destination: { host: "tcp-echo", subset: "v1", port: { number: 9000 } }, weight: 100 - w },
-                    { destination: { host: "tcp-echo", subset: "v2", port: { number: 9000 } }, weight: w },
+                    {
+                        destination: { host: "tcp-echo", subset: "v1", port: { number: 9000 } },
+                        weight: 100 - w,
+                    },
+                    {
+                        destination: { host: "tcp-echo", subset: "v2", port: { number: 9000 } },
+                        weight: w,
+                    },
                 ],
             },
         ],

@@ -2,7 +2,15 @@
 // to measure how preview time grows with the number of services a stack routes.
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { APP_NAME, EchoDeployment, EchoService, TRACKS, TcpTrafficRouting, gatewayPodSelector, splitWeights } from "../../components";
+import {
+    APP_NAME,
+    EchoDeployment,
+    EchoService,
+    TRACKS,
+    TcpTrafficRouting,
+    gatewayPodSelector,
+    splitWeights,
+} from "../../components";
 import { DEFAULTS } from "../../config";
 
 const config = new pulumi.Config("asm-tcp-shift");
@@ -12,7 +20,18 @@ const owner = `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getSt
 for (let i = 0; i < services; i++) {
     const namespace = `svc-${i}`;
     for (const track of TRACKS) {
-        new EchoDeployment(`s${i}-${track}`, { track, namespace, image: DEFAULTS.image, port: DEFAULTS.servicePort, replicas: 1, owner }, { provider });
+        new EchoDeployment(
+            `s${i}-${track}`,
+            {
+                track,
+                namespace,
+                image: DEFAULTS.image,
+                port: DEFAULTS.servicePort,
+                replicas: 1,
+                owner,
+            },
+            { provider },
+        );
     }
     new EchoService(`s${i}-svc`, { namespace, port: DEFAULTS.servicePort, owner }, { provider });
     new TcpTrafficRouting(

@@ -1,4 +1,13 @@
-import type { Policies, Policy, PolicyResource, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy } from "@pulumi/policy";
+import type {
+    Policies,
+    Policy,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+} from "@pulumi/policy";
 import { POLICY_GATE, PolicyGateResource } from "../../components/model";
 
 /**
@@ -23,13 +32,23 @@ function gated(policy: Policy): Policy {
             validateResource: (args: ResourceValidationArgs, report: ReportViolation) => {
                 if (args.type !== POLICY_GATE.type) return;
                 const resources = desiredState(args).map((r) => stackResource(r, args));
-                return skippingUnknowns(() => stackPolicy.validateStack({ resources, getConfig: args.getConfig } as StackValidationArgs, atGate(report)));
+                return skippingUnknowns(() =>
+                    stackPolicy.validateStack(
+                        { resources, getConfig: args.getConfig } as StackValidationArgs,
+                        atGate(report),
+                    ),
+                );
             },
         };
         return both as unknown as Policy;
     }
     const resourcePolicy = policy as ResourceValidationPolicy;
-    const validations = resourcePolicy.validateResource === undefined ? [] : Array.isArray(resourcePolicy.validateResource) ? resourcePolicy.validateResource : [resourcePolicy.validateResource];
+    const validations =
+        resourcePolicy.validateResource === undefined
+            ? []
+            : Array.isArray(resourcePolicy.validateResource)
+              ? resourcePolicy.validateResource
+              : [resourcePolicy.validateResource];
     return {
         ...resourcePolicy,
         validateResource: async (args: ResourceValidationArgs, report: ReportViolation) => {
@@ -38,21 +57,35 @@ function gated(policy: Policy): Policy {
                 return;
             }
             for (const r of desiredState(args)) {
-                const resourceArgs = { ...args, type: r.type, name: r.name, urn: r.urn, props: r.props } as ResourceValidationArgs;
+                const resourceArgs = {
+                    ...args,
+                    type: r.type,
+                    name: r.name,
+                    urn: r.urn,
+                    props: r.props,
+                } as ResourceValidationArgs;
                 const named = (message: string) => report(`${r.name} (${r.type}): ${message}`);
-                for (const validate of validations) await skippingUnknowns(() => validate(resourceArgs, atGate(named)));
+                for (const validate of validations)
+                    await skippingUnknowns(() => validate(resourceArgs, atGate(named)));
             }
         },
     } as ResourceValidationPolicy;
 }
 
 /** The gate's desired state, plain, with the unknown marker turned into values a check cannot read. */
-export function desiredState(args: { props: Record<string, any>; urn: string }): Required<PolicyGateResource>[] {
+export function desiredState(args: {
+    props: Record<string, any>;
+    urn: string;
+}): Required<PolicyGateResource>[] {
     const plain = JSON.parse(JSON.stringify(args.props?.resources ?? [])) as PolicyGateResource[];
     // urn:pulumi:<stack>::<project>::<type chain>::<name>; a resource whose URN was not known gets a flat one.
     const [prefix] = args.urn.split("::", 2);
     const project = args.urn.split("::")[1];
-    return plain.map((r) => ({ ...r, urn: r.urn ?? `${prefix}::${project}::${r.type}::${r.name}`, props: unknownChecking(r.props) }));
+    return plain.map((r) => ({
+        ...r,
+        urn: r.urn ?? `${prefix}::${project}::${r.type}::${r.name}`,
+        props: unknownChecking(r.props),
+    }));
 }
 
 /** Thrown on reading a value that is unknown until another resource exists. */
@@ -81,7 +114,10 @@ function atGate(report: ReportViolation): ReportViolation {
     return (message, urn) => report(`before any change: ${message}`, urn);
 }
 
-function stackResource(r: Required<PolicyGateResource>, gate: ResourceValidationArgs): PolicyResource {
+function stackResource(
+    r: Required<PolicyGateResource>,
+    gate: ResourceValidationArgs,
+): PolicyResource {
     return {
         type: r.type,
         name: r.name,

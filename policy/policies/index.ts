@@ -1,7 +1,28 @@
 import type { Policies } from "@pulumi/policy";
-import { clbIntranetVswitch, clbPayByClcu, slbFrontendPortsUnique, slbNotClusterCreated, slbReuseAcknowledged, slbSingleCluster } from "./loadBalancer";
-import { gatewayHostsIntersect, gatewaySelectsOwnGateway, subsetLabelsSelectPods, tcpRouteWeights, virtualServicePortExposed, virtualServiceSubsetsDefined } from "./routing";
-import { destinationPortSet, imagesPinned, istioPortNames, maxWeightStep, productionReplicas, resourcesSet } from "./workloads";
+import {
+    clbIntranetVswitch,
+    clbPayByClcu,
+    slbFrontendPortsUnique,
+    slbNotClusterCreated,
+    slbReuseAcknowledged,
+    slbSingleCluster,
+} from "./loadBalancer";
+import {
+    gatewayHostsIntersect,
+    gatewaySelectsOwnGateway,
+    subsetLabelsSelectPods,
+    tcpRouteWeights,
+    virtualServicePortExposed,
+    virtualServiceSubsetsDefined,
+} from "./routing";
+import {
+    destinationPortSet,
+    imagesPinned,
+    istioPortNames,
+    maxWeightStep,
+    productionReplicas,
+    resourcesSet,
+} from "./workloads";
 
 export * from "./loadBalancer";
 export * from "./routing";

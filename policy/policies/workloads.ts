@@ -1,6 +1,14 @@
 import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { TYPE_TOKENS, VERSIONS, imagePinProblem, sameResourceType } from "../../components/model";
-import { containers, isType, metaName, metaNamespace, qualifyHost, stackOf, tcpRoutes } from "./resources";
+import {
+    containers,
+    isType,
+    metaName,
+    metaNamespace,
+    qualifyHost,
+    stackOf,
+    tcpRoutes,
+} from "./resources";
 
 export const imagesPinned: ResourceValidationPolicy = {
     name: "images-pinned",
@@ -10,7 +18,10 @@ export const imagesPinned: ResourceValidationPolicy = {
         if (!sameResourceType(args.type, TYPE_TOKENS.deployment)) return;
         for (const c of containers(args)) {
             const problem = c.image ? imagePinProblem(c.image) : "is empty";
-            if (problem) reportViolation(`Deployment ${metaName(args)}, container ${c.name}: image ${JSON.stringify(c.image)} ${problem}.`);
+            if (problem)
+                reportViolation(
+                    `Deployment ${metaName(args)}, container ${c.name}: image ${JSON.stringify(c.image)} ${problem}.`,
+                );
         }
     },
 };
@@ -22,8 +33,15 @@ export const resourcesSet: ResourceValidationPolicy = {
     validateResource: (args, reportViolation) => {
         if (!sameResourceType(args.type, TYPE_TOKENS.deployment)) return;
         for (const c of containers(args)) {
-            const missing = ["requests", "limits"].flatMap((kind) => ["cpu", "memory"].filter((r) => !c.resources?.[kind]?.[r]).map((r) => `${kind}.${r}`));
-            if (missing.length > 0) reportViolation(`Deployment ${metaName(args)}, container ${c.name}: no ${missing.join(", ")}.`);
+            const missing = ["requests", "limits"].flatMap((kind) =>
+                ["cpu", "memory"]
+                    .filter((r) => !c.resources?.[kind]?.[r])
+                    .map((r) => `${kind}.${r}`),
+            );
+            if (missing.length > 0)
+                reportViolation(
+                    `Deployment ${metaName(args)}, container ${c.name}: no ${missing.join(", ")}.`,
+                );
         }
     },
 };
@@ -50,23 +68,43 @@ export const productionReplicas: ResourceValidationPolicy = {
         if (!new RegExp(productionStackPattern).test(stackOf(args.urn))) return;
         const replicas = args.props?.spec?.replicas ?? 1;
         if (replicas < minReplicas) {
-            reportViolation(`Deployment ${metaName(args)} runs ${replicas} replica(s) in production stack ${stackOf(args.urn)}; at least ${minReplicas} keep a version available during node drains.`);
+            reportViolation(
+                `Deployment ${metaName(args)} runs ${replicas} replica(s) in production stack ${stackOf(args.urn)}; at least ${minReplicas} keep a version available during node drains.`,
+            );
         }
     },
 };
 
-const ISTIO_PROTOCOLS = ["tcp", "http", "http2", "https", "grpc", "grpc-web", "mongo", "mysql", "redis", "tls", "udp"];
+const ISTIO_PROTOCOLS = [
+    "tcp",
+    "http",
+    "http2",
+    "https",
+    "grpc",
+    "grpc-web",
+    "mongo",
+    "mysql",
+    "redis",
+    "tls",
+    "udp",
+];
 
 export const istioPortNames: ResourceValidationPolicy = {
     name: "istio-port-names",
-    description: "Service ports are named <protocol> or <protocol>-<suffix> (or set appProtocol) so Istio does not sniff TCP.",
+    description:
+        "Service ports are named <protocol> or <protocol>-<suffix> (or set appProtocol) so Istio does not sniff TCP.",
     enforcementLevel: "advisory",
     validateResource: (args, reportViolation) => {
         if (!sameResourceType(args.type, TYPE_TOKENS.service)) return;
         for (const p of args.props?.spec?.ports ?? []) {
             const name: string = p.name ?? "";
-            const ok = p.appProtocol || ISTIO_PROTOCOLS.some((proto) => name === proto || name.startsWith(`${proto}-`));
-            if (!ok) reportViolation(`Service ${metaName(args)}: port ${p.port} is named ${JSON.stringify(name)}; name it "tcp" or "tcp-<suffix>".`);
+            const ok =
+                p.appProtocol ||
+                ISTIO_PROTOCOLS.some((proto) => name === proto || name.startsWith(`${proto}-`));
+            if (!ok)
+                reportViolation(
+                    `Service ${metaName(args)}: port ${p.port} is named ${JSON.stringify(name)}; name it "tcp" or "tcp-<suffix>".`,
+                );
         }
     },
 };
@@ -78,14 +116,22 @@ export const destinationPortSet: StackValidationPolicy = {
     validateStack: (args, reportViolation) => {
         const portCounts = new Map<string, number>();
         for (const svc of args.resources.filter(isType(TYPE_TOKENS.service))) {
-            portCounts.set(qualifyHost(metaName(svc) ?? "", metaNamespace(svc)), (svc.props?.spec?.ports ?? []).length);
+            portCounts.set(
+                qualifyHost(metaName(svc) ?? "", metaNamespace(svc)),
+                (svc.props?.spec?.ports ?? []).length,
+            );
         }
         for (const vs of args.resources.filter(isType(TYPE_TOKENS.virtualService))) {
             for (const route of tcpRoutes(vs)) {
                 for (const { destination } of route.route ?? []) {
                     if (!destination || destination.port !== undefined) continue;
-                    const count = portCounts.get(qualifyHost(destination.host, metaNamespace(vs))) ?? 0;
-                    if (count > 1) reportViolation(`VirtualService ${metaName(vs)}: destination ${destination.host} has ${count} ports; set destination.port.number.`, vs.urn);
+                    const count =
+                        portCounts.get(qualifyHost(destination.host, metaNamespace(vs))) ?? 0;
+                    if (count > 1)
+                        reportViolation(
+                            `VirtualService ${metaName(vs)}: destination ${destination.host} has ${count} ports; set destination.port.number.`,
+                            vs.urn,
+                        );
                 }
             }
         }
@@ -114,11 +160,15 @@ export const maxWeightStep: ResourceValidationPolicy = {
         const { maxWeightStep: limit, previousV2Weight } = args.getConfig<WeightStepConfig>();
         if (previousV2Weight === undefined) return;
         for (const route of tcpRoutes(args)) {
-            const canary = (route.route ?? []).find((r) => r.destination?.subset === VERSIONS.canary.subset);
+            const canary = (route.route ?? []).find(
+                (r) => r.destination?.subset === VERSIONS.canary.subset,
+            );
             if (!canary || typeof canary.weight !== "number") continue;
             const step = Math.abs(canary.weight - previousV2Weight);
             if (step > limit) {
-                reportViolation(`VirtualService ${metaName(args)}: ${VERSIONS.canary.subset} weight moves ${previousV2Weight} -> ${canary.weight} (${step} points); the largest allowed step is ${limit}.`);
+                reportViolation(
+                    `VirtualService ${metaName(args)}: ${VERSIONS.canary.subset} weight moves ${previousV2Weight} -> ${canary.weight} (${step} points); the largest allowed step is ${limit}.`,
+                );
             }
         }
     },

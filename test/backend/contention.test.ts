@@ -10,7 +10,14 @@ import { recover } from "../../tools/recover";
 import { renderedVirtualService, routesOf } from "../../tools/routes";
 import { shift } from "../../tools/shift";
 import { StateStore } from "../../tools/stateStore";
-import { pulumiCli, removeStackOnBucket, renderStackOnBucket, soundCheckpoint, stateCanaryWeight, waitFor } from "../support/backend";
+import {
+    pulumiCli,
+    removeStackOnBucket,
+    renderStackOnBucket,
+    soundCheckpoint,
+    stateCanaryWeight,
+    waitFor,
+} from "../support/backend";
 import { TestObjectStore } from "../support/objectstore";
 
 const STACK = "team";
@@ -27,9 +34,14 @@ describe("contention and faults on the object-store backend", () => {
     let engine: EngineOptions;
     let stack: Stack;
     const cliEnv = () => ({ ...process.env, ...engineEnv(STACK, engine) });
-    const up = (...extra: string[]) => pulumiCli(["up", "--yes", "--non-interactive", "--stack", STACK, ...extra], dir, cliEnv());
-    const weights = (renderDir = "rendered") => routesOf(renderedVirtualService(path.join(dir, renderDir)))[0].destinations.map((d) => d.weight);
-    const updateLock = () => readLocks(store, STACK).then((ls) => ls.find((l) => l.kind === "update"));
+    const up = (...extra: string[]) =>
+        pulumiCli(["up", "--yes", "--non-interactive", "--stack", STACK, ...extra], dir, cliEnv());
+    const weights = (renderDir = "rendered") =>
+        routesOf(renderedVirtualService(path.join(dir, renderDir)))[0].destinations.map(
+            (d) => d.weight,
+        );
+    const updateLock = () =>
+        readLocks(store, STACK).then((ls) => ls.find((l) => l.kind === "update"));
     const stateWeight = (s: Stack = stack) => stateCanaryWeight(s);
 
     before(async () => {
@@ -46,18 +58,28 @@ describe("contention and faults on the object-store backend", () => {
         const second = up();
         // The project's own gated up (preview, then up) refuses before its preview.
         const gatedStarted = Date.now();
-        await assert.rejects(gatedUp(stack), (err: Error) => err instanceof StackLockedError && err.message.includes(lock.key));
+        await assert.rejects(
+            gatedUp(stack),
+            (err: Error) => err instanceof StackLockedError && err.message.includes(lock.key),
+        );
         const gatedMs = Date.now() - gatedStarted;
         const [a, b] = await Promise.all([first.done, second.done]);
         assert.equal(a.code, 0, a.output);
         assert.notEqual(b.code, 0, b.output);
         assert.match(b.output, /the stack is currently locked by 1 lock\(s\)/);
         assert.match(b.output, /delete the lock file with `pulumi cancel`/);
-        assert.ok(b.output.includes(lock.key), `the message names the lock object ${lock.key}:\n${b.output}`);
+        assert.ok(
+            b.output.includes(lock.key),
+            `the message names the lock object ${lock.key}:\n${b.output}`,
+        );
         assert.match(b.output, new RegExp(`created by .*\\(pid ${lock.pid}\\)`));
         assert.ok(b.ms < 15_000, `the second up took ${b.ms} ms to fail`);
         assert.ok(gatedMs < 2_000, `the gated up took ${gatedMs} ms to fail`);
-        assert.equal((await stack.history()).length, updatesBefore + 1, "one update recorded, not two");
+        assert.equal(
+            (await stack.history()).length,
+            updatesBefore + 1,
+            "one update recorded, not two",
+        );
         assert.deepEqual(weights(), [90, 10]);
         assert.deepEqual(await readLocks(store, STACK), []);
         process.stderr.write(`# two ups: second failed after ${b.ms} ms (gated: ${gatedMs} ms)\n`);
@@ -66,28 +88,56 @@ describe("contention and faults on the object-store backend", () => {
     it("two ups started in the same instant never both run", async () => {
         await stack.setConfig("v2Weight", { value: "15" });
         const updatesBefore = (await stack.history()).length;
-        const runs = await Promise.all([up("--skip-preview"), up("--skip-preview")].map((r) => r.done));
+        const runs = await Promise.all(
+            [up("--skip-preview"), up("--skip-preview")].map((r) => r.done),
+        );
         const ok = runs.filter((r) => r.code === 0).length;
-        for (const r of runs.filter((r) => r.code !== 0)) assert.match(r.output, /the stack is currently locked by \d lock\(s\)/);
+        for (const r of runs.filter((r) => r.code !== 0))
+            assert.match(r.output, /the stack is currently locked by \d lock\(s\)/);
         assert.ok(ok <= 1, "both ups ran");
         assert.equal((await stack.history()).length, updatesBefore + ok);
         assert.deepEqual(await readLocks(store, STACK), []);
-        process.stderr.write(`# simultaneous ups: ${ok} ran, ${2 - ok} refused (${runs.map((r) => r.ms).join(", ")} ms)\n`);
+        process.stderr.write(
+            `# simultaneous ups: ${ok} ran, ${2 - ok} refused (${runs.map((r) => r.ms).join(", ")} ms)\n`,
+        );
         if (ok === 0) await stack.up();
         assert.deepEqual(weights(), [85, 15]);
     });
 
     it("two shifts on one stack: one runs, the other is refused at once naming the rollout lock", async () => {
         // The second job has its own checkout: the same stack file (encryption salt included), its own folder.
-        const other = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-contention-b-")));
-        fs.copyFileSync(path.join(dir, `Pulumi.${STACK}.yaml`), path.join(other, `Pulumi.${STACK}.yaml`));
+        const other = scratchProject(
+            fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-contention-b-")),
+        );
+        fs.copyFileSync(
+            path.join(dir, `Pulumi.${STACK}.yaml`),
+            path.join(other, `Pulumi.${STACK}.yaml`),
+        );
         const otherFile = () => fs.readFileSync(path.join(other, `Pulumi.${STACK}.yaml`), "utf8");
         const otherBefore = otherFile();
         try {
-            const first = shift({ stack: STACK, steps: [20, 30], gate: { kind: "command", command: "sleep 2" }, pause: false, force: false, engine, workDir: dir });
-            const lock = await waitFor("the first shift's rollout lock", () => readLocks(store, STACK).then((ls) => ls.find((l) => l.kind === "rollout")));
+            const first = shift({
+                stack: STACK,
+                steps: [20, 30],
+                gate: { kind: "command", command: "sleep 2" },
+                pause: false,
+                force: false,
+                engine,
+                workDir: dir,
+            });
+            const lock = await waitFor("the first shift's rollout lock", () =>
+                readLocks(store, STACK).then((ls) => ls.find((l) => l.kind === "rollout")),
+            );
             const started = Date.now();
-            const second = await shift({ stack: STACK, steps: [90], gate: { kind: "none" }, pause: false, force: false, engine: { ...engine, workDir: other }, workDir: other });
+            const second = await shift({
+                stack: STACK,
+                steps: [90],
+                gate: { kind: "none" },
+                pause: false,
+                force: false,
+                engine: { ...engine, workDir: other },
+                workDir: other,
+            });
             const ms = Date.now() - started;
             assert.equal(second.outcome, "locked");
             assert.ok(second.message?.includes(lock.key), second.message);
@@ -107,7 +157,11 @@ describe("contention and faults on the object-store backend", () => {
 
     it("a preview beside an up never sees a half-written state", async () => {
         const race = await openStack("race", engine);
-        await race.setAllConfig({ target: { value: "render" }, renderDir: { value: "rendered-race" }, v2Weight: { value: "0" } });
+        await race.setAllConfig({
+            target: { value: "render" },
+            renderDir: { value: "rendered-race" },
+            v2Weight: { value: "0" },
+        });
         const key = ".pulumi/stacks/asm-tcp-shift/race.json";
         let running = true;
         const versions = new Set<string>();
@@ -134,11 +188,19 @@ describe("contention and faults on the object-store backend", () => {
         await Promise.all([reader, previewer]);
         // The 15 objects and components, plus the policy gate's record of the desired state (state only).
         assert.equal(result.summary.resourceChanges?.create, 16);
-        assert.ok(reads > 10 && versions.size >= 3, `read ${reads} times, ${versions.size} versions`);
-        assert.ok(previews.length >= 1 && previews.every((n) => n === 16), `previews saw ${previews.join(", ")} resources`);
+        assert.ok(
+            reads > 10 && versions.size >= 3,
+            `read ${reads} times, ${versions.size} versions`,
+        );
+        assert.ok(
+            previews.length >= 1 && previews.every((n) => n === 16),
+            `previews saw ${previews.join(", ")} resources`,
+        );
         soundCheckpoint((await store.read(key))!.toString());
         await race.destroy();
-        process.stderr.write(`# preview beside up: ${reads} reads of ${versions.size} checkpoint versions, ${previews.length} previews, all sound\n`);
+        process.stderr.write(
+            `# preview beside up: ${reads} reads of ${versions.size} checkpoint versions, ${previews.length} previews, all sound\n`,
+        );
     });
 
     it("the object server killed during an up and restarted: the update completes or fails clearly, and no state is lost", async () => {
@@ -159,7 +221,10 @@ describe("contention and faults on the object-store backend", () => {
         const during = await pulumiCli(["stack", "output", "--stack", STACK], dir, cliEnv()).done;
         assert.notEqual(during.code, 0);
         assert.match(during.output, /connection refused/);
-        assert.ok(during.output.includes(new URL(server.url).searchParams.get("endpoint")!), during.output);
+        assert.ok(
+            during.output.includes(new URL(server.url).searchParams.get("endpoint")!),
+            during.output,
+        );
         // Down for a few seconds, as a restarted pod or process would be.
         await new Promise((r) => setTimeout(r, Math.max(0, killedAt + 4_000 - Date.now())));
         server.start();
@@ -180,7 +245,9 @@ describe("contention and faults on the object-store backend", () => {
         const again = await stack.preview();
         assert.deepEqual(Object.keys(again.changeSummary), ["same"]);
         assert.deepEqual(await readLocks(store, STACK), []);
-        process.stderr.write(`# server down ${downMs} ms mid-update: the up ${outcome === "succeeded" ? "retried its writes and succeeded" : `failed: ${outcome.split("\n").find((l) => /error/i.test(l))}`}; meanwhile \`stack output\` failed in ${during.ms} ms\n`);
+        process.stderr.write(
+            `# server down ${downMs} ms mid-update: the up ${outcome === "succeeded" ? "retried its writes and succeeded" : `failed: ${outcome.split("\n").find((l) => /error/i.test(l))}`}; meanwhile \`stack output\` failed in ${during.ms} ms\n`,
+        );
     });
 
     it("a job killed mid-update leaves a stale lock that recover clears; the next up converges", async () => {
@@ -196,7 +263,12 @@ describe("contention and faults on the object-store backend", () => {
             steps.some((s) => s.startsWith("removed the stale lock") && s.includes(lock.key)),
             steps.join("; "),
         );
-        assert.ok(steps.includes("render target: nothing live to refresh; the next up rewrites the manifests"), steps.join("; "));
+        assert.ok(
+            steps.includes(
+                "render target: nothing live to refresh; the next up rewrites the manifests",
+            ),
+            steps.join("; "),
+        );
         await stack.up();
         assert.deepEqual(weights(), [50, 50]);
         assert.deepEqual(Object.keys((await stack.preview()).changeSummary), ["same"]);
@@ -204,9 +276,20 @@ describe("contention and faults on the object-store backend", () => {
 
     it("recover leaves the lock of a live job alone", async () => {
         const key = `.pulumi/locks/organization/asm-tcp-shift/${STACK}/live-job.json`;
-        await store.write(key, JSON.stringify({ pid: process.pid, username: "ci", hostname: os.hostname(), timestamp: new Date().toISOString() }));
+        await store.write(
+            key,
+            JSON.stringify({
+                pid: process.pid,
+                username: "ci",
+                hostname: os.hostname(),
+                timestamp: new Date().toISOString(),
+            }),
+        );
         try {
-            await assert.rejects(recover(STACK, engine), /stack team is locked by 1 lock\(s\)[\s\S]*live-job\.json/);
+            await assert.rejects(
+                recover(STACK, engine),
+                /stack team is locked by 1 lock\(s\)[\s\S]*live-job\.json/,
+            );
             assert.ok(await store.read(key), "the live job's lock is still there");
         } finally {
             await store.remove(key);

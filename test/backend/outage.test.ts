@@ -6,7 +6,12 @@ import { EngineOptions } from "../../tools/engine";
 import { recover } from "../../tools/recover";
 import { renderedVirtualService, routesOf } from "../../tools/routes";
 import { StateStore } from "../../tools/stateStore";
-import { removeStackOnBucket, renderStackOnBucket, soundCheckpoint, stateCanaryWeight } from "../support/backend";
+import {
+    removeStackOnBucket,
+    renderStackOnBucket,
+    soundCheckpoint,
+    stateCanaryWeight,
+} from "../support/backend";
 import { TestObjectStore } from "../support/objectstore";
 
 const STACK = "outage";
@@ -22,7 +27,10 @@ describe("a long outage of the object-store backend", () => {
     let dir: string;
     let engine: EngineOptions;
     let stack: Stack;
-    const weights = () => routesOf(renderedVirtualService(path.join(dir, "rendered")))[0].destinations.map((d) => d.weight);
+    const weights = () =>
+        routesOf(renderedVirtualService(path.join(dir, "rendered")))[0].destinations.map(
+            (d) => d.weight,
+        );
     const stateWeight = (s: Stack = stack) => stateCanaryWeight(s);
 
     before(async () => {
@@ -50,18 +58,32 @@ describe("a long outage of the object-store backend", () => {
         const failedAfter = Date.now() - killedAt;
         server.start();
         assert.ok(killedAt > 0, "the server was killed mid-update");
-        assert.match(error, /An IO error occurred while writing the new snapshot file[\s\S]*connection refused/);
+        assert.match(
+            error,
+            /An IO error occurred while writing the new snapshot file[\s\S]*connection refused/,
+        );
         // The bucket holds the last whole checkpoint (before or after the step), never less than before the update.
         const after = soundCheckpoint((await store.read(CHECKPOINT))!.toString());
         assert.deepEqual(after.sort(), soundCheckpoint(before).sort());
         // The next command says the stack is locked by the dead update, and how to clear it.
-        await assert.rejects(stack.up(), /the stack is currently locked by 1 lock[\s\S]*pulumi cancel/);
+        await assert.rejects(
+            stack.up(),
+            /the stack is currently locked by 1 lock[\s\S]*pulumi cancel/,
+        );
         const steps = await recover(STACK, engine);
-        assert.ok(steps.some((s) => s.startsWith("removed the stale lock")), steps.join("; "));
+        assert.ok(
+            steps.some((s) => s.startsWith("removed the stale lock")),
+            steps.join("; "),
+        );
         await stack.up();
         assert.equal(await stateWeight(), 45);
         assert.deepEqual(weights(), [55, 45]);
         assert.deepEqual(Object.keys((await stack.preview()).changeSummary), ["same"]);
-        process.stderr.write(`# server down for good mid-update: the up failed after ${failedAfter} ms with: ${error.split("\n").find((l) => /IO error/.test(l))?.trim()}\n`);
+        process.stderr.write(
+            `# server down for good mid-update: the up failed after ${failedAfter} ms with: ${error
+                .split("\n")
+                .find((l) => /IO error/.test(l))
+                ?.trim()}\n`,
+        );
     });
 });

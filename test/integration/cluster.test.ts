@@ -6,7 +6,15 @@ import * as path from "path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { spawn, spawnSync } from "child_process";
 import { OBJECT_NAMES, POLICY_GATE, deploymentName } from "../../components/model";
-import { EngineOptions, PROJECT_ROOT, engineEnv, gatedUp, openStack, scratchProject, toolchainBinary } from "../../tools/engine";
+import {
+    EngineOptions,
+    PROJECT_ROOT,
+    engineEnv,
+    gatedUp,
+    openStack,
+    scratchProject,
+    toolchainBinary,
+} from "../../tools/engine";
 import { killOrphanedPlugins, recover } from "../../tools/recover";
 import { kubectl, kubectlJson } from "../../tools/kubectl";
 import { routesOf } from "../../tools/routes";
@@ -41,12 +49,37 @@ describe("real engine on the local cluster", () => {
     let engine: EngineOptions;
     const k = (...args: string[]) => kubectl(TEST_KUBECONFIG, args);
     const get = (...args: string[]) => kubectlJson(TEST_KUBECONFIG, args);
-    const liveWeights = () => routesOf(get("-n", NAMESPACE, "get", "virtualservices.networking.istio.io", OBJECT_NAMES.virtualService))[0].destinations.map((d) => `${d.subset}=${d.weight}`);
+    const liveWeights = () =>
+        routesOf(
+            get(
+                "-n",
+                NAMESPACE,
+                "get",
+                "virtualservices.networking.istio.io",
+                OBJECT_NAMES.virtualService,
+            ),
+        )[0].destinations.map((d) => `${d.subset}=${d.weight}`);
     const deployments = () =>
-        get("-n", NAMESPACE, "get", "deployments").items.map((d: any) => ({ name: d.metadata.name, generation: d.metadata.generation, available: d.status.availableReplicas }));
-    const podUids = () => get("-n", NAMESPACE, "get", "pods").items.map((p: any) => p.metadata.uid).sort();
+        get("-n", NAMESPACE, "get", "deployments").items.map((d: any) => ({
+            name: d.metadata.name,
+            generation: d.metadata.generation,
+            available: d.status.availableReplicas,
+        }));
+    const podUids = () =>
+        get("-n", NAMESPACE, "get", "pods")
+            .items.map((p: any) => p.metadata.uid)
+            .sort();
     /** The foreign gateway exactly as the API server stores it, resourceVersion and managed fields included. */
-    const foreignGateway = () => k("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com", "ingressgateway", "-o", "json");
+    const foreignGateway = () =>
+        k(
+            "-n",
+            "istio-system",
+            "get",
+            "istiogateways.istio.alibabacloud.com",
+            "ingressgateway",
+            "-o",
+            "json",
+        );
     let foreignBytes: string;
     /**
      * The foreign gateway once the local mesh's controller (ASM's stand-in) has written its status, as ASM would on
@@ -70,7 +103,11 @@ describe("real engine on the local cluster", () => {
         const { result } = await gatedUp(stack, { onEvent: (e) => events.push(e) });
         // The policy gate's record of the desired state (state only) changes with every weight; objects are what count here.
         const updated = events
-            .filter((e) => e.resOutputsEvent?.metadata.op === "update" && !e.resOutputsEvent.metadata.urn.includes(POLICY_GATE.type))
+            .filter(
+                (e) =>
+                    e.resOutputsEvent?.metadata.op === "update" &&
+                    !e.resOutputsEvent.metadata.urn.includes(POLICY_GATE.type),
+            )
             .map((e) => e.resOutputsEvent!.metadata.urn.split("::").pop());
         return { result, updated };
     }
@@ -78,11 +115,22 @@ describe("real engine on the local cluster", () => {
     before(async () => {
         testCluster("up");
         k("create", "namespace", NAMESPACE, "--dry-run=client", "-o", "yaml");
-        kubectl(TEST_KUBECONFIG, ["apply", "-f", "-"], `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${NAMESPACE}\n`);
+        kubectl(
+            TEST_KUBECONFIG,
+            ["apply", "-f", "-"],
+            `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${NAMESPACE}\n`,
+        );
         dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-cluster-")));
-        engine = { backendUrl: `file://${path.join(dir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "integration-test" } };
+        engine = {
+            backendUrl: `file://${path.join(dir, ".state")}`,
+            env: { PULUMI_CONFIG_PASSPHRASE: "integration-test" },
+        };
         stack = await openStack("itest-cluster", { ...engine, workDir: dir });
-        await stack.setAllConfig({ target: { value: "local" }, namespace: { value: NAMESPACE }, localKubeconfig: { value: TEST_KUBECONFIG } });
+        await stack.setAllConfig({
+            target: { value: "local" },
+            namespace: { value: NAMESPACE },
+            localKubeconfig: { value: TEST_KUBECONFIG },
+        });
         kubectl(TEST_KUBECONFIG, ["apply", "-f", "-"], FOREIGN_GATEWAY);
         foreignBytes = await settledForeignGateway();
     });
@@ -93,10 +141,16 @@ describe("real engine on the local cluster", () => {
     });
 
     // This checkout's cluster only: other checkouts on the machine may run a test cluster of the same name.
-    const clusterProcesses = () => spawnSync("pgrep", ["-f", path.join(PROJECT_ROOT, ".local", "kwok", "clusters", TEST_CLUSTER) + "/"], { encoding: "utf8" }).stdout.trim();
+    const clusterProcesses = () =>
+        spawnSync(
+            "pgrep",
+            ["-f", path.join(PROJECT_ROOT, ".local", "kwok", "clusters", TEST_CLUSTER) + "/"],
+            { encoding: "utf8" },
+        ).stdout.trim();
 
     it("cluster:up is idempotent: a second start reuses the running cluster", () => {
-        const server = () => kubectlJson(TEST_KUBECONFIG, ["config", "view", "--minify"]).clusters[0].cluster.server;
+        const server = () =>
+            kubectlJson(TEST_KUBECONFIG, ["config", "view", "--minify"]).clusters[0].cluster.server;
         const before = server();
         testCluster("up");
         assert.equal(server(), before);
@@ -105,66 +159,147 @@ describe("real engine on the local cluster", () => {
 
     it("refuses to take over an IstioGateway it did not create, before anything changes", async () => {
         await assert.rejects(upWithWeight(0), (err: Error) => {
-            assert.match(err.message, /asm-tcp-shift:asm\.gatewayName: IstioGateway istio-system\/ingressgateway already exists on .* and this stack did not create it/);
+            assert.match(
+                err.message,
+                /asm-tcp-shift:asm\.gatewayName: IstioGateway istio-system\/ingressgateway already exists on .* and this stack did not create it/,
+            );
             assert.match(err.message, /nothing was changed/);
             return true;
         });
         // One gated engine run (no separate preview): a first update records only Pulumi's own stack and provider.
-        const recorded = ((await stack.exportStack()).deployment.resources ?? []).map((r: any) => r.type);
-        assert.deepEqual(recorded.filter((t: string) => !t.startsWith("pulumi:")), [], "no resource was registered");
+        const recorded = ((await stack.exportStack()).deployment.resources ?? []).map(
+            (r: any) => r.type,
+        );
+        assert.deepEqual(
+            recorded.filter((t: string) => !t.startsWith("pulumi:")),
+            [],
+            "no resource was registered",
+        );
         assert.deepEqual(get("-n", NAMESPACE, "get", "deployments,services").items, []);
-        assert.equal(foreignGateway(), foreignBytes, "the foreign gateway is byte for byte as it was");
+        assert.equal(
+            foreignGateway(),
+            foreignBytes,
+            "the foreign gateway is byte for byte as it was",
+        );
         await stack.setConfig("asm", { value: JSON.stringify({ gatewayName: OWN_GATEWAY }) });
     });
 
     it("applies every object at v2Weight 0: Deployments Available, routes 100/0, CRs accepted", async () => {
         const { result } = await upWithWeight(0);
         // 15 records and the policy gate's, less Pulumi's stack and provider, which the refused run above recorded.
-        assert.equal(result.summary.resourceChanges?.create, 14, JSON.stringify(result.summary.resourceChanges));
+        assert.equal(
+            result.summary.resourceChanges?.create,
+            14,
+            JSON.stringify(result.summary.resourceChanges),
+        );
         assert.deepEqual(deployments(), [
             { name: "tcp-echo-v1", generation: 1, available: 1 },
             { name: "tcp-echo-v2", generation: 1, available: 1 },
         ]);
         assert.deepEqual(liveWeights(), ["v1=100", "v2=0"]);
-        assert.equal(get("-n", NAMESPACE, "get", "gateways.networking.istio.io", OBJECT_NAMES.gateway).spec.servers[0].port.number, 31400);
-        assert.equal(get("-n", NAMESPACE, "get", "destinationrules.networking.istio.io", OBJECT_NAMES.destinationRule).spec.subsets.length, 2);
-        const ig = get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com", OWN_GATEWAY);
-        assert.deepEqual(ig.spec.ports, [{ name: "tcp", port: 31400, targetPort: 31400, protocol: "TCP" }]);
+        assert.equal(
+            get("-n", NAMESPACE, "get", "gateways.networking.istio.io", OBJECT_NAMES.gateway).spec
+                .servers[0].port.number,
+            31400,
+        );
+        assert.equal(
+            get(
+                "-n",
+                NAMESPACE,
+                "get",
+                "destinationrules.networking.istio.io",
+                OBJECT_NAMES.destinationRule,
+            ).spec.subsets.length,
+            2,
+        );
+        const ig = get(
+            "-n",
+            "istio-system",
+            "get",
+            "istiogateways.istio.alibabacloud.com",
+            OWN_GATEWAY,
+        );
+        assert.deepEqual(ig.spec.ports, [
+            { name: "tcp", port: 31400, targetPort: 31400, protocol: "TCP" },
+        ]);
         assert.deepEqual(ig.spec.podLabels, { "asm-tcp-shift.io/gateway": OWN_GATEWAY });
-        assert.deepEqual([ig.spec.replicaCount, ig.spec.minReplicas, ig.spec.maxReplicas], [2, 2, 2]);
-        const gw = get("-n", NAMESPACE, "get", "gateways.networking.istio.io", OBJECT_NAMES.gateway);
+        assert.deepEqual(
+            [ig.spec.replicaCount, ig.spec.minReplicas, ig.spec.maxReplicas],
+            [2, 2, 2],
+        );
+        const gw = get(
+            "-n",
+            NAMESPACE,
+            "get",
+            "gateways.networking.istio.io",
+            OBJECT_NAMES.gateway,
+        );
         assert.deepEqual(gw.spec.selector, { "asm-tcp-shift.io/gateway": OWN_GATEWAY });
-        assert.equal(foreignGateway(), foreignBytes, "the foreign gateway is byte for byte as it was");
+        assert.equal(
+            foreignGateway(),
+            foreignBytes,
+            "the foreign gateway is byte for byte as it was",
+        );
     });
 
     it("the API server rejects what the CRD schema forbids (the control-plane role validates for real)", () => {
         const bad = `apiVersion: istio.alibabacloud.com/v1beta1\nkind: IstioGateway\nmetadata: {name: bad, namespace: istio-system}\nspec: {gatewayType: sideways, clusterIds: []}\n`;
-        assert.throws(() => kubectl(TEST_KUBECONFIG, ["apply", "-f", "-"], bad), /gatewayType|clusterIds/);
+        assert.throws(
+            () => kubectl(TEST_KUBECONFIG, ["apply", "-f", "-"], bad),
+            /gatewayType|clusterIds/,
+        );
     });
 
     it("the IstioGateway schema is ASM's field list: a misspelt field is refused, by kubectl and by server-side apply", () => {
         const typo = (field: string) =>
             `apiVersion: istio.alibabacloud.com/v1beta1\nkind: IstioGateway\nmetadata: {name: typo, namespace: istio-system}\nspec: {gatewayType: ingress, clusterIds: [local], ${field}}\n`;
         for (const field of ["rollingUpdate: {maxSurge: 1}", "overrideHpa: true"]) {
-            assert.throws(() => kubectl(TEST_KUBECONFIG, ["apply", "-f", "-"], typo(field)), /unknown field|field not declared in schema/, field);
-            assert.throws(() => kubectl(TEST_KUBECONFIG, ["apply", "--server-side", "-f", "-"], typo(field)), /unknown field|field not declared in schema/, field);
+            assert.throws(
+                () => kubectl(TEST_KUBECONFIG, ["apply", "-f", "-"], typo(field)),
+                /unknown field|field not declared in schema/,
+                field,
+            );
+            assert.throws(
+                () => kubectl(TEST_KUBECONFIG, ["apply", "--server-side", "-f", "-"], typo(field)),
+                /unknown field|field not declared in schema/,
+                field,
+            );
         }
         // The real fields of the same names are accepted (dry run: nothing is created).
-        kubectl(TEST_KUBECONFIG, ["apply", "--dry-run=server", "-f", "-"], typo('rollingMaxSurge: "25%", rollingMaxUnavailable: "0", autoscaleEnabled: false, podLabels: {a: b}'));
+        kubectl(
+            TEST_KUBECONFIG,
+            ["apply", "--dry-run=server", "-f", "-"],
+            typo(
+                'rollingMaxSurge: "25%", rollingMaxUnavailable: "0", autoscaleEnabled: false, podLabels: {a: b}',
+            ),
+        );
     });
 
     it("exports the gateway address ASM reports in the CR status", async () => {
         // The local mesh's IstioGateway controller writes the status as ASM does (its loopback CLB stand-in address).
-        const status = () => get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com", OWN_GATEWAY).status ?? {};
+        const status = () =>
+            get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com", OWN_GATEWAY)
+                .status ?? {};
         const deadline = Date.now() + 30_000;
-        while (!status().GatewayAddress?.[0] && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+        while (!status().GatewayAddress?.[0] && Date.now() < deadline)
+            await new Promise((r) => setTimeout(r, 250));
         const reported: string = status().GatewayAddress?.[0];
         assert.match(reported ?? "", /^127\./, "the controller reported a loopback address");
         const { outputs } = await stack.up({ refresh: true });
         assert.equal(outputs.ingressAddress?.value, reported);
         assert.equal(outputs.ingressAddressHint, undefined);
         // The schema knows ASM's capitalised status keys only: anything else is pruned on write.
-        k("-n", "istio-system", "patch", "istiogateways.istio.alibabacloud.com", OWN_GATEWAY, "--subresource=status", "--type=merge", "-p", '{"status":{"gatewayAddress":["x"]}}');
+        k(
+            "-n",
+            "istio-system",
+            "patch",
+            "istiogateways.istio.alibabacloud.com",
+            OWN_GATEWAY,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status":{"gatewayAddress":["x"]}}',
+        );
         assert.equal(status().gatewayAddress, undefined);
         assert.deepEqual(status().GatewayAddress, [reported]);
     });
@@ -173,7 +308,11 @@ describe("real engine on the local cluster", () => {
         const deploymentsBefore = deployments();
         const podsBefore = podUids();
         const { result, updated } = await upWithWeight(20);
-        assert.equal(result.summary.resourceChanges?.update, 2, "the VirtualService and the gate's record");
+        assert.equal(
+            result.summary.resourceChanges?.update,
+            2,
+            "the VirtualService and the gate's record",
+        );
         assert.deepEqual(updated, ["tcp-echo-routing-virtualservice"]);
         assert.deepEqual(liveWeights(), ["v1=80", "v2=20"]);
         assert.deepEqual(deployments(), deploymentsBefore);
@@ -181,7 +320,16 @@ describe("real engine on the local cluster", () => {
     });
 
     it("a weight edited by hand shows in preview --refresh and the next up --refresh restores it", async () => {
-        k("-n", NAMESPACE, "patch", "virtualservices.networking.istio.io", OBJECT_NAMES.virtualService, "--type=json", "-p", '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":50},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":50}]');
+        k(
+            "-n",
+            NAMESPACE,
+            "patch",
+            "virtualservices.networking.istio.io",
+            OBJECT_NAMES.virtualService,
+            "--type=json",
+            "-p",
+            '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":50},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":50}]',
+        );
         assert.deepEqual(liveWeights(), ["v1=50", "v2=50"]);
         const preview = await stack.preview({ refresh: true, diff: true });
         assert.equal(preview.changeSummary.update, 1, JSON.stringify(preview.changeSummary));
@@ -192,33 +340,90 @@ describe("real engine on the local cluster", () => {
     });
 
     /** One hand edit per kind the stack owns, as kubectl or the ASM console makes it, and what the stack restores. */
-    const HAND_EDITS: { kind: string; resource: string; edit: string[]; read: () => unknown; expected: unknown }[] = [
+    const HAND_EDITS: {
+        kind: string;
+        resource: string;
+        edit: string[];
+        read: () => unknown;
+        expected: unknown;
+    }[] = [
         {
             kind: "Gateway",
             resource: "tcp-echo-routing-gateway",
-            edit: ["-n", NAMESPACE, "patch", "gateways.networking.istio.io", OBJECT_NAMES.gateway, "--type=merge", "-p", '{"spec":{"selector":{"asm-tcp-shift.io/gateway":"someone-elses"}}}'],
-            read: () => get("-n", NAMESPACE, "get", "gateways.networking.istio.io", OBJECT_NAMES.gateway).spec.selector,
+            edit: [
+                "-n",
+                NAMESPACE,
+                "patch",
+                "gateways.networking.istio.io",
+                OBJECT_NAMES.gateway,
+                "--type=merge",
+                "-p",
+                '{"spec":{"selector":{"asm-tcp-shift.io/gateway":"someone-elses"}}}',
+            ],
+            read: () =>
+                get("-n", NAMESPACE, "get", "gateways.networking.istio.io", OBJECT_NAMES.gateway)
+                    .spec.selector,
             expected: { "asm-tcp-shift.io/gateway": OWN_GATEWAY },
         },
         {
             kind: "DestinationRule",
             resource: "tcp-echo-routing-destinationrule",
-            edit: ["-n", NAMESPACE, "patch", "destinationrules.networking.istio.io", OBJECT_NAMES.destinationRule, "--type=json", "-p", '[{"op":"replace","path":"/spec/subsets/1/labels/version","value":"v3"}]'],
-            read: () => get("-n", NAMESPACE, "get", "destinationrules.networking.istio.io", OBJECT_NAMES.destinationRule).spec.subsets[1].labels,
+            edit: [
+                "-n",
+                NAMESPACE,
+                "patch",
+                "destinationrules.networking.istio.io",
+                OBJECT_NAMES.destinationRule,
+                "--type=json",
+                "-p",
+                '[{"op":"replace","path":"/spec/subsets/1/labels/version","value":"v3"}]',
+            ],
+            read: () =>
+                get(
+                    "-n",
+                    NAMESPACE,
+                    "get",
+                    "destinationrules.networking.istio.io",
+                    OBJECT_NAMES.destinationRule,
+                ).spec.subsets[1].labels,
             expected: { version: "v2" },
         },
         {
             kind: "IstioGateway",
             resource: "tcp-echo-ingress-istiogateway",
-            edit: ["-n", "istio-system", "patch", "istiogateways.istio.alibabacloud.com", OWN_GATEWAY, "--type=json", "-p", '[{"op":"replace","path":"/spec/ports/0/port","value":31401}]'],
-            read: () => get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com", OWN_GATEWAY).spec.ports[0].port,
+            edit: [
+                "-n",
+                "istio-system",
+                "patch",
+                "istiogateways.istio.alibabacloud.com",
+                OWN_GATEWAY,
+                "--type=json",
+                "-p",
+                '[{"op":"replace","path":"/spec/ports/0/port","value":31401}]',
+            ],
+            read: () =>
+                get(
+                    "-n",
+                    "istio-system",
+                    "get",
+                    "istiogateways.istio.alibabacloud.com",
+                    OWN_GATEWAY,
+                ).spec.ports[0].port,
             expected: 31400,
         },
         {
             kind: "Deployment",
             resource: "tcp-echo-stable-deployment",
-            edit: ["-n", NAMESPACE, "scale", "deployment", deploymentName("stable"), "--replicas=2"],
-            read: () => get("-n", NAMESPACE, "get", "deployment", deploymentName("stable")).spec.replicas,
+            edit: [
+                "-n",
+                NAMESPACE,
+                "scale",
+                "deployment",
+                deploymentName("stable"),
+                "--replicas=2",
+            ],
+            read: () =>
+                get("-n", NAMESPACE, "get", "deployment", deploymentName("stable")).spec.replicas,
             expected: 1,
         },
         {
@@ -226,7 +431,16 @@ describe("real engine on the local cluster", () => {
             // does not own, and the next apply fails on a duplicate port name (README, "Every object is force-owned").
             kind: "Service",
             resource: "tcp-echo-svc-service",
-            edit: ["-n", NAMESPACE, "patch", "service", OBJECT_NAMES.service, "--type=merge", "-p", '{"spec":{"selector":{"app":"someone-elses"}}}'],
+            edit: [
+                "-n",
+                NAMESPACE,
+                "patch",
+                "service",
+                OBJECT_NAMES.service,
+                "--type=merge",
+                "-p",
+                '{"spec":{"selector":{"app":"someone-elses"}}}',
+            ],
             read: () => get("-n", NAMESPACE, "get", "service", OBJECT_NAMES.service).spec.selector,
             expected: { app: "tcp-echo" },
         },
@@ -236,10 +450,21 @@ describe("real engine on the local cluster", () => {
             k(...edit.edit);
             assert.notDeepEqual(edit.read(), edit.expected, "the edit took");
             const preview = await stack.preview({ refresh: true, diff: true });
-            assert.equal(preview.changeSummary.update, 1, `${JSON.stringify(preview.changeSummary)}\n${preview.stdout}`);
-            assert.match(preview.stdout, new RegExp(`~.*${edit.kind}.*${edit.resource}|${edit.resource}`));
+            assert.equal(
+                preview.changeSummary.update,
+                1,
+                `${JSON.stringify(preview.changeSummary)}\n${preview.stdout}`,
+            );
+            assert.match(
+                preview.stdout,
+                new RegExp(`~.*${edit.kind}.*${edit.resource}|${edit.resource}`),
+            );
             const up = await stack.up({ refresh: true });
-            assert.equal(up.summary.resourceChanges?.update, 1, JSON.stringify(up.summary.resourceChanges));
+            assert.equal(
+                up.summary.resourceChanges?.update,
+                1,
+                JSON.stringify(up.summary.resourceChanges),
+            );
             assert.deepEqual(edit.read(), edit.expected);
         });
     }
@@ -249,10 +474,17 @@ describe("real engine on the local cluster", () => {
         const env = { ...process.env, ...engineEnv("itest-cluster", engine) };
         const pulumi = toolchainBinary("pulumi");
         // Its own process group, so SIGKILL takes the language host and provider plugins down with it.
-        const child = spawn(pulumi, ["up", "--yes", "--skip-preview", "--stack", "itest-cluster"], { cwd: dir, env, detached: true });
+        const child = spawn(pulumi, ["up", "--yes", "--skip-preview", "--stack", "itest-cluster"], {
+            cwd: dir,
+            env,
+            detached: true,
+        });
         let output = "";
         await new Promise<void>((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error(`no Deployment update seen:\n${output}`)), 120_000);
+            const timer = setTimeout(
+                () => reject(new Error(`no Deployment update seen:\n${output}`)),
+                120_000,
+            );
             const watch = (chunk: Buffer) => {
                 output += chunk.toString();
                 if (/Deployment tcp-echo-\w+-deployment updating/.test(output)) {
@@ -272,33 +504,81 @@ describe("real engine on the local cluster", () => {
         assert.ok(steps.includes("refreshed the state from the target"), steps.join("; "));
         assert.deepEqual(killOrphanedPlugins(), [], "recover left no orphaned plugin behind");
         await stack.up({ refresh: true });
-        assert.deepEqual(deployments().map((d: any) => d.available), [3, 3]);
+        assert.deepEqual(
+            deployments().map((d: any) => d.available),
+            [3, 3],
+        );
         const again = await stack.preview();
         assert.deepEqual(Object.keys(again.changeSummary), ["same"]);
     });
 
     it("destroy removes every object it made from the cluster, leaves the foreign gateway as it was, and an empty stack", async () => {
         await stack.destroy();
-        assert.deepEqual(get("-n", NAMESPACE, "get", "deployments,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io").items.map((i: any) => i.metadata.name), []);
-        assert.deepEqual(get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com").items.map((i: any) => i.metadata.name), ["ingressgateway"]);
-        assert.equal(foreignGateway(), foreignBytes, "the foreign gateway is byte for byte as it was");
+        assert.deepEqual(
+            get(
+                "-n",
+                NAMESPACE,
+                "get",
+                "deployments,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io",
+            ).items.map((i: any) => i.metadata.name),
+            [],
+        );
+        assert.deepEqual(
+            get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com").items.map(
+                (i: any) => i.metadata.name,
+            ),
+            ["ingressgateway"],
+        );
+        assert.equal(
+            foreignGateway(),
+            foreignBytes,
+            "the foreign gateway is byte for byte as it was",
+        );
         assert.deepEqual((await stack.exportStack()).deployment.resources ?? [], []);
     });
 
     it("routes through an existing gateway only once it exposes the port, and never changes or deletes it", async () => {
         await stack.setConfig("asm", { value: JSON.stringify({ useExistingGateway: true }) });
-        await assert.rejects(upWithWeight(20), /asm-tcp-shift:gatewayPort: the existing IstioGateway istio-system\/ingressgateway exposes ports \[80,443\], not 31400/);
+        await assert.rejects(
+            upWithWeight(20),
+            /asm-tcp-shift:gatewayPort: the existing IstioGateway istio-system\/ingressgateway exposes ports \[80,443\], not 31400/,
+        );
         assert.equal(foreignGateway(), foreignBytes);
         // Its owner adds the port (the stack never does).
-        k("-n", "istio-system", "patch", "istiogateways.istio.alibabacloud.com", "ingressgateway", "--type=json", "-p", '[{"op":"add","path":"/spec/ports/-","value":{"name":"tcp","port":31400,"targetPort":31400,"protocol":"TCP"}}]');
+        k(
+            "-n",
+            "istio-system",
+            "patch",
+            "istiogateways.istio.alibabacloud.com",
+            "ingressgateway",
+            "--type=json",
+            "-p",
+            '[{"op":"add","path":"/spec/ports/-","value":{"name":"tcp","port":31400,"targetPort":31400,"protocol":"TCP"}}]',
+        );
         foreignBytes = await settledForeignGateway();
         const { result } = await upWithWeight(20);
         // 13 records and the policy gate's, less Pulumi's stack and provider, which the refused run above recorded.
-        assert.equal(result.summary.resourceChanges?.create, 12, JSON.stringify(result.summary.resourceChanges));
-        assert.deepEqual(get("-n", NAMESPACE, "get", "gateways.networking.istio.io", OBJECT_NAMES.gateway).spec.selector, { istio: "ingressgateway" });
-        assert.equal(foreignGateway(), foreignBytes, "up left the existing gateway byte for byte as it was");
+        assert.equal(
+            result.summary.resourceChanges?.create,
+            12,
+            JSON.stringify(result.summary.resourceChanges),
+        );
+        assert.deepEqual(
+            get("-n", NAMESPACE, "get", "gateways.networking.istio.io", OBJECT_NAMES.gateway).spec
+                .selector,
+            { istio: "ingressgateway" },
+        );
+        assert.equal(
+            foreignGateway(),
+            foreignBytes,
+            "up left the existing gateway byte for byte as it was",
+        );
         await stack.destroy();
-        assert.equal(foreignGateway(), foreignBytes, "destroy left the existing gateway byte for byte as it was");
+        assert.equal(
+            foreignGateway(),
+            foreignBytes,
+            "destroy left the existing gateway byte for byte as it was",
+        );
     });
 
     it("cluster:down stops every process of the cluster", () => {

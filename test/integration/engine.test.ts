@@ -32,14 +32,23 @@ describe("real engine on the render target", () => {
         return { result, events };
     }
 
-    const weightsOnDisk = () => routesOf(renderedVirtualService(renderDir()))[0].destinations.map((d) => `${d.subset}=${d.weight}`);
+    const weightsOnDisk = () =>
+        routesOf(renderedVirtualService(renderDir()))[0].destinations.map(
+            (d) => `${d.subset}=${d.weight}`,
+        );
     // Sorted: a failed update may rewrite the checkpoint in another order without changing any resource.
     const resourcesInState = async () =>
-        ((await stack.exportStack()).deployment.resources ?? []).map((r: any) => ({ urn: r.urn, outputs: r.outputs })).sort((a: any, b: any) => a.urn.localeCompare(b.urn));
+        ((await stack.exportStack()).deployment.resources ?? [])
+            .map((r: any) => ({ urn: r.urn, outputs: r.outputs }))
+            .sort((a: any, b: any) => a.urn.localeCompare(b.urn));
 
     before(async () => {
         dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-it-")));
-        stack = await openStack("itest", { workDir: dir, backendUrl: `file://${path.join(dir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "integration-test" } });
+        stack = await openStack("itest", {
+            workDir: dir,
+            backendUrl: `file://${path.join(dir, ".state")}`,
+            env: { PULUMI_CONFIG_PASSPHRASE: "integration-test" },
+        });
         await stack.setConfig("target", { value: "render" });
     });
 
@@ -59,8 +68,16 @@ describe("real engine on the render target", () => {
     it("v2Weight 20 updates exactly one resource, the VirtualService, to 80/20", async () => {
         const { result, events } = await upWithWeight(20);
         // The VirtualService, and the gate's record of the desired state.
-        assert.equal(result.summary.resourceChanges?.update, 2, JSON.stringify(result.summary.resourceChanges));
-        assert.deepEqual(updatedUrns(events), [updatedUrns(events).find((u) => u.endsWith("VirtualService::tcp-echo-routing-virtualservice"))]);
+        assert.equal(
+            result.summary.resourceChanges?.update,
+            2,
+            JSON.stringify(result.summary.resourceChanges),
+        );
+        assert.deepEqual(updatedUrns(events), [
+            updatedUrns(events).find((u) =>
+                u.endsWith("VirtualService::tcp-echo-routing-virtualservice"),
+            ),
+        ]);
         assert.deepEqual(weightsOnDisk(), ["v1=80", "v2=20"]);
     });
 
@@ -72,7 +89,11 @@ describe("real engine on the render target", () => {
 
     it("istioctl analyze finds no error in the rendered Istio resources", () => {
         const files = istioFiles(renderDir());
-        const out = spawnSync(toolchainBinary("istioctl"), ["analyze", "--use-kube=false", "--failure-threshold", "Error", ...files], { encoding: "utf8" });
+        const out = spawnSync(
+            toolchainBinary("istioctl"),
+            ["analyze", "--use-kube=false", "--failure-threshold", "Error", ...files],
+            { encoding: "utf8" },
+        );
         assert.equal(out.status, 0, `${out.stdout}\n${out.stderr}`);
         assert.doesNotMatch(out.stdout + out.stderr, /Error \[IST/);
     });
@@ -82,9 +103,16 @@ describe("real engine on the render target", () => {
         fs.mkdirSync(path.join(broken, "1-manifest"));
         for (const file of istioFiles(renderDir())) {
             const text = fs.readFileSync(file, "utf8");
-            fs.writeFileSync(path.join(broken, "1-manifest", path.basename(file)), /kind: VirtualService/.test(text) ? text.replace("subset: v2", "subset: v3") : text);
+            fs.writeFileSync(
+                path.join(broken, "1-manifest", path.basename(file)),
+                /kind: VirtualService/.test(text) ? text.replace("subset: v2", "subset: v3") : text,
+            );
         }
-        const out = spawnSync(toolchainBinary("istioctl"), ["analyze", "--use-kube=false", ...istioFiles(broken)], { encoding: "utf8" });
+        const out = spawnSync(
+            toolchainBinary("istioctl"),
+            ["analyze", "--use-kube=false", ...istioFiles(broken)],
+            { encoding: "utf8" },
+        );
         fs.rmSync(broken, { recursive: true, force: true });
         assert.notEqual(out.status, 0);
         assert.match(out.stdout + out.stderr, /tcp-echo\+v3|subset.*v3|v3.*not found/i);
@@ -93,7 +121,10 @@ describe("real engine on the render target", () => {
     it("an invalid weight fails at preview naming the key, with state and output unchanged", async () => {
         const before = await resourcesInState();
         await stack.setConfig("v2Weight", { value: "101" });
-        await assert.rejects(stack.up(), /asm-tcp-shift:v2Weight: must be an integer from 0 to 100/);
+        await assert.rejects(
+            stack.up(),
+            /asm-tcp-shift:v2Weight: must be an integer from 0 to 100/,
+        );
         await stack.setConfig("v2Weight", { value: "abc" });
         await assert.rejects(stack.preview(), /v2Weight.*integer/);
         assert.deepEqual(await resourcesInState(), before);
@@ -103,9 +134,21 @@ describe("real engine on the render target", () => {
     it("a mandatory policy violation blocks the update and changes nothing", async () => {
         const before = await resourcesInState();
         const policyConfig = path.join(dir, "policy-config.json");
-        fs.writeFileSync(policyConfig, JSON.stringify({ "max-weight-step": { enforcementLevel: "mandatory", maxWeightStep: 10, previousV2Weight: 20 } }));
+        fs.writeFileSync(
+            policyConfig,
+            JSON.stringify({
+                "max-weight-step": {
+                    enforcementLevel: "mandatory",
+                    maxWeightStep: 10,
+                    previousV2Weight: 20,
+                },
+            }),
+        );
         await stack.setConfig("v2Weight", { value: "60" });
-        await assert.rejects(gatedUp(stack, { policyPackConfigs: [policyConfig] }), /max-weight-step[\s\S]*v2 weight moves 20 -> 60/);
+        await assert.rejects(
+            gatedUp(stack, { policyPackConfigs: [policyConfig] }),
+            /max-weight-step[\s\S]*v2 weight moves 20 -> 60/,
+        );
         assert.deepEqual(await resourcesInState(), before);
         assert.deepEqual(weightsOnDisk(), ["v1=80", "v2=20"]);
     });
@@ -156,7 +199,11 @@ export = async () => {
         dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-gate-")));
         fs.rmSync(path.join(dir, "index.ts"));
         fs.writeFileSync(path.join(dir, "index.ts"), program);
-        stack = await openStack("gate", { workDir: dir, backendUrl: `file://${path.join(dir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "integration-test" } });
+        stack = await openStack("gate", {
+            workDir: dir,
+            backendUrl: `file://${path.join(dir, ".state")}`,
+            env: { PULUMI_CONFIG_PASSPHRASE: "integration-test" },
+        });
         await stack.setAllConfig({ v2Weight: { value: "0" }, subset: { value: "v1" } });
     });
 
@@ -164,7 +211,10 @@ export = async () => {
 
     // Every resource of the state, by URN: the engine rewrites the checkpoint after a failed run too, listing the
     // steps it completed first, so the provider and the gate component (registered concurrently) may swap places.
-    const state = async () => ((await stack.exportStack()).deployment.resources ?? []).sort((a: any, b: any) => a.urn.localeCompare(b.urn));
+    const state = async () =>
+        ((await stack.exportStack()).deployment.resources ?? []).sort((a: any, b: any) =>
+            a.urn.localeCompare(b.urn),
+        );
 
     it("passes a consistent stack, then refuses the broken one with nothing written", async () => {
         const { result } = await gatedUp(stack);
@@ -172,7 +222,10 @@ export = async () => {
         const before = { state: await state(), files: rendered() };
 
         await stack.setConfig("subset", { value: "v3" });
-        await assert.rejects(gatedUp(stack), /virtualservice-subsets-defined[\s\S]*before any change: VirtualService echo routes to subset "v3"/);
+        await assert.rejects(
+            gatedUp(stack),
+            /virtualservice-subsets-defined[\s\S]*before any change: VirtualService echo routes to subset "v3"/,
+        );
         // Neither the ConfigMap nor the VirtualService (both would change) was written, in the state or on disk.
         assert.deepEqual(rendered(), before.files);
         assert.deepEqual(await state(), before.state);

@@ -8,10 +8,27 @@ import { Stack } from "@pulumi/pulumi/automation";
 import { DEFAULTS } from "../../config";
 import { ECHO_PREFIXES, OBJECT_NAMES } from "../../components/model";
 import { gatedUp, openStack, scratchProject, toolchainBinPath } from "../../tools/engine";
-import { gatewayConfigDump, ingressOf, receivedRoutes, waitForReceivedSplit } from "../../tools/mesh";
+import {
+    gatewayConfigDump,
+    ingressOf,
+    receivedRoutes,
+    waitForReceivedSplit,
+} from "../../tools/mesh";
 import { formatReceived, receivedByGateway } from "../../tools/routes";
 import { verify } from "../../tools/verify";
-import { MESH_KUBECONFIG, apply, echoTable, env, get, k, meshCluster, meshScript, podIPs, proxyStatus, until } from "../support/mesh";
+import {
+    MESH_KUBECONFIG,
+    apply,
+    echoTable,
+    env,
+    get,
+    k,
+    meshCluster,
+    meshScript,
+    podIPs,
+    proxyStatus,
+    until,
+} from "../support/mesh";
 
 const NAMESPACE = "mesh";
 const STACK = "mesh-gateway";
@@ -25,16 +42,32 @@ const PORT = DEFAULTS.gatewayPort;
 describe("the local mesh: istiod, the IstioGateway controller, echo pods, the gateway", () => {
     let dir: string;
     let stack: Stack;
-    const gatewayPods = () => get("-n", "istio-system", "get", "pods", "-l", "istio=ingressgateway").items.filter((p: any) => !p.metadata.deletionTimestamp);
+    const gatewayPods = () =>
+        get("-n", "istio-system", "get", "pods", "-l", "istio=ingressgateway").items.filter(
+            (p: any) => !p.metadata.deletionTimestamp,
+        );
     const measure = async (expectedWeight: number, connections = 400) => {
         const { host, port } = ingressOf(MESH_KUBECONFIG);
-        return verify({ host, port, connections, concurrency: 20, timeoutMs: 3000, expectedWeight, prefixes: ECHO_PREFIXES, maxErrorRate: 0.01 });
+        return verify({
+            host,
+            port,
+            connections,
+            concurrency: 20,
+            timeoutMs: 3000,
+            expectedWeight,
+            prefixes: ECHO_PREFIXES,
+            maxErrorRate: 0.01,
+        });
     };
 
     before(async () => {
         meshCluster("up");
         dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-mesh-")));
-        stack = await openStack(STACK, { workDir: dir, backendUrl: `file://${path.join(dir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "mesh-test" } });
+        stack = await openStack(STACK, {
+            workDir: dir,
+            backendUrl: `file://${path.join(dir, ".state")}`,
+            env: { PULUMI_CONFIG_PASSPHRASE: "mesh-test" },
+        });
         apply(`apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${NAMESPACE}\n`);
         await stack.setAllConfig({
             target: { value: "local" },
@@ -54,26 +87,40 @@ describe("the local mesh: istiod, the IstioGateway controller, echo pods, the ga
 
     it("cluster:status lists istiod, the controller and the gateway with their memory", () => {
         const out = meshCluster("status");
-        for (const c of ["istiod", "controller", "gateway"]) assert.match(out, new RegExp(`^${c}\\s+\\d+\\s+\\d+\\s`, "m"), out);
+        for (const c of ["istiod", "controller", "gateway"])
+            assert.match(out, new RegExp(`^${c}\\s+\\d+\\s+\\d+\\s`, "m"), out);
         assert.match(out, /^mesh total\s+\d+/m, out);
     });
 
     it("the IstioGateway controller made Deployment and Service istio-ingressgateway as ASM does, and filled the CR's status", () => {
-        const cr = get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com", "ingressgateway");
+        const cr = get(
+            "-n",
+            "istio-system",
+            "get",
+            "istiogateways.istio.alibabacloud.com",
+            "ingressgateway",
+        );
         const dep = get("-n", "istio-system", "get", "deployment", "istio-ingressgateway");
         assert.equal(dep.spec.replicas, cr.spec.replicaCount ?? 1);
-        assert.deepEqual(dep.metadata.ownerReferences.map((o: any) => [o.kind, o.name, o.uid]), [["IstioGateway", "ingressgateway", cr.metadata.uid]]);
+        assert.deepEqual(
+            dep.metadata.ownerReferences.map((o: any) => [o.kind, o.name, o.uid]),
+            [["IstioGateway", "ingressgateway", cr.metadata.uid]],
+        );
         const podLabels = dep.spec.template.metadata.labels;
         assert.equal(podLabels.istio, "ingressgateway");
         assert.equal(podLabels.app, "istio-ingressgateway");
-        for (const [key, value] of Object.entries<string>(cr.spec.podLabels ?? {})) assert.equal(podLabels[key], value, `podLabels ${key}`);
+        for (const [key, value] of Object.entries<string>(cr.spec.podLabels ?? {}))
+            assert.equal(podLabels[key], value, `podLabels ${key}`);
         const svc = get("-n", "istio-system", "get", "service", "istio-ingressgateway");
         assert.equal(svc.spec.type, cr.spec.serviceType ?? "LoadBalancer");
         assert.deepEqual(
             svc.spec.ports.map((p: any) => [p.name, p.port, p.targetPort]),
             cr.spec.ports.map((p: any) => [p.name, p.port, p.targetPort ?? p.port]),
         );
-        assert.deepEqual(svc.status.loadBalancer.ingress.map((i: any) => i.ip), [env().ingressIP]);
+        assert.deepEqual(
+            svc.status.loadBalancer.ingress.map((i: any) => i.ip),
+            [env().ingressIP],
+        );
         assert.equal(cr.status.Status, "RUNNING");
         assert.deepEqual(cr.status.GatewayAddress, [env().ingressIP]);
         assert.deepEqual(
@@ -87,7 +134,17 @@ describe("the local mesh: istiod, the IstioGateway controller, echo pods, the ga
         const pods = gatewayPods().map((p: any) => p.metadata.name);
         const out = await until("every gateway pod SYNCED", () => {
             const text = proxyStatus();
-            return pods.every((name: string) => text.split("\n").some((l) => l.startsWith(`${name}.istio-system`) && (l.match(/SYNCED/g) ?? []).length >= 3)) && text;
+            return (
+                pods.every((name: string) =>
+                    text
+                        .split("\n")
+                        .some(
+                            (l) =>
+                                l.startsWith(`${name}.istio-system`) &&
+                                (l.match(/SYNCED/g) ?? []).length >= 3,
+                        ),
+                ) && text
+            );
         });
         assert.ok(out);
     });
@@ -95,7 +152,9 @@ describe("the local mesh: istiod, the IstioGateway controller, echo pods, the ga
     it("the seed's commands, verbatim, reach v1 and v2 through the gateway", () => {
         // An nc that half-closes on end of input, as the seed's busybox nc does (Debian's ncat).
         const shim = fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-nc-"));
-        const ncat = execFileSync("bash", ["-c", "command -v ncat || true"], { encoding: "utf8" }).trim();
+        const ncat = execFileSync("bash", ["-c", "command -v ncat || true"], {
+            encoding: "utf8",
+        }).trim();
         assert.ok(ncat, "ncat is installed by cluster.sh up");
         fs.symlinkSync(ncat, path.join(shim, "nc"));
         const seed = [
@@ -106,7 +165,11 @@ describe("the local mesh: istiod, the IstioGateway controller, echo pods, the ga
         const out = execFileSync("bash", ["-c", seed], {
             encoding: "utf8",
             timeout: 60_000,
-            env: { ...process.env, KUBECONFIG: MESH_KUBECONFIG, PATH: `${shim}:${toolchainBinPath()}:${process.env.PATH}` },
+            env: {
+                ...process.env,
+                KUBECONFIG: MESH_KUBECONFIG,
+                PATH: `${shim}:${toolchainBinPath()}:${process.env.PATH}`,
+            },
         });
         fs.rmSync(shim, { recursive: true, force: true });
         const lines = out.trim().split("\n");
@@ -125,28 +188,49 @@ describe("the local mesh: istiod, the IstioGateway controller, echo pods, the ga
         assert.notEqual(typeof received, "string", String(received));
         const lines = formatReceived(received, PORT);
         assert.equal(lines.length, gatewayPods().length, lines.join("\n"));
-        for (const l of lines) assert.match(l, new RegExp(`listener 0\\.0\\.0\\.0_${PORT} -> v1 80, v2 20`));
+        for (const l of lines)
+            assert.match(l, new RegExp(`listener 0\\.0\\.0\\.0_${PORT} -> v1 80, v2 20`));
         for (const r of received as any[]) {
-            assert.deepEqual(r.endpoints.v1, podIPs(NAMESPACE, "version=v1").map((ip) => `${ip}:${DEFAULTS.servicePort}`));
-            assert.deepEqual(r.endpoints.v2, podIPs(NAMESPACE, "version=v2").map((ip) => `${ip}:${DEFAULTS.servicePort}`));
+            assert.deepEqual(
+                r.endpoints.v1,
+                podIPs(NAMESPACE, "version=v1").map((ip) => `${ip}:${DEFAULTS.servicePort}`),
+            );
+            assert.deepEqual(
+                r.endpoints.v2,
+                podIPs(NAMESPACE, "version=v2").map((ip) => `${ip}:${DEFAULTS.servicePort}`),
+            );
         }
     });
 
     it("an echo process killed: its pod turns NotReady, its endpoint leaves the gateway, traffic goes to the rest; restarted, it is back", async () => {
-        const victim = echoTable().find((e) => e.pod.startsWith(`${NAMESPACE}/tcp-echo-v1-`) && e.ready && e.pid)!;
+        const victim = echoTable().find(
+            (e) => e.pod.startsWith(`${NAMESPACE}/tcp-echo-v1-`) && e.ready && e.pid,
+        )!;
         assert.ok(victim, JSON.stringify(echoTable()));
         const podName = victim.pod.split("/")[1];
-        const ready = () => (get("-n", NAMESPACE, "get", "pod", podName).status.conditions ?? []).find((c: any) => c.type === "Ready")?.status;
-        const v1Endpoints = async () => receivedRoutes(await gatewayConfigDump(env()), PORT).map((r) => r.endpoints.v1);
+        const ready = () =>
+            (get("-n", NAMESPACE, "get", "pod", podName).status.conditions ?? []).find(
+                (c: any) => c.type === "Ready",
+            )?.status;
+        const v1Endpoints = async () =>
+            receivedRoutes(await gatewayConfigDump(env()), PORT).map((r) => r.endpoints.v1);
         process.kill(victim.pid!, "SIGKILL");
         await until("the pod NotReady", () => ready() === "False", 10_000);
-        await until("its endpoint gone from every gateway pod", async () => (await v1Endpoints()).every((eps) => !eps.includes(victim.address)), 10_000);
+        await until(
+            "its endpoint gone from every gateway pod",
+            async () => (await v1Endpoints()).every((eps) => !eps.includes(victim.address)),
+            10_000,
+        );
         const report = await measure(20, 400);
         assert.equal(report.verdict, "consistent", report.reason);
         assert.equal(report.counts.v1 + report.counts.v2, 400, JSON.stringify(report.counts));
         // The runner restarts it after the kubelet's first back-off (10 s).
         await until("the pod Ready again", () => ready() === "True", 40_000);
-        await until("its endpoint back", async () => (await v1Endpoints()).every((eps) => eps.includes(victim.address)), 10_000);
+        await until(
+            "its endpoint back",
+            async () => (await v1Endpoints()).every((eps) => eps.includes(victim.address)),
+            10_000,
+        );
         const again = echoTable().find((e) => e.pod === victim.pod)!;
         assert.ok(again.ready && again.pid && again.pid !== victim.pid, JSON.stringify(again));
     });
@@ -157,9 +241,21 @@ describe("the local mesh: istiod, the IstioGateway controller, echo pods, the ga
             const report = await measure(20, 400);
             assert.equal(report.verdict, "consistent", report.reason);
             // A change made while istiod is away reaches the gateway only once istiod is back.
-            k("-n", NAMESPACE, "patch", "virtualservices.networking.istio.io", OBJECT_NAMES.virtualService, "--type=json", "-p", '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":50},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":50}]');
+            k(
+                "-n",
+                NAMESPACE,
+                "patch",
+                "virtualservices.networking.istio.io",
+                OBJECT_NAMES.virtualService,
+                "--type=json",
+                "-p",
+                '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":50},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":50}]',
+            );
             await new Promise((r) => setTimeout(r, 1000));
-            assert.deepEqual(receivedRoutes(await gatewayConfigDump(env()), PORT).map((r) => r.split), gatewayPods().map(() => ({ v1: 80, v2: 20 })));
+            assert.deepEqual(
+                receivedRoutes(await gatewayConfigDump(env()), PORT).map((r) => r.split),
+                gatewayPods().map(() => ({ v1: 80, v2: 20 })),
+            );
         } finally {
             meshScript("start", "istiod");
         }
@@ -173,44 +269,91 @@ describe("the local mesh: istiod, the IstioGateway controller, echo pods, the ga
         const before = (await gatewayConfigDump(env())).map((p) => p.pod);
         meshScript("restart", "gateway");
         await waitForReceivedSplit(env(), PORT, { v1: 80, v2: 20 });
-        assert.deepEqual((await gatewayConfigDump(env())).map((p) => p.pod), before);
+        assert.deepEqual(
+            (await gatewayConfigDump(env())).map((p) => p.pod),
+            before,
+        );
         assert.equal((await measure(20, 400)).verdict, "consistent");
     });
 
     it("the controller never touches what it did not create, and deleting an IstioGateway removes what it made", async () => {
         const ig = (name: string, port: number) =>
             `apiVersion: istio.alibabacloud.com/v1beta1\nkind: IstioGateway\nmetadata: {name: ${name}, namespace: istio-system}\nspec: {gatewayType: ingress, clusterIds: [local], replicaCount: 1, serviceType: ClusterIP, ports: [{name: tcp, port: ${port}, targetPort: ${port}, protocol: TCP}]}\n`;
-        apply(`apiVersion: v1\nkind: Service\nmetadata: {name: istio-foreign, namespace: istio-system}\nspec: {ports: [{name: other, port: 1234}]}\n`);
+        apply(
+            `apiVersion: v1\nkind: Service\nmetadata: {name: istio-foreign, namespace: istio-system}\nspec: {ports: [{name: other, port: 1234}]}\n`,
+        );
         apply(ig("foreign", 31499));
         const status = await until("the foreign IstioGateway FAILED", () => {
-            const s = get("-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com", "foreign").status;
+            const s = get(
+                "-n",
+                "istio-system",
+                "get",
+                "istiogateways.istio.alibabacloud.com",
+                "foreign",
+            ).status;
             return s?.Status === "FAILED" && s;
         });
-        assert.match(status.ErrorMessage, /Service istio-system\/istio-foreign exists and was not created for this IstioGateway/);
+        assert.match(
+            status.ErrorMessage,
+            /Service istio-system\/istio-foreign exists and was not created for this IstioGateway/,
+        );
         const foreign = get("-n", "istio-system", "get", "service", "istio-foreign");
-        assert.deepEqual(foreign.spec.ports.map((p: any) => p.port), [1234]);
+        assert.deepEqual(
+            foreign.spec.ports.map((p: any) => p.port),
+            [1234],
+        );
         assert.equal(foreign.metadata.annotations?.["asm-tcp-shift.io/istio-gateway"], undefined);
-        k("-n", "istio-system", "delete", "istiogateways.istio.alibabacloud.com", "foreign", "--wait=true");
-        assert.equal(get("-n", "istio-system", "get", "service", "istio-foreign").metadata.uid, foreign.metadata.uid, "still there, untouched");
+        k(
+            "-n",
+            "istio-system",
+            "delete",
+            "istiogateways.istio.alibabacloud.com",
+            "foreign",
+            "--wait=true",
+        );
+        assert.equal(
+            get("-n", "istio-system", "get", "service", "istio-foreign").metadata.uid,
+            foreign.metadata.uid,
+            "still there, untouched",
+        );
         k("-n", "istio-system", "delete", "service", "istio-foreign");
 
         apply(ig("extra", 31498));
         await until("Deployment and Service istio-extra", () => {
-            const names = get("-n", "istio-system", "get", "deployments,services").items.map((i: any) => `${i.kind}/${i.metadata.name}`);
-            return names.includes("Deployment/istio-extra") && names.includes("Service/istio-extra");
+            const names = get("-n", "istio-system", "get", "deployments,services").items.map(
+                (i: any) => `${i.kind}/${i.metadata.name}`,
+            );
+            return (
+                names.includes("Deployment/istio-extra") && names.includes("Service/istio-extra")
+            );
         });
-        assert.deepEqual(get("-n", "istio-system", "get", "service", "istio-extra").spec.ports.map((p: any) => p.port), [31498]);
+        assert.deepEqual(
+            get("-n", "istio-system", "get", "service", "istio-extra").spec.ports.map(
+                (p: any) => p.port,
+            ),
+            [31498],
+        );
         k("-n", "istio-system", "delete", "istiogateways.istio.alibabacloud.com", "extra");
         await until("istio-extra gone", () => {
-            const names = get("-n", "istio-system", "get", "deployments,services").items.map((i: any) => i.metadata.name);
+            const names = get("-n", "istio-system", "get", "deployments,services").items.map(
+                (i: any) => i.metadata.name,
+            );
             return !names.includes("istio-extra");
         });
     });
 
     it("destroy takes the gateway's Deployment and Service away with the IstioGateway", async () => {
         await stack.destroy();
-        await until("no istio-ingressgateway objects", () => get("-n", "istio-system", "get", "deployments,services").items.every((i: any) => i.metadata.name !== "istio-ingressgateway"));
-        assert.deepEqual(await gatewayConfigDump(env()).then((d) => d.filter((p) => p.pod.includes("istio-ingressgateway"))), []);
+        await until("no istio-ingressgateway objects", () =>
+            get("-n", "istio-system", "get", "deployments,services").items.every(
+                (i: any) => i.metadata.name !== "istio-ingressgateway",
+            ),
+        );
+        assert.deepEqual(
+            await gatewayConfigDump(env()).then((d) =>
+                d.filter((p) => p.pod.includes("istio-ingressgateway")),
+            ),
+            [],
+        );
     });
 });
-

@@ -6,8 +6,19 @@ import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
 import { DEFAULTS } from "../../config";
 import { ECHO_PREFIXES } from "../../components/model";
-import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, scratchProject } from "../../tools/engine";
-import { gatewayConfigDump, ingressOf, receivedRoutes, waitForReceivedSplit } from "../../tools/mesh";
+import {
+    POLICY_PACK_DIR,
+    PROJECT_ROOT,
+    gatedUp,
+    openStack,
+    scratchProject,
+} from "../../tools/engine";
+import {
+    gatewayConfigDump,
+    ingressOf,
+    receivedRoutes,
+    waitForReceivedSplit,
+} from "../../tools/mesh";
 import { verify } from "../../tools/verify";
 import { MESH_KUBECONFIG, apply, env, get, k, meshCluster } from "../support/mesh";
 
@@ -30,21 +41,74 @@ interface Case {
     changes: Change[];
 }
 
-const change = (kind: string, resource: string, path: string, value: unknown, namespace = NAMESPACE): Change => ({ kind, resource, namespace, patch: [{ op: "replace", path, value }] });
+const change = (
+    kind: string,
+    resource: string,
+    path: string,
+    value: unknown,
+    namespace = NAMESPACE,
+): Change => ({ kind, resource, namespace, patch: [{ op: "replace", path, value }] });
 
 const CASES: Case[] = [
-    { name: "Gateway selector matching no gateway pod", field: "Gateway tcp-echo-gateway spec.selector", mentions: ["Gateway tcp-echo-gateway", "selector"], changes: [change("Gateway", "tcp-echo-gateway", "/spec/selector", { istio: "no-such-gateway" })] },
-    { name: "route port not served by the Gateway", field: "VirtualService tcp-echo spec.tcp[0].match[0].port", mentions: ["VirtualService tcp-echo", "port 31401"], changes: [change("VirtualService", "tcp-echo", "/spec/tcp/0/match/0/port", 31401)] },
-    { name: "port not exposed by the IstioGateway", field: "IstioGateway ingressgateway spec.ports", mentions: ["IstioGateway", "31400"], changes: [change("IstioGateway", "ingressgateway", "/spec/ports", [{ name: "tcp", port: 31401, targetPort: 31401, protocol: "TCP" }], "istio-system")] },
+    {
+        name: "Gateway selector matching no gateway pod",
+        field: "Gateway tcp-echo-gateway spec.selector",
+        mentions: ["Gateway tcp-echo-gateway", "selector"],
+        changes: [
+            change("Gateway", "tcp-echo-gateway", "/spec/selector", { istio: "no-such-gateway" }),
+        ],
+    },
+    {
+        name: "route port not served by the Gateway",
+        field: "VirtualService tcp-echo spec.tcp[0].match[0].port",
+        mentions: ["VirtualService tcp-echo", "port 31401"],
+        changes: [change("VirtualService", "tcp-echo", "/spec/tcp/0/match/0/port", 31401)],
+    },
+    {
+        name: "port not exposed by the IstioGateway",
+        field: "IstioGateway ingressgateway spec.ports",
+        mentions: ["IstioGateway", "31400"],
+        changes: [
+            change(
+                "IstioGateway",
+                "ingressgateway",
+                "/spec/ports",
+                [{ name: "tcp", port: 31401, targetPort: 31401, protocol: "TCP" }],
+                "istio-system",
+            ),
+        ],
+    },
     {
         name: "Gateway and VirtualService hosts that do not intersect",
         field: "VirtualService tcp-echo spec.hosts",
         mentions: ["VirtualService tcp-echo", "hosts"],
-        changes: [change("Gateway", "tcp-echo-gateway", "/spec/servers/0/hosts", ["a.example.com"]), change("VirtualService", "tcp-echo", "/spec/hosts", ["b.example.com"])],
+        changes: [
+            change("Gateway", "tcp-echo-gateway", "/spec/servers/0/hosts", ["a.example.com"]),
+            change("VirtualService", "tcp-echo", "/spec/hosts", ["b.example.com"]),
+        ],
     },
-    { name: "subset labels matching no pod", field: "DestinationRule tcp-echo-destination spec.subsets[1].labels", mentions: ["DestinationRule tcp-echo-destination", "v2"], changes: [change("DestinationRule", "tcp-echo-destination", "/spec/subsets/1/labels", { version: "v3" })] },
-    { name: "DestinationRule for another host", field: "DestinationRule tcp-echo-destination spec.host", mentions: ["DestinationRule", "tcp-echo"], changes: [change("DestinationRule", "tcp-echo-destination", "/spec/host", "other-echo")] },
-    { name: "VirtualService naming a missing Gateway", field: "VirtualService tcp-echo spec.gateways", mentions: ["VirtualService tcp-echo", "no-such-gateway"], changes: [change("VirtualService", "tcp-echo", "/spec/gateways", ["no-such-gateway"])] },
+    {
+        name: "subset labels matching no pod",
+        field: "DestinationRule tcp-echo-destination spec.subsets[1].labels",
+        mentions: ["DestinationRule tcp-echo-destination", "v2"],
+        changes: [
+            change("DestinationRule", "tcp-echo-destination", "/spec/subsets/1/labels", {
+                version: "v3",
+            }),
+        ],
+    },
+    {
+        name: "DestinationRule for another host",
+        field: "DestinationRule tcp-echo-destination spec.host",
+        mentions: ["DestinationRule", "tcp-echo"],
+        changes: [change("DestinationRule", "tcp-echo-destination", "/spec/host", "other-echo")],
+    },
+    {
+        name: "VirtualService naming a missing Gateway",
+        field: "VirtualService tcp-echo spec.gateways",
+        mentions: ["VirtualService tcp-echo", "no-such-gateway"],
+        changes: [change("VirtualService", "tcp-echo", "/spec/gateways", ["no-such-gateway"])],
+    },
 ];
 
 /**
@@ -53,7 +117,12 @@ const CASES: Case[] = [
  */
 const POLICY_PENDING = new Set<string>();
 
-const RESOURCE = { Gateway: "gateways.networking.istio.io", VirtualService: "virtualservices.networking.istio.io", DestinationRule: "destinationrules.networking.istio.io", IstioGateway: "istiogateways.istio.alibabacloud.com" } as Record<string, string>;
+const RESOURCE = {
+    Gateway: "gateways.networking.istio.io",
+    VirtualService: "virtualservices.networking.istio.io",
+    DestinationRule: "destinationrules.networking.istio.io",
+    IstioGateway: "istiogateways.istio.alibabacloud.com",
+} as Record<string, string>;
 
 /** Value at a JSON pointer. */
 function at(obj: any, pointer: string): unknown {
@@ -100,7 +169,10 @@ describe("misconfigurations: the live mesh and the policy pack", () => {
     let stack: Stack;
     // The preview side runs on the render target: the pack judges the same resources, with no live object in the way.
     let previewStack: Stack;
-    const rows: string[] = ["| misconfiguration | live mesh (400 connections through the gateway) | gateway received | preview with the policy pack |", "|---|---|---|---|"];
+    const rows: string[] = [
+        "| misconfiguration | live mesh (400 connections through the gateway) | gateway received | preview with the policy pack |",
+        "|---|---|---|---|",
+    ];
     const results: { c: Case; broken: boolean; refused: boolean; message: string }[] = [];
 
     before(async () => {
@@ -110,12 +182,29 @@ describe("misconfigurations: the live mesh and the policy pack", () => {
         fs.rmSync(path.join(dir, "index.ts"));
         fs.symlinkSync(path.join(PROJECT_ROOT, "index.ts"), path.join(dir, "index.real.ts"));
         fs.writeFileSync(path.join(dir, "index.ts"), WRAPPER);
-        stack = await openStack("misconfig", { workDir: dir, backendUrl: `file://${path.join(dir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "misconfig-test" } });
-        await stack.setAllConfig({ target: { value: "local" }, namespace: { value: NAMESPACE }, localKubeconfig: { value: MESH_KUBECONFIG }, v2Weight: { value: "20" } });
+        stack = await openStack("misconfig", {
+            workDir: dir,
+            backendUrl: `file://${path.join(dir, ".state")}`,
+            env: { PULUMI_CONFIG_PASSPHRASE: "misconfig-test" },
+        });
+        await stack.setAllConfig({
+            target: { value: "local" },
+            namespace: { value: NAMESPACE },
+            localKubeconfig: { value: MESH_KUBECONFIG },
+            v2Weight: { value: "20" },
+        });
         await gatedUp(stack);
         await waitForReceivedSplit(env(), DEFAULTS.gatewayPort, { v1: 80, v2: 20 });
-        previewStack = await openStack("misconfig-preview", { workDir: dir, backendUrl: `file://${path.join(dir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "misconfig-test" } });
-        await previewStack.setAllConfig({ target: { value: "render" }, namespace: { value: NAMESPACE }, v2Weight: { value: "20" } });
+        previewStack = await openStack("misconfig-preview", {
+            workDir: dir,
+            backendUrl: `file://${path.join(dir, ".state")}`,
+            env: { PULUMI_CONFIG_PASSPHRASE: "misconfig-test" },
+        });
+        await previewStack.setAllConfig({
+            target: { value: "render" },
+            namespace: { value: NAMESPACE },
+            v2Weight: { value: "20" },
+        });
         await previewStack.preview({ policyPacks: [POLICY_PACK_DIR] });
     });
 
@@ -126,59 +215,128 @@ describe("misconfigurations: the live mesh and the policy pack", () => {
     });
 
     for (const c of CASES) {
-        it(c.name, { todo: POLICY_PENDING.has(c.name) ? "no policy refuses it yet" : undefined }, async () => {
-            // Live: patch by hand, let istiod push, measure through the gateway as the seed's commands find it.
-            const undo = c.changes.map((ch) => {
-                const original = get("-n", ch.namespace, "get", RESOURCE[ch.kind], ch.resource);
-                return { ...ch, patch: ch.patch.map((op) => ({ op: "replace" as const, path: op.path, value: at(original, op.path) })) };
-            });
-            const patch = (chs: Change[]) => chs.forEach((ch) => k("-n", ch.namespace, "patch", RESOURCE[ch.kind], ch.resource, "--type=json", "-p", JSON.stringify(ch.patch)));
-            const versions = async () => JSON.stringify((await gatewayConfigDump(env())).map((p) => p.versions));
-            const before = await versions();
-            patch(c.changes);
-            let live: string;
-            let received: string;
-            let broken: boolean;
-            try {
-                // A push follows the change (any version moves), or nothing changes for the gateway within 3 s.
-                const deadline = Date.now() + 3000;
-                while (Date.now() < deadline && (await versions()) === before) await new Promise((r) => setTimeout(r, 50));
-                await new Promise((r) => setTimeout(r, 500));
-                const { host, port } = ingressOf(MESH_KUBECONFIG);
-                const report = await verify({ host, port, connections: 400, concurrency: 20, timeoutMs: 2000, expectedWeight: 20, prefixes: ECHO_PREFIXES, maxErrorRate: 0.01 });
-                broken = report.verdict !== "consistent";
-                const r = report.counts;
-                live = `${broken ? "**breaks**" : "serves 80/20"}: v1 ${r.v1}, v2 ${r.v2}, failed ${400 - r.v1 - r.v2} (port ${port})`;
-                const routes = receivedRoutes(await gatewayConfigDump(env()));
-                received = routes.length === 0 ? "no TCP listener" : routes.map((x) => `${x.listener}: ${Object.entries(x.split).map(([s, w]) => `${s} ${w} (${x.endpoints[s]?.length ?? 0} endpoints)`).join(", ")}`).filter((v, i, a) => a.indexOf(v) === i).join("; ");
-            } finally {
-                patch(undo);
-            }
-            await waitForReceivedSplit(env(), DEFAULTS.gatewayPort, { v1: 80, v2: 20 });
+        it(
+            c.name,
+            { todo: POLICY_PENDING.has(c.name) ? "no policy refuses it yet" : undefined },
+            async () => {
+                // Live: patch by hand, let istiod push, measure through the gateway as the seed's commands find it.
+                const undo = c.changes.map((ch) => {
+                    const original = get("-n", ch.namespace, "get", RESOURCE[ch.kind], ch.resource);
+                    return {
+                        ...ch,
+                        patch: ch.patch.map((op) => ({
+                            op: "replace" as const,
+                            path: op.path,
+                            value: at(original, op.path),
+                        })),
+                    };
+                });
+                const patch = (chs: Change[]) =>
+                    chs.forEach((ch) =>
+                        k(
+                            "-n",
+                            ch.namespace,
+                            "patch",
+                            RESOURCE[ch.kind],
+                            ch.resource,
+                            "--type=json",
+                            "-p",
+                            JSON.stringify(ch.patch),
+                        ),
+                    );
+                const versions = async () =>
+                    JSON.stringify((await gatewayConfigDump(env())).map((p) => p.versions));
+                const before = await versions();
+                patch(c.changes);
+                let live: string;
+                let received: string;
+                let broken: boolean;
+                try {
+                    // A push follows the change (any version moves), or nothing changes for the gateway within 3 s.
+                    const deadline = Date.now() + 3000;
+                    while (Date.now() < deadline && (await versions()) === before)
+                        await new Promise((r) => setTimeout(r, 50));
+                    await new Promise((r) => setTimeout(r, 500));
+                    const { host, port } = ingressOf(MESH_KUBECONFIG);
+                    const report = await verify({
+                        host,
+                        port,
+                        connections: 400,
+                        concurrency: 20,
+                        timeoutMs: 2000,
+                        expectedWeight: 20,
+                        prefixes: ECHO_PREFIXES,
+                        maxErrorRate: 0.01,
+                    });
+                    broken = report.verdict !== "consistent";
+                    const r = report.counts;
+                    live = `${broken ? "**breaks**" : "serves 80/20"}: v1 ${r.v1}, v2 ${r.v2}, failed ${400 - r.v1 - r.v2} (port ${port})`;
+                    const routes = receivedRoutes(await gatewayConfigDump(env()));
+                    received =
+                        routes.length === 0
+                            ? "no TCP listener"
+                            : routes
+                                  .map(
+                                      (x) =>
+                                          `${x.listener}: ${Object.entries(x.split)
+                                              .map(
+                                                  ([s, w]) =>
+                                                      `${s} ${w} (${x.endpoints[s]?.length ?? 0} endpoints)`,
+                                              )
+                                              .join(", ")}`,
+                                  )
+                                  .filter((v, i, a) => a.indexOf(v) === i)
+                                  .join("; ");
+                } finally {
+                    patch(undo);
+                }
+                await waitForReceivedSplit(env(), DEFAULTS.gatewayPort, { v1: 80, v2: 20 });
 
-            // Preview: the same change made by the program, judged by the pack.
-            previewStack.workspace.envVars.ASM_TCP_SHIFT_MUTATION = JSON.stringify(c.changes);
-            let refused = false;
-            let message = "preview passed";
-            try {
-                await previewStack.preview({ policyPacks: [POLICY_PACK_DIR] });
-            } catch (err) {
-                const text = (err as Error).message;
-                if (process.env.MISCONFIG_DEBUG) fs.appendFileSync(process.env.MISCONFIG_DEBUG, `\n===== ${c.name}\n${text}\n`);
-                // The pack's violations: the line after each "[mandatory]  <policy>  (<resource>)" header.
-                const lines = text.split("\n").map((l) => l.trim());
-                const found = lines.flatMap((l, i) => (/^- \[mandatory\]/.test(l) ? [`${l.replace(/^- \[mandatory\]\s+/, "").split(/\s+/)[0]}: ${lines[i + 2] ?? ""}`] : []));
-                message = found.length ? [...new Set(found)].join(" / ") : `not by the pack: ${lines.find((l) => /error:/.test(l)) ?? text.slice(0, 200)}`;
-                refused = found.length > 0;
-            } finally {
-                delete previewStack.workspace.envVars.ASM_TCP_SHIFT_MUTATION;
-            }
-            rows.push(`| ${c.name} (\`${c.field}\`) | ${live} | ${received} | ${refused ? `refused: ${message.replace(/\|/g, "\\|")}` : "**passes**"} |`);
-            results.push({ c, broken, refused, message });
-            if (broken) {
-                assert.ok(refused, `${c.name} breaks traffic on the live mesh (${live}) but preview with the policy pack passes`);
-                for (const m of c.mentions) assert.ok(message.includes(m), `the refusal names ${JSON.stringify(m)}: ${message}`);
-            }
-        });
+                // Preview: the same change made by the program, judged by the pack.
+                previewStack.workspace.envVars.ASM_TCP_SHIFT_MUTATION = JSON.stringify(c.changes);
+                let refused = false;
+                let message = "preview passed";
+                try {
+                    await previewStack.preview({ policyPacks: [POLICY_PACK_DIR] });
+                } catch (err) {
+                    const text = (err as Error).message;
+                    if (process.env.MISCONFIG_DEBUG)
+                        fs.appendFileSync(
+                            process.env.MISCONFIG_DEBUG,
+                            `\n===== ${c.name}\n${text}\n`,
+                        );
+                    // The pack's violations: the line after each "[mandatory]  <policy>  (<resource>)" header.
+                    const lines = text.split("\n").map((l) => l.trim());
+                    const found = lines.flatMap((l, i) =>
+                        /^- \[mandatory\]/.test(l)
+                            ? [
+                                  `${l.replace(/^- \[mandatory\]\s+/, "").split(/\s+/)[0]}: ${lines[i + 2] ?? ""}`,
+                              ]
+                            : [],
+                    );
+                    message = found.length
+                        ? [...new Set(found)].join(" / ")
+                        : `not by the pack: ${lines.find((l) => /error:/.test(l)) ?? text.slice(0, 200)}`;
+                    refused = found.length > 0;
+                } finally {
+                    delete previewStack.workspace.envVars.ASM_TCP_SHIFT_MUTATION;
+                }
+                rows.push(
+                    `| ${c.name} (\`${c.field}\`) | ${live} | ${received} | ${refused ? `refused: ${message.replace(/\|/g, "\\|")}` : "**passes**"} |`,
+                );
+                results.push({ c, broken, refused, message });
+                if (broken) {
+                    assert.ok(
+                        refused,
+                        `${c.name} breaks traffic on the live mesh (${live}) but preview with the policy pack passes`,
+                    );
+                    for (const m of c.mentions)
+                        assert.ok(
+                            message.includes(m),
+                            `the refusal names ${JSON.stringify(m)}: ${message}`,
+                        );
+                }
+            },
+        );
     }
 });

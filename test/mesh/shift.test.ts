@@ -22,24 +22,53 @@ describe("shift through the local mesh", () => {
     let dir: string;
     let engine: EngineOptions;
     let stack: Stack;
-    const live = () => routesOf(liveVirtualService(MESH_KUBECONFIG, NAMESPACE))[0].destinations.map((d) => d.weight);
+    const live = () =>
+        routesOf(liveVirtualService(MESH_KUBECONFIG, NAMESPACE))[0].destinations.map(
+            (d) => d.weight,
+        );
     const declared = async () => Number((await stack.getConfig("v2Weight")).value);
     const verifyGate = (): Gate => {
         const { host, port } = ingressOf(MESH_KUBECONFIG);
-        return { kind: "verify", host, port, connections: 400, concurrency: 20, timeoutMs: 3000, maxErrorRate: 0.01 };
+        return {
+            kind: "verify",
+            host,
+            port,
+            connections: 400,
+            concurrency: 20,
+            timeoutMs: 3000,
+            maxErrorRate: 0.01,
+        };
     };
     const awaitApplied = async (w: number) => {
         await waitForReceivedSplit(env(), DEFAULTS.gatewayPort, splitFor(w));
     };
-    const run = (o: Partial<ShiftOptions> & Pick<ShiftOptions, "steps">) => shift({ stack: "shift", gate: verifyGate(), pause: false, force: false, engine, workDir: dir, awaitApplied, ...o });
+    const run = (o: Partial<ShiftOptions> & Pick<ShiftOptions, "steps">) =>
+        shift({
+            stack: "shift",
+            gate: verifyGate(),
+            pause: false,
+            force: false,
+            engine,
+            workDir: dir,
+            awaitApplied,
+            ...o,
+        });
 
     before(async () => {
         meshCluster("up");
         apply(`apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${NAMESPACE}\n`);
         dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-shift-")));
-        engine = { backendUrl: `file://${path.join(dir, ".state")}`, env: { PULUMI_CONFIG_PASSPHRASE: "shift-test" } };
+        engine = {
+            backendUrl: `file://${path.join(dir, ".state")}`,
+            env: { PULUMI_CONFIG_PASSPHRASE: "shift-test" },
+        };
         stack = await openStack("shift", { ...engine, workDir: dir });
-        await stack.setAllConfig({ target: { value: "local" }, namespace: { value: NAMESPACE }, localKubeconfig: { value: MESH_KUBECONFIG }, v2Weight: { value: "0" } });
+        await stack.setAllConfig({
+            target: { value: "local" },
+            namespace: { value: NAMESPACE },
+            localKubeconfig: { value: MESH_KUBECONFIG },
+            v2Weight: { value: "0" },
+        });
         await gatedUp(stack);
         await awaitApplied(0);
     });
@@ -52,22 +81,31 @@ describe("shift through the local mesh", () => {
     it("walks the steps, each gated by the split measured through the gateway", async () => {
         const result = await run({ steps: [10, 20, 50] });
         assert.equal(result.outcome, "completed", JSON.stringify(result.steps));
-        assert.deepEqual(result.steps.map((s) => [s.weight, s.status]), [
-            [10, "applied"],
-            [20, "applied"],
-            [50, "applied"],
-        ]);
+        assert.deepEqual(
+            result.steps.map((s) => [s.weight, s.status]),
+            [
+                [10, "applied"],
+                [20, "applied"],
+                [50, "applied"],
+            ],
+        );
         assert.deepEqual(live(), [50, 50]);
         assert.equal(await declared(), 50);
     });
 
     it("rolls back to the last good weight when a gate command fails", async () => {
-        const result = await run({ steps: [60, 80], gate: { kind: "command", command: 'test "$V2_WEIGHT" -lt 70' } });
+        const result = await run({
+            steps: [60, 80],
+            gate: { kind: "command", command: 'test "$V2_WEIGHT" -lt 70' },
+        });
         assert.equal(result.outcome, "rolled-back");
-        assert.deepEqual(result.steps.map((s) => [s.weight, s.status]), [
-            [60, "applied"],
-            [80, "gate-failed"],
-        ]);
+        assert.deepEqual(
+            result.steps.map((s) => [s.weight, s.status]),
+            [
+                [60, "applied"],
+                [80, "gate-failed"],
+            ],
+        );
         assert.equal(result.finalWeight, 60);
         assert.deepEqual(live(), [40, 60]);
         assert.equal(await declared(), 60);
@@ -99,14 +137,27 @@ describe("shift through the local mesh", () => {
 
     it("stops where the operator declines the next step", async () => {
         const asked: string[] = [];
-        const result = await run({ steps: [70, 80], pause: true, confirm: async (q) => (asked.push(q), false) });
+        const result = await run({
+            steps: [70, 80],
+            pause: true,
+            confirm: async (q) => (asked.push(q), false),
+        });
         assert.equal(result.outcome, "stopped");
         assert.deepEqual(asked, ["v2 weight is 70. Promote to 80?"]);
         assert.deepEqual(live(), [30, 70]);
     });
 
     it("refuses to start on drift unless forced", async () => {
-        k("-n", NAMESPACE, "patch", "virtualservices.networking.istio.io", OBJECT_NAMES.virtualService, "--type=json", "-p", '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":90},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":10}]');
+        k(
+            "-n",
+            NAMESPACE,
+            "patch",
+            "virtualservices.networking.istio.io",
+            OBJECT_NAMES.virtualService,
+            "--type=json",
+            "-p",
+            '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":90},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":10}]',
+        );
         const refused = await run({ steps: [80] });
         assert.equal(refused.outcome, "refused");
         assert.equal(await declared(), 70);

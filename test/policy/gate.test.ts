@@ -9,7 +9,10 @@ import { StackResource, clone, find, happyStack, violations } from "./harness";
 const GATE_URN = `urn:pulumi:dev::asm-tcp-shift::${POLICY_GATE.type}::${POLICY_GATE.name}`;
 
 /** What the pack's policies report when the engine hands them the policy gate holding `stack` as the desired state. */
-async function atGate(stack: StackResource[], config: Record<string, Record<string, unknown>> = {}): Promise<Record<string, string[]>> {
+async function atGate(
+    stack: StackResource[],
+    config: Record<string, Record<string, unknown>> = {},
+): Promise<Record<string, string[]>> {
     const found: Record<string, string[]> = {};
     for (const policy of withPolicyGate(policies.allPolicies) as ResourceValidationPolicy[]) {
         const messages: string[] = [];
@@ -17,10 +20,20 @@ async function atGate(stack: StackResource[], config: Record<string, Record<stri
             type: POLICY_GATE.type,
             name: POLICY_GATE.name,
             urn: GATE_URN,
-            props: { resources: stack.map((r) => ({ type: r.type, name: r.name, urn: r.urn, props: r.props })) },
+            props: {
+                resources: stack.map((r) => ({
+                    type: r.type,
+                    name: r.name,
+                    urn: r.urn,
+                    props: r.props,
+                })),
+            },
             getConfig: () => ({ ...schemaDefaults(policy), ...config[policy.name] }),
         } as unknown as ResourceValidationArgs;
-        const validate = policy.validateResource as (a: ResourceValidationArgs, report: (m: string) => void) => Promise<void>;
+        const validate = policy.validateResource as (
+            a: ResourceValidationArgs,
+            report: (m: string) => void,
+        ) => Promise<void>;
         await validate(args, (m) => messages.push(m));
         if (messages.length > 0) found[policy.name] = messages;
     }
@@ -30,7 +43,11 @@ async function atGate(stack: StackResource[], config: Record<string, Record<stri
 /** Config as the engine hands a policy: its schema's defaults, then the stack's values. */
 function schemaDefaults(policy: ResourceValidationPolicy): Record<string, unknown> {
     const props = (policy.configSchema?.properties ?? {}) as Record<string, { default?: unknown }>;
-    return Object.fromEntries(Object.entries(props).filter(([, schema]) => "default" in schema).map(([key, schema]) => [key, schema.default]));
+    return Object.fromEntries(
+        Object.entries(props)
+            .filter(([, schema]) => "default" in schema)
+            .map(([key, schema]) => [key, schema.default]),
+    );
 }
 
 describe("policy gate (pack side): every policy checks the whole desired state before any change", () => {
@@ -43,20 +60,29 @@ describe("policy gate (pack side): every policy checks the whole desired state b
         find(stack, "virtualService").props.spec.tcp[0].route[1].destination.subset = "v3";
         const expected = await violations(policies.virtualServiceSubsetsDefined, stack);
         assert.equal(expected.length, 1);
-        assert.deepEqual((await atGate(stack))["virtualservice-subsets-defined"], [`before any change: ${expected[0]}`]);
+        assert.deepEqual((await atGate(stack))["virtualservice-subsets-defined"], [
+            `before any change: ${expected[0]}`,
+        ]);
     });
 
     it("reports a resource policy's violation at the gate, naming the resource", async () => {
         const stack = clone(await happyStack("dev"));
         const vs = find(stack, "virtualService");
         vs.props.spec.tcp[0].route[1].weight = 30;
-        assert.deepEqual((await atGate(stack))["tcp-route-weights"], [`${vs.name} (${vs.type}): before any change: VirtualService tcp-echo: tcp[0] weights sum to 110, not 100 ([80,30]).`]);
+        assert.deepEqual((await atGate(stack))["tcp-route-weights"], [
+            `${vs.name} (${vs.type}): before any change: VirtualService tcp-echo: tcp[0] weights sum to 110, not 100 ([80,30]).`,
+        ]);
     });
 
     it("hands each policy its own config", async () => {
         const stack = await happyStack("dev");
-        const found = await atGate(stack, { "max-weight-step": { maxWeightStep: 5, previousV2Weight: 0 } });
-        assert.match(found["max-weight-step"][0], /before any change: VirtualService tcp-echo: v2 weight moves 0 -> 20 \(20 points\); the largest allowed step is 5/);
+        const found = await atGate(stack, {
+            "max-weight-step": { maxWeightStep: 5, previousV2Weight: 0 },
+        });
+        assert.match(
+            found["max-weight-step"][0],
+            /before any change: VirtualService tcp-echo: v2 weight moves 0 -> 20 \(20 points\); the largest allowed step is 5/,
+        );
     });
 
     it("skips, without failing, a check that needs a value known only after another resource exists", async () => {
@@ -73,9 +99,16 @@ describe("policy gate (pack side): every policy checks the whole desired state b
         const vs = find(stack, "virtualService");
         vs.props.spec.tcp[0].route[1].weight = 30;
         const wrapped = withPolicyGate([policies.tcpRouteWeights])[0] as ResourceValidationPolicy;
-        assert.deepEqual(await violations(wrapped, stack), await violations(policies.tcpRouteWeights, stack));
+        assert.deepEqual(
+            await violations(wrapped, stack),
+            await violations(policies.tcpRouteWeights, stack),
+        );
         for (const policy of withPolicyGate(policies.allPolicies)) {
-            assert.equal(typeof (policy as { validateResource?: unknown }).validateResource, "function", policy.name);
+            assert.equal(
+                typeof (policy as { validateResource?: unknown }).validateResource,
+                "function",
+                policy.name,
+            );
         }
     });
 });

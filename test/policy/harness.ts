@@ -1,4 +1,11 @@
-import type { Policy, PolicyResource, ResourceValidationArgs, ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy } from "@pulumi/policy";
+import type {
+    Policy,
+    PolicyResource,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+} from "@pulumi/policy";
 import { TYPE_TOKENS } from "../../components/model";
 import { SECRET_SIG, mockClbTags, mockedProgram } from "../support/mocks";
 import { KUBECONFIG_KEYS, asmConfig } from "../support/settings";
@@ -24,15 +31,31 @@ const reveal = (value: any): any =>
  * The happy-path stack: the real program, run under mocks on the asm target with a reused,
  * acknowledged CLB, so every policy has something to look at. Tests mutate one field of a copy.
  */
-export async function happyStack(stack = "dev", overrides: Record<string, unknown> = {}): Promise<StackResource[]> {
+export async function happyStack(
+    stack = "dev",
+    overrides: Record<string, unknown> = {},
+): Promise<StackResource[]> {
     mockClbTags({ "lb-2ze8x7example1234": { owner: "platform-team" } });
     const { resources: recorded } = await mockedProgram(
-        asmConfig({ slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true, otherListenerPorts: [80, 443] }, ...overrides }),
+        asmConfig({
+            slb: {
+                mode: "reuse",
+                id: "lb-2ze8x7example1234",
+                acknowledgeListenerOverride: true,
+                otherListenerPorts: [80, 443],
+            },
+            ...overrides,
+        }),
         KUBECONFIG_KEYS,
     );
     return recorded
         .filter((r) => r.type.startsWith("kubernetes:") || r.type.startsWith("alicloud:"))
-        .map((r) => ({ type: r.type, name: r.name, urn: `urn:pulumi:${stack}::asm-tcp-shift::${r.type}::${r.name}`, props: reveal(r.inputs) }));
+        .map((r) => ({
+            type: r.type,
+            name: r.name,
+            urn: `urn:pulumi:${stack}::asm-tcp-shift::${r.type}::${r.name}`,
+            props: reveal(r.inputs),
+        }));
 }
 
 export function find(resources: StackResource[], token: keyof typeof TYPE_TOKENS): StackResource {
@@ -49,18 +72,29 @@ export function clone<T>(value: T): T {
 function configFor(policy: Policy, config: Record<string, unknown>): any {
     const defaults: Record<string, unknown> = {};
     for (const [key, schema] of Object.entries(policy.configSchema?.properties ?? {})) {
-        if (typeof schema === "object" && schema && "default" in schema) defaults[key] = (schema as { default: unknown }).default;
+        if (typeof schema === "object" && schema && "default" in schema)
+            defaults[key] = (schema as { default: unknown }).default;
     }
     return { ...defaults, ...config };
 }
 
-function resourceArgs(policy: Policy, r: StackResource, config: Record<string, unknown>): ResourceValidationArgs {
+function resourceArgs(
+    policy: Policy,
+    r: StackResource,
+    config: Record<string, unknown>,
+): ResourceValidationArgs {
     return {
         type: r.type,
         props: r.props,
         urn: r.urn,
         name: r.name,
-        opts: { protect: false, ignoreChanges: [], aliases: [], additionalSecretOutputs: [], customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 } } as any,
+        opts: {
+            protect: false,
+            ignoreChanges: [],
+            aliases: [],
+            additionalSecretOutputs: [],
+            customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 },
+        } as any,
         stackTags: new Map(),
         isType: () => false,
         asType: () => undefined,
@@ -72,15 +106,32 @@ function resourceArgs(policy: Policy, r: StackResource, config: Record<string, u
 }
 
 /** Runs one policy over a stack as the engine would and returns the violation messages. */
-export async function violations(policy: ResourceValidationPolicy | StackValidationPolicy, resources: StackResource[], config: Record<string, unknown> = {}): Promise<string[]> {
+export async function violations(
+    policy: ResourceValidationPolicy | StackValidationPolicy,
+    resources: StackResource[],
+    config: Record<string, unknown> = {},
+): Promise<string[]> {
     const messages: string[] = [];
     const report = (message: string) => messages.push(message);
     if ("validateResource" in policy) {
-        const validators = (Array.isArray(policy.validateResource) ? policy.validateResource : [policy.validateResource]).filter((v) => v !== undefined);
-        for (const r of resources) for (const validate of validators) await validate(resourceArgs(policy, r, config), report);
+        const validators = (
+            Array.isArray(policy.validateResource)
+                ? policy.validateResource
+                : [policy.validateResource]
+        ).filter((v) => v !== undefined);
+        for (const r of resources)
+            for (const validate of validators)
+                await validate(resourceArgs(policy, r, config), report);
     } else {
         const args: StackValidationArgs = {
-            resources: resources.map((r) => ({ ...resourceArgs(policy, r, config), dependencies: [], propertyDependencies: {} }) as unknown as PolicyResource),
+            resources: resources.map(
+                (r) =>
+                    ({
+                        ...resourceArgs(policy, r, config),
+                        dependencies: [],
+                        propertyDependencies: {},
+                    }) as unknown as PolicyResource,
+            ),
             stackTags: new Map(),
             getConfig: <T extends object>() => configFor(policy, config) as T,
             notApplicable: (reason?: string): never => {

@@ -15,24 +15,47 @@ import { PROJECT_ROOT } from "../../tools/engine";
 describe("policy pack start: the compiled pack while current, else the sources, type-checked", () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "asm-pack-start-"));
     const pack = path.join(root, "policy");
-    const build = require(path.join(PROJECT_ROOT, "policy/build.js")) as typeof import("../../policy/build");
+    const build = require(
+        path.join(PROJECT_ROOT, "policy/build.js"),
+    ) as typeof import("../../policy/build");
 
     before(() => {
-        fs.cpSync(path.join(PROJECT_ROOT, "policy"), pack, { recursive: true, filter: (src) => !/[\\/](node_modules|bin)$/.test(src) });
-        fs.symlinkSync(path.join(PROJECT_ROOT, "policy/node_modules"), path.join(pack, "node_modules"));
+        fs.cpSync(path.join(PROJECT_ROOT, "policy"), pack, {
+            recursive: true,
+            filter: (src) => !/[\\/](node_modules|bin)$/.test(src),
+        });
+        fs.symlinkSync(
+            path.join(PROJECT_ROOT, "policy/node_modules"),
+            path.join(pack, "node_modules"),
+        );
         fs.mkdirSync(path.join(root, "components"));
-        fs.copyFileSync(path.join(PROJECT_ROOT, "components/model.ts"), path.join(root, "components/model.ts"));
+        fs.copyFileSync(
+            path.join(PROJECT_ROOT, "components/model.ts"),
+            path.join(root, "components/model.ts"),
+        );
         // Reports, when the test stops the pack, which modules it had loaded.
-        fs.writeFileSync(path.join(root, "report.cjs"), `process.on("SIGTERM", () => { require("fs").writeFileSync(${JSON.stringify(path.join(root, "loaded.json"))}, JSON.stringify(Object.keys(require.cache))); process.exit(0); });\n`);
+        fs.writeFileSync(
+            path.join(root, "report.cjs"),
+            `process.on("SIGTERM", () => { require("fs").writeFileSync(${JSON.stringify(path.join(root, "loaded.json"))}, JSON.stringify(Object.keys(require.cache))); process.exit(0); });\n`,
+        );
         assert.deepEqual(build.build(pack), []);
     });
     after(() => fs.rmSync(root, { recursive: true, force: true }));
 
     /** Starts the pack as the engine does; resolves with its port and the modules it loaded, or its exit and output. */
-    function start(): Promise<{ port?: number; loaded: string[]; stderr: string; code?: number | null }> {
+    function start(): Promise<{
+        port?: number;
+        loaded: string[];
+        stderr: string;
+        code?: number | null;
+    }> {
         const runner = path.join(pack, "node_modules/@pulumi/pulumi/cmd/run-policy-pack/index.js");
         const nodeOptions = `--require ${path.join(PROJECT_ROOT, "tools/lazy-sdk.cjs")} --require ${path.join(root, "report.cjs")}`;
-        const child = spawn(process.execPath, [runner, "127.0.0.1:1", "."], { cwd: pack, env: { ...process.env, NODE_OPTIONS: nodeOptions }, stdio: ["ignore", "pipe", "pipe"] });
+        const child = spawn(process.execPath, [runner, "127.0.0.1:1", "."], {
+            cwd: pack,
+            env: { ...process.env, NODE_OPTIONS: nodeOptions },
+            stdio: ["ignore", "pipe", "pipe"],
+        });
         let stderr = "";
         child.stderr.on("data", (d) => (stderr += d));
         let port: number | undefined;
@@ -43,11 +66,17 @@ describe("policy pack start: the compiled pack while current, else the sources, 
         return new Promise((resolve) => {
             child.once("exit", (code) => {
                 if (port === undefined) resolve({ code, loaded: [], stderr });
-                else resolve({ port, loaded: JSON.parse(fs.readFileSync(path.join(root, "loaded.json"), "utf8")), stderr });
+                else
+                    resolve({
+                        port,
+                        loaded: JSON.parse(fs.readFileSync(path.join(root, "loaded.json"), "utf8")),
+                        stderr,
+                    });
             });
         });
     }
-    const loadedTypeScript = (loaded: string[]) => loaded.some((f) => /[\\/]typescript[\\/]lib[\\/]typescript\.js$/.test(f));
+    const loadedTypeScript = (loaded: string[]) =>
+        loaded.some((f) => /[\\/]typescript[\\/]lib[\\/]typescript\.js$/.test(f));
 
     it("starts the compiled pack, without the TypeScript compiler", async () => {
         const { port, loaded, stderr } = await start();
@@ -66,7 +95,10 @@ describe("policy pack start: the compiled pack while current, else the sources, 
     });
 
     it("refuses to start from sources with a type error, as the runner's ts-node reports it", async () => {
-        fs.appendFileSync(path.join(pack, "policies/routing.ts"), "\nexport const broken: number = 'not a number';\n");
+        fs.appendFileSync(
+            path.join(pack, "policies/routing.ts"),
+            "\nexport const broken: number = 'not a number';\n",
+        );
         const { port, code, stderr } = await start();
         assert.equal(port, undefined);
         assert.notEqual(code, 0);

@@ -14,12 +14,26 @@ import { ECHO_PREFIXES } from "../../components/model";
 describe("verify against tcp-echo servers behind a weighted proxy", () => {
     let v1: EchoServer, v2: EchoServer, stranger: EchoServer;
     const proxies: RunningProxy[] = [];
-    const proxy = async (weights: Record<string, number>, backends = () => [{ name: "v1", port: v1.port }, { name: "v2", port: v2.port }]) => {
-        const p = await startWeightedProxy({ backends: backends(), weights: () => weights, random: seededRandom(7) });
+    const proxy = async (
+        weights: Record<string, number>,
+        backends = () => [
+            { name: "v1", port: v1.port },
+            { name: "v2", port: v2.port },
+        ],
+    ) => {
+        const p = await startWeightedProxy({
+            backends: backends(),
+            weights: () => weights,
+            random: seededRandom(7),
+        });
         proxies.push(p);
         return p;
     };
-    const options = (port: number, expectedWeight: number, extra: Partial<VerifyOptions> = {}): VerifyOptions => ({
+    const options = (
+        port: number,
+        expectedWeight: number,
+        extra: Partial<VerifyOptions> = {},
+    ): VerifyOptions => ({
         host: "127.0.0.1",
         port,
         connections: 1000,
@@ -33,8 +47,16 @@ describe("verify against tcp-echo servers behind a weighted proxy", () => {
     // Asynchronous: the proxy and the servers' clients live in this process's event loop.
     const cli = (args: string[]) =>
         new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
-            execFile(process.execPath, ["--import", "tsx", path.join(PROJECT_ROOT, "tools/commands/verify.ts"), ...args], { cwd: PROJECT_ROOT }, (err, stdout, stderr) =>
-                resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+            execFile(
+                process.execPath,
+                ["--import", "tsx", path.join(PROJECT_ROOT, "tools/commands/verify.ts"), ...args],
+                { cwd: PROJECT_ROOT },
+                (err, stdout, stderr) =>
+                    resolve({
+                        status: err ? Number((err as { code?: number }).code ?? 1) : 0,
+                        stdout,
+                        stderr,
+                    }),
             );
         });
 
@@ -54,7 +76,11 @@ describe("verify against tcp-echo servers behind a weighted proxy", () => {
         assert.equal(report.verdict, "consistent", report.reason);
         assert.equal(report.counts.v1 + report.counts.v2, 1000);
         assert.ok(report.wilson95!.low <= 0.2 && 0.2 <= report.wilson95!.high);
-        assert.equal(p.connections.v2, report.counts.v2, "every proxied v2 connection was answered by the v2 server");
+        assert.equal(
+            p.connections.v2,
+            report.counts.v2,
+            "every proxied v2 connection was answered by the v2 server",
+        );
     });
 
     it("a 50/50 split contradicts weight 20", async () => {
@@ -66,8 +92,14 @@ describe("verify against tcp-echo servers behind a weighted proxy", () => {
 
     it("all-v1 is consistent with weight 0 and inconsistent with weight 1", async () => {
         const p = await proxy({ v1: 100, v2: 0 });
-        assert.equal((await verify(options(p.port, 0, { connections: 300 }))).verdict, "consistent");
-        assert.equal((await verify(options(p.port, 1, { connections: 1000 }))).verdict, "inconsistent");
+        assert.equal(
+            (await verify(options(p.port, 0, { connections: 300 }))).verdict,
+            "consistent",
+        );
+        assert.equal(
+            (await verify(options(p.port, 1, { connections: 1000 }))).verdict,
+            "inconsistent",
+        );
     });
 
     it("counts refusals, resets, unknown replies and timeouts without crashing", async () => {
@@ -76,14 +108,19 @@ describe("verify against tcp-echo servers behind a weighted proxy", () => {
         assert.equal(refused.counts.refused, 20);
         assert.equal(refused.verdict, "inconclusive");
 
-        const deadBackend = await proxy({ v1: 50, v2: 50 }, () => [{ name: "v1", port: v1.port }, { name: "v2", port: closedPort }]);
+        const deadBackend = await proxy({ v1: 50, v2: 50 }, () => [
+            { name: "v1", port: v1.port },
+            { name: "v2", port: closedPort },
+        ]);
         const half = await verify(options(deadBackend.port, 50, { connections: 200 }));
         assert.ok(half.counts.reset > 50, JSON.stringify(half.counts));
         assert.equal(half.counts.v1 + half.counts.reset, 200);
         assert.equal(half.verdict, "inconclusive");
         assert.match(half.reason, /failed or gave unknown replies/);
 
-        const unknown = await proxy({ v1: 0, v2: 0, v3: 100 }, () => [{ name: "v3", port: stranger.port }]);
+        const unknown = await proxy({ v1: 0, v2: 0, v3: 100 }, () => [
+            { name: "v3", port: stranger.port },
+        ]);
         const odd = await verify(options(unknown.port, 20, { connections: 30 }));
         assert.equal(odd.counts.unknown, 30);
 
@@ -100,10 +137,25 @@ describe("verify against tcp-echo servers behind a weighted proxy", () => {
 
     it("the CLI exits 0 when consistent, 1 when contradicted, 64 on bad input, and prints JSON", async () => {
         const p = await proxy({ v1: 80, v2: 20 });
-        const ok = await cli(["--port", String(p.port), "--expect-weight", "20", "--connections", "400", "--json"]);
+        const ok = await cli([
+            "--port",
+            String(p.port),
+            "--expect-weight",
+            "20",
+            "--connections",
+            "400",
+            "--json",
+        ]);
         assert.equal(ok.status, 0, ok.stderr);
         assert.equal(JSON.parse(ok.stdout).verdict, "consistent");
-        const bad = await cli(["--port", String(p.port), "--expect-weight", "90", "--connections", "400"]);
+        const bad = await cli([
+            "--port",
+            String(p.port),
+            "--expect-weight",
+            "90",
+            "--connections",
+            "400",
+        ]);
         assert.equal(bad.status, 1);
         assert.match(bad.stdout, /verdict\s+inconsistent/);
         const usage = await cli(["--port", String(p.port), "--expect-weight", "101"]);

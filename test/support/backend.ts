@@ -18,10 +18,17 @@ export interface StackOnBucket {
 }
 
 /** Starts a server named `label`, a scratch project and stack `stackName` in it, applied once at v2Weight 0. */
-export async function renderStackOnBucket(label: string, stackName: string): Promise<StackOnBucket> {
+export async function renderStackOnBucket(
+    label: string,
+    stackName: string,
+): Promise<StackOnBucket> {
     const server = await startObjectStore(label);
     const dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), `asm-tcp-shift-${label}-`)));
-    const engine: EngineOptions = { workDir: dir, backendUrl: server.url, env: { ...server.env, PULUMI_CONFIG_PASSPHRASE: `${label}-test` } };
+    const engine: EngineOptions = {
+        workDir: dir,
+        backendUrl: server.url,
+        env: { ...server.env, PULUMI_CONFIG_PASSPHRASE: `${label}-test` },
+    };
     const stack = await openStack(stackName, engine);
     await stack.setAllConfig({ target: { value: "render" }, v2Weight: { value: "0" } });
     await stack.up();
@@ -36,8 +43,12 @@ export function removeStackOnBucket(s: { server?: TestObjectStore; dir?: string 
 
 /** The canary weight the state holds for the VirtualService. */
 export async function stateCanaryWeight(stack: Stack): Promise<number | undefined> {
-    const vs = ((await stack.exportStack()).deployment.resources ?? []).find((r: any) => r.urn.endsWith("VirtualService::tcp-echo-routing-virtualservice"));
-    return vs?.outputs?.spec?.tcp?.[0]?.route?.find((d: any) => d.destination?.subset === VERSIONS.canary.subset)?.weight;
+    const vs = ((await stack.exportStack()).deployment.resources ?? []).find((r: any) =>
+        r.urn.endsWith("VirtualService::tcp-echo-routing-virtualservice"),
+    );
+    return vs?.outputs?.spec?.tcp?.[0]?.route?.find(
+        (d: any) => d.destination?.subset === VERSIONS.canary.subset,
+    )?.weight;
 }
 
 export interface CliRun {
@@ -52,21 +63,39 @@ export interface CliRun {
 /** The pinned pulumi CLI as a separate process in its own process group, as a second CI job would run it. */
 export function pulumiCli(args: string[], cwd: string, env: NodeJS.ProcessEnv): CliRun {
     const started = Date.now();
-    const child = spawn(toolchainBinary("pulumi"), args, { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(toolchainBinary("pulumi"), args, {
+        cwd,
+        env,
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     child.stdout!.on("data", (c) => (output += c));
     child.stderr!.on("data", (c) => (output += c));
-    const done = new Promise<{ code: number | null; output: string; ms: number }>((resolve) => child.on("close", (code) => resolve({ code, output, ms: Date.now() - started })));
-    return { pid: child.pid!, output: () => output, done, kill: () => process.kill(-child.pid!, "SIGKILL") };
+    const done = new Promise<{ code: number | null; output: string; ms: number }>((resolve) =>
+        child.on("close", (code) => resolve({ code, output, ms: Date.now() - started })),
+    );
+    return {
+        pid: child.pid!,
+        output: () => output,
+        done,
+        kill: () => process.kill(-child.pid!, "SIGKILL"),
+    };
 }
 
 /** Polls until probe returns something (or throws after timeoutMs). */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 25): Promise<T> {
+export async function waitFor<T>(
+    what: string,
+    probe: () => Promise<T | undefined> | T | undefined,
+    timeoutMs = 60_000,
+    everyMs = 25,
+): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
         const value = await probe();
         if (value !== undefined) return value;
-        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+        if (Date.now() > deadline)
+            throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
         await new Promise((r) => setTimeout(r, everyMs));
     }
 }
@@ -81,8 +110,13 @@ export function soundCheckpoint(text: string): string[] {
     const resources: any[] = doc.checkpoint?.latest?.resources ?? [];
     const seen = new Set<string>();
     for (const r of resources) {
-        for (const ref of [r.parent, r.provider?.split("::").slice(0, -1).join("::"), ...(r.dependencies ?? [])]) {
-            if (ref && !seen.has(ref)) throw new Error(`checkpoint refers to ${ref} before it is defined (in ${r.urn})`);
+        for (const ref of [
+            r.parent,
+            r.provider?.split("::").slice(0, -1).join("::"),
+            ...(r.dependencies ?? []),
+        ]) {
+            if (ref && !seen.has(ref))
+                throw new Error(`checkpoint refers to ${ref} before it is defined (in ${r.urn})`);
         }
         seen.add(r.urn);
     }

@@ -11,18 +11,35 @@ import { MeshEnv, meshEnv } from "../../tools/mesh";
  * (fast when running); scripts/test-all.sh takes it down after the tier.
  */
 export const MESH_CLUSTER = "asm-tcp-shift-mesh";
-export const MESH_KUBECONFIG = path.join(PROJECT_ROOT, ".local", `cluster-${MESH_CLUSTER}`, "kubeconfig");
+export const MESH_KUBECONFIG = path.join(
+    PROJECT_ROOT,
+    ".local",
+    `cluster-${MESH_CLUSTER}`,
+    "kubeconfig",
+);
 // The gateway draws weighted clusters from a low-discrepancy sequence instead of at random: the same
 // expected split, without the sampling noise that fails a 95% check one time in twenty.
-const clusterEnv = { ...process.env, ASM_TCP_SHIFT_CLUSTER: MESH_CLUSTER, ASM_TCP_SHIFT_GATEWAY_PICK: "sequence" };
+const clusterEnv = {
+    ...process.env,
+    ASM_TCP_SHIFT_CLUSTER: MESH_CLUSTER,
+    ASM_TCP_SHIFT_GATEWAY_PICK: "sequence",
+};
 
 export function meshCluster(action: "up" | "down" | "status"): string {
-    return execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), action], { env: clusterEnv, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    return execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), action], {
+        env: clusterEnv,
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "inherit"],
+    });
 }
 
 /** scripts/mesh.sh on the tier's cluster: restart/stop/start a component. */
 export function meshScript(...args: string[]): string {
-    return execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/mesh.sh"), ...args], { env: clusterEnv, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    return execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/mesh.sh"), ...args], {
+        env: clusterEnv,
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "inherit"],
+    });
 }
 
 export const env = (): MeshEnv => meshEnv(MESH_KUBECONFIG);
@@ -40,10 +57,15 @@ export interface EchoEntry {
 
 /** The echo-pod runner's table: pod address -> loopback port, pid, readiness. */
 export function echoTable(): EchoEntry[] {
-    return JSON.parse(fs.readFileSync(path.join(env().dir, "state", "echo-pods.json"), "utf8")).entries;
+    return JSON.parse(fs.readFileSync(path.join(env().dir, "state", "echo-pods.json"), "utf8"))
+        .entries;
 }
 
-export async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+export async function until<T>(
+    what: string,
+    f: () => T | undefined | false | Promise<T | undefined | false>,
+    timeoutMs = 30_000,
+): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let lastError: unknown;
     for (;;) {
@@ -53,7 +75,10 @@ export async function until<T>(what: string, f: () => T | undefined | false | Pr
         } catch (err) {
             lastError = err;
         }
-        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ""}`);
+        if (Date.now() > deadline)
+            throw new Error(
+                `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ""}`,
+            );
         await new Promise((r) => setTimeout(r, 50));
     }
 }
@@ -61,12 +86,31 @@ export async function until<T>(what: string, f: () => T | undefined | false | Pr
 /** Pod IPs (sorted) of the ready pods with these labels. */
 export function podIPs(namespace: string, selector: string): string[] {
     return get("-n", namespace, "get", "pods", "-l", selector)
-        .items.filter((p: any) => !p.metadata.deletionTimestamp && (p.status.conditions ?? []).some((c: any) => c.type === "Ready" && c.status === "True"))
+        .items.filter(
+            (p: any) =>
+                !p.metadata.deletionTimestamp &&
+                (p.status.conditions ?? []).some(
+                    (c: any) => c.type === "Ready" && c.status === "True",
+                ),
+        )
         .map((p: any) => p.status.podIP)
         .sort();
 }
 
 /** `istioctl proxy-status` over plaintext xDS; `-v 1` shows the sync state per type (CDS, EDS, LDS columns). */
 export function proxyStatus(): string {
-    return execFileSync(toolchainBinary("istioctl"), ["proxy-status", "--xds-address", env().xdsAddress, "--plaintext", "-v", "1", "--kubeconfig", MESH_KUBECONFIG], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    return execFileSync(
+        toolchainBinary("istioctl"),
+        [
+            "proxy-status",
+            "--xds-address",
+            env().xdsAddress,
+            "--plaintext",
+            "-v",
+            "1",
+            "--kubeconfig",
+            MESH_KUBECONFIG,
+        ],
+        { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+    );
 }

@@ -1,6 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT } from "../../config";
-import { StackOutputs, TargetFacts, defineStack, makeProviders, readStackConfig, stackOwner } from "../../program";
+import {
+    StackOutputs,
+    TargetFacts,
+    defineStack,
+    makeProviders,
+    readStackConfig,
+    stackOwner,
+} from "../../program";
 
 /** How Pulumi marks a secret value on the wire (what the engine, and so the mocks, receive). */
 export const SECRET_SIG = "4dabf18193072939515e22adb298388d";
@@ -31,27 +38,52 @@ export function mockClbApiFailure(message: string): void {
     clbApiFailure = message;
 }
 
-export async function recordResources(config: Record<string, unknown> = {}, secretKeys: string[] = []): Promise<RecordedResource[]> {
+export async function recordResources(
+    config: Record<string, unknown> = {},
+    secretKeys: string[] = [],
+): Promise<RecordedResource[]> {
     const recorded: RecordedResource[] = [];
     const allConfig: Record<string, string> = {};
     for (const [key, value] of Object.entries(config)) {
         if (value === undefined) continue;
         allConfig[`${PROJECT}:${key}`] = typeof value === "string" ? value : JSON.stringify(value);
     }
-    pulumi.runtime.setAllConfig(allConfig, secretKeys.map((k) => `${PROJECT}:${k}`));
+    pulumi.runtime.setAllConfig(
+        allConfig,
+        secretKeys.map((k) => `${PROJECT}:${k}`),
+    );
     await pulumi.runtime.setMocks(
         {
             newResource(args: pulumi.runtime.MockResourceArgs) {
-                recorded.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider });
-                const id = args.type === "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer" ? "lb-mockcreated0001" : `${args.name}-id`;
-                const state = args.type === "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer" ? { ...args.inputs, address: "203.0.113.10" } : args.inputs;
+                recorded.push({
+                    type: args.type,
+                    name: args.name,
+                    inputs: args.inputs,
+                    provider: args.provider,
+                });
+                const id =
+                    args.type === "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer"
+                        ? "lb-mockcreated0001"
+                        : `${args.name}-id`;
+                const state =
+                    args.type === "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer"
+                        ? { ...args.inputs, address: "203.0.113.10" }
+                        : args.inputs;
                 return { id, state };
             },
             call(args: pulumi.runtime.MockCallArgs) {
-                if (args.token === "alicloud:slb/getApplicationLoadBalancers:getApplicationLoadBalancers") {
+                if (
+                    args.token ===
+                    "alicloud:slb/getApplicationLoadBalancers:getApplicationLoadBalancers"
+                ) {
                     if (clbApiFailure) throw new Error(clbApiFailure);
                     const ids: string[] = args.inputs.ids ?? [];
-                    return { ids, balancers: ids.filter((id) => clbTags.has(id)).map((id) => ({ id, tags: clbTags.get(id) })) };
+                    return {
+                        ids,
+                        balancers: ids
+                            .filter((id) => clbTags.has(id))
+                            .map((id) => ({ id, tags: clbTags.get(id) })),
+                    };
                 }
                 return args.inputs;
             },
@@ -80,7 +112,10 @@ export function byType(resources: RecordedResource[], type: string): RecordedRes
 
 export function one(resources: RecordedResource[], type: string): RecordedResource {
     const found = byType(resources, type);
-    if (found.length !== 1) throw new Error(`expected one ${type}, found ${found.length}: ${found.map((r) => r.name).join(", ")}`);
+    if (found.length !== 1)
+        throw new Error(
+            `expected one ${type}, found ${found.length}: ${found.map((r) => r.name).join(", ")}`,
+        );
     return found[0];
 }
 
@@ -95,7 +130,10 @@ export async function mockedProgram(
 ): Promise<{ resources: RecordedResource[]; outputs: StackOutputs }> {
     const resources = await recordResources(config, secretKeys);
     const { settings, secrets } = readStackConfig();
-    const outputs = defineStack(settings, makeProviders(settings, secrets), { owner: stackOwner(), ...facts });
+    const outputs = defineStack(settings, makeProviders(settings, secrets), {
+        owner: stackOwner(),
+        ...facts,
+    });
     await unwrap(outputs.virtualService);
     await settle();
     return { resources, outputs };

@@ -25,12 +25,23 @@ export interface TestObjectStore {
 export async function startObjectStore(name: string): Promise<TestObjectStore> {
     const dir = path.join(PROJECT_ROOT, ".local", `objectstore-${name}`);
     const port = await freePort();
-    const scriptEnv = { ...process.env, ASM_TCP_SHIFT_OBJECTSTORE_DIR: dir, ASM_TCP_SHIFT_OBJECTSTORE_PORT: String(port), ASM_TCP_SHIFT_OBJECTSTORE_BUCKET: `${name}-state` };
-    const script = (action: string) => execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/objectstore.sh"), action], { env: scriptEnv, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    const scriptEnv = {
+        ...process.env,
+        ASM_TCP_SHIFT_OBJECTSTORE_DIR: dir,
+        ASM_TCP_SHIFT_OBJECTSTORE_PORT: String(port),
+        ASM_TCP_SHIFT_OBJECTSTORE_BUCKET: `${name}-state`,
+    };
+    const script = (action: string) =>
+        execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/objectstore.sh"), action], {
+            env: scriptEnv,
+            encoding: "utf8",
+            stdio: ["ignore", "pipe", "inherit"],
+        });
     script("down");
     fs.rmSync(dir, { recursive: true, force: true });
     const env: Record<string, string> = {};
-    for (const [, key, value] of script("up").matchAll(/^export (\w+)='([^']*)'$/gm)) env[key] = value;
+    for (const [, key, value] of script("up").matchAll(/^export (\w+)='([^']*)'$/gm))
+        env[key] = value;
     const pid = () => Number(fs.readFileSync(path.join(dir, "versitygw.pid"), "utf8"));
     return {
         url: env.PULUMI_BACKEND_URL,

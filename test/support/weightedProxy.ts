@@ -25,7 +25,11 @@ export interface RunningProxy {
     close(): Promise<void>;
 }
 
-export function pickBackend(backends: Backend[], weights: Record<string, number>, roll: number): Backend | undefined {
+export function pickBackend(
+    backends: Backend[],
+    weights: Record<string, number>,
+    roll: number,
+): Backend | undefined {
     const total = backends.reduce((sum, b) => sum + Math.max(0, weights[b.name] ?? 0), 0);
     if (total <= 0) return undefined;
     let point = roll * total;
@@ -38,7 +42,9 @@ export function pickBackend(backends: Backend[], weights: Record<string, number>
 
 export function startWeightedProxy(opts: WeightedProxyOptions): Promise<RunningProxy> {
     const random = opts.random ?? Math.random;
-    const connections: Record<string, number> = Object.fromEntries(opts.backends.map((b) => [b.name, 0]));
+    const connections: Record<string, number> = Object.fromEntries(
+        opts.backends.map((b) => [b.name, 0]),
+    );
     const sockets = new Set<net.Socket>();
     const server = net.createServer((client) => {
         sockets.add(client);

@@ -49,14 +49,25 @@ const gatewayArgs = (overrides: Partial<AsmIngressGatewayArgs> = {}): AsmIngress
 describe("EchoDeployment", () => {
     it("names, labels and parameterises one version, stamped as this stack's", async () => {
         const resources = await recordResources();
-        const d = new EchoDeployment("echo-canary", { track: "canary", namespace: "shop", image: "istio/tcp-echo-server:1.2", port: 9100, replicas: 3, owner: OWNER });
+        const d = new EchoDeployment("echo-canary", {
+            track: "canary",
+            namespace: "shop",
+            image: "istio/tcp-echo-server:1.2",
+            port: 9100,
+            replicas: 3,
+            owner: OWNER,
+        });
         assert.equal(await unwrap(d.deploymentName), "tcp-echo-v2");
         await settle();
         const dep = one(resources, TYPE_TOKENS.deployment);
         assert.equal(dep.name, "echo-canary-deployment", "children are named <component>-<part>");
         assert.equal(dep.inputs.metadata.namespace, "shop");
         assert.deepEqual(dep.inputs.metadata.annotations, OWNED);
-        assert.equal(dep.inputs.spec.template.metadata.annotations, undefined, "the stamp never restarts pods");
+        assert.equal(
+            dep.inputs.spec.template.metadata.annotations,
+            undefined,
+            "the stamp never restarts pods",
+        );
         assert.equal(dep.inputs.spec.replicas, 3);
         assert.deepEqual(d.labels, { app: "tcp-echo", version: "v2" });
         const c = dep.inputs.spec.template.spec.containers[0];
@@ -71,7 +82,9 @@ describe("EchoService", () => {
         new EchoService("svc", { namespace: "shop", port: 9100, owner: OWNER });
         await settle();
         const svc = one(resources, TYPE_TOKENS.service);
-        assert.deepEqual(svc.inputs.spec.ports, [{ name: "tcp", port: 9100, targetPort: "tcp", protocol: "TCP" }]);
+        assert.deepEqual(svc.inputs.spec.ports, [
+            { name: "tcp", port: 9100, targetPort: "tcp", protocol: "TCP" },
+        ]);
         assert.equal(svc.inputs.metadata.name, "tcp-echo");
         assert.deepEqual(svc.inputs.metadata.annotations, OWNED);
     });
@@ -80,31 +93,54 @@ describe("EchoService", () => {
 describe("TcpTrafficRouting", () => {
     it("refuses weights that do not sum to 100", async () => {
         await recordResources();
-        assert.throws(() => new TcpTrafficRouting("r", routingArgs({ weights: { stable: 50, canary: 60 } })), /weights must sum to 100; got 50 \+ 60/);
+        assert.throws(
+            () => new TcpTrafficRouting("r", routingArgs({ weights: { stable: 50, canary: 60 } })),
+            /weights must sum to 100; got 50 \+ 60/,
+        );
     });
 
     it("refuses an empty gateway selector, which would bind every gateway pod of the mesh", async () => {
         await recordResources();
-        assert.throws(() => new TcpTrafficRouting("r", routingArgs({ gatewaySelector: {} })), /non-empty gateway pod selector/);
+        assert.throws(
+            () => new TcpTrafficRouting("r", routingArgs({ gatewaySelector: {} })),
+            /non-empty gateway pod selector/,
+        );
     });
 
     it("makes the VirtualService depend on the DestinationRule and the Gateway", async () => {
         const resources = await recordResources();
-        const r = new TcpTrafficRouting("r", routingArgs({ hosts: ["echo.example.com"], weights: { stable: 100, canary: 0 } }));
+        const r = new TcpTrafficRouting(
+            "r",
+            routingArgs({ hosts: ["echo.example.com"], weights: { stable: 100, canary: 0 } }),
+        );
         await settle();
         const vs = one(resources, TYPE_TOKENS.virtualService);
         assert.deepEqual(vs.inputs.spec.hosts, ["echo.example.com"]);
-        assert.deepEqual(one(resources, TYPE_TOKENS.gateway).inputs.spec.servers[0].hosts, ["echo.example.com"]);
-        assert.deepEqual(vs.inputs.spec.tcp[0].route.map((d: any) => d.weight), [100, 0]);
+        assert.deepEqual(one(resources, TYPE_TOKENS.gateway).inputs.spec.servers[0].hosts, [
+            "echo.example.com",
+        ]);
+        assert.deepEqual(
+            vs.inputs.spec.tcp[0].route.map((d: any) => d.weight),
+            [100, 0],
+        );
         assert.deepEqual(r.weights, { stable: 100, canary: 0 });
     });
 
     it("binds the Gateway to exactly the given gateway pods and force-owns every object", async () => {
         const resources = await recordResources();
-        new TcpTrafficRouting("r", routingArgs({ gatewaySelector: { [GATEWAY_POD_LABEL]: "tcp-echo-gw" } }));
+        new TcpTrafficRouting(
+            "r",
+            routingArgs({ gatewaySelector: { [GATEWAY_POD_LABEL]: "tcp-echo-gw" } }),
+        );
         await settle();
-        assert.deepEqual(one(resources, TYPE_TOKENS.gateway).inputs.spec.selector, { [GATEWAY_POD_LABEL]: "tcp-echo-gw" });
-        for (const token of [TYPE_TOKENS.gateway, TYPE_TOKENS.destinationRule, TYPE_TOKENS.virtualService]) {
+        assert.deepEqual(one(resources, TYPE_TOKENS.gateway).inputs.spec.selector, {
+            [GATEWAY_POD_LABEL]: "tcp-echo-gw",
+        });
+        for (const token of [
+            TYPE_TOKENS.gateway,
+            TYPE_TOKENS.destinationRule,
+            TYPE_TOKENS.virtualService,
+        ]) {
             assert.deepEqual(one(resources, token).inputs.metadata.annotations, OWNED, token);
         }
     });
@@ -124,7 +160,18 @@ describe("AsmIngressGateway", () => {
     it("refuses a reused CLB without acknowledgment", async () => {
         await recordResources();
         assert.throws(
-            () => new AsmIngressGateway("ig", gatewayArgs({ slb: { mode: "reuse", id: "lb-x", acknowledgeListenerOverride: false, otherListenerPorts: [] } })),
+            () =>
+                new AsmIngressGateway(
+                    "ig",
+                    gatewayArgs({
+                        slb: {
+                            mode: "reuse",
+                            id: "lb-x",
+                            acknowledgeListenerOverride: false,
+                            otherListenerPorts: [],
+                        },
+                    }),
+                ),
             /reusing CLB lb-x overrides its listeners on port 31400; acknowledgeListenerOverride must be true/,
         );
     });
@@ -132,7 +179,19 @@ describe("AsmIngressGateway", () => {
     it("refuses one CLB across clusters", async () => {
         await recordResources();
         assert.throws(
-            () => new AsmIngressGateway("ig", gatewayArgs({ clusterIds: ["c1", "c2"], slb: { mode: "reuse", id: "lb-x", acknowledgeListenerOverride: true, otherListenerPorts: [] } })),
+            () =>
+                new AsmIngressGateway(
+                    "ig",
+                    gatewayArgs({
+                        clusterIds: ["c1", "c2"],
+                        slb: {
+                            mode: "reuse",
+                            id: "lb-x",
+                            acknowledgeListenerOverride: true,
+                            otherListenerPorts: [],
+                        },
+                    }),
+                ),
             /cannot be shared across clusters/,
         );
     });
@@ -142,7 +201,15 @@ describe("AsmIngressGateway", () => {
         const provider = new k8s.Provider("asm", { kubeconfig: "{}" });
         const ig = new AsmIngressGateway(
             "ig",
-            gatewayArgs({ clusterIds: ["c1", "c2"], replicas: 3, slb: { mode: "managed", addressType: "intranet", vswitchId: "vsw-bp1example12345678" } }),
+            gatewayArgs({
+                clusterIds: ["c1", "c2"],
+                replicas: 3,
+                slb: {
+                    mode: "managed",
+                    addressType: "intranet",
+                    vswitchId: "vsw-bp1example12345678",
+                },
+            }),
             { provider },
         );
         assert.equal(await unwrap(ig.loadBalancerId), undefined);
@@ -172,16 +239,31 @@ describe("AsmIngressGateway", () => {
         await settle();
         const cr = one(resources, TYPE_TOKENS.istioGateway);
         assert.equal(cr.inputs.metadata.name, "tcp-echo-ingressgateway");
-        assert.deepEqual(cr.inputs.spec.podLabels, { [GATEWAY_POD_LABEL]: "tcp-echo-ingressgateway" });
+        assert.deepEqual(cr.inputs.spec.podLabels, {
+            [GATEWAY_POD_LABEL]: "tcp-echo-ingressgateway",
+        });
         assert.deepEqual(ig.podSelector, cr.inputs.spec.podLabels);
-        assert.deepEqual({ ...cr.inputs.metadata.annotations, [OWNER_ANNOTATION]: OWNER }, { ...cr.inputs.metadata.annotations });
+        assert.deepEqual(
+            { ...cr.inputs.metadata.annotations, [OWNER_ANNOTATION]: OWNER },
+            { ...cr.inputs.metadata.annotations },
+        );
         assert.equal(cr.inputs.metadata.annotations[PATCH_FORCE_ANNOTATION], "true");
     });
 
     it("creates a pay-by-CLCU CLB that carries the tag the cloud controller writes, so refresh shows no drift", async () => {
         const resources = await recordResources();
         const provider = new alicloud.Provider("alicloud", {});
-        new AsmIngressGateway("ig", gatewayArgs({ slb: { mode: "create", addressType: "intranet", vswitchId: "vsw-bp1example12345678", provider } }));
+        new AsmIngressGateway(
+            "ig",
+            gatewayArgs({
+                slb: {
+                    mode: "create",
+                    addressType: "intranet",
+                    vswitchId: "vsw-bp1example12345678",
+                    provider,
+                },
+            }),
+        );
         await settle();
         const clb = one(resources, TYPE_TOKENS.slb);
         assert.equal(clb.inputs.instanceChargeType, "PayByCLCU");
@@ -193,13 +275,25 @@ describe("AsmIngressGateway", () => {
     it("refuses an intranet CLB without a vSwitch", async () => {
         await recordResources();
         const provider = new alicloud.Provider("alicloud", {});
-        assert.throws(() => new AsmIngressGateway("ig", gatewayArgs({ slb: { mode: "create", addressType: "intranet", provider } })), /vSwitch/);
+        assert.throws(
+            () =>
+                new AsmIngressGateway(
+                    "ig",
+                    gatewayArgs({ slb: { mode: "create", addressType: "intranet", provider } }),
+                ),
+            /vSwitch/,
+        );
     });
 
     it("reads the gateway address from the CR status ASM writes", () => {
         assert.equal(statusAddress(undefined), undefined);
         assert.equal(statusAddress({ Status: "Running" }), undefined);
         assert.equal(statusAddress({ GatewayAddress: ["47.0.0.10"] }), "47.0.0.10");
-        assert.equal(statusAddress({ ClusterIdGatewayAddressMap: [{ clusterId: "c1", ipAddress: "10.1.2.3" }] }), "10.1.2.3");
+        assert.equal(
+            statusAddress({
+                ClusterIdGatewayAddressMap: [{ clusterId: "c1", ipAddress: "10.1.2.3" }],
+            }),
+            "10.1.2.3",
+        );
     });
 });

@@ -4,54 +4,255 @@ import { ConfigError, DEFAULTS, imagePinProblem, parseSettings } from "../../con
 import { ACK_CLUSTER_ID, happyConfig, readerFor, settingsFor } from "../support/settings";
 
 const ASM = { target: "asm", asm: { clusterIds: [ACK_CLUSTER_ID] } };
-const REUSE = { ...ASM, slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true } };
+const REUSE = {
+    ...ASM,
+    slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true },
+};
 
 /** Each row: a config change, the key the error must name, and words the message must contain. */
 const BAD_INPUTS: { case: string; config: Record<string, unknown>; key: string; says: RegExp }[] = [
-    { case: "weight 101", config: { v2Weight: 101 }, key: "v2Weight", says: /integer from 0 to 100.*101/ },
-    { case: "weight -1", config: { v2Weight: -1 }, key: "v2Weight", says: /integer from 0 to 100.*-1/ },
-    { case: "weight 12.5", config: { v2Weight: "12.5" }, key: "v2Weight", says: /integer from 0 to 100.*12\.5/ },
-    { case: "weight abc", config: { v2Weight: "abc" }, key: "v2Weight", says: /integer from 0 to 100.*abc/ },
-    { case: "weight empty", config: { v2Weight: "" }, key: "v2Weight", says: /integer from 0 to 100/ },
-    { case: "weight missing", config: { v2Weight: undefined }, key: "v2Weight", says: /is required.*0 to 100/ },
-    { case: "image latest", config: { image: "docker.io/istio/tcp-echo-server:latest" }, key: "image", says: /latest/ },
-    { case: "image untagged", config: { image: "docker.io/istio/tcp-echo-server" }, key: "image", says: /no tag or digest/ },
-    { case: "image registry port, no tag", config: { imageV2: "localhost:5000/tcp-echo" }, key: "imageV2", says: /no tag or digest/ },
-    { case: "image bad digest", config: { imageV1: "istio/tcp-echo-server@sha256:abc" }, key: "imageV1", says: /sha256/ },
+    {
+        case: "weight 101",
+        config: { v2Weight: 101 },
+        key: "v2Weight",
+        says: /integer from 0 to 100.*101/,
+    },
+    {
+        case: "weight -1",
+        config: { v2Weight: -1 },
+        key: "v2Weight",
+        says: /integer from 0 to 100.*-1/,
+    },
+    {
+        case: "weight 12.5",
+        config: { v2Weight: "12.5" },
+        key: "v2Weight",
+        says: /integer from 0 to 100.*12\.5/,
+    },
+    {
+        case: "weight abc",
+        config: { v2Weight: "abc" },
+        key: "v2Weight",
+        says: /integer from 0 to 100.*abc/,
+    },
+    {
+        case: "weight empty",
+        config: { v2Weight: "" },
+        key: "v2Weight",
+        says: /integer from 0 to 100/,
+    },
+    {
+        case: "weight missing",
+        config: { v2Weight: undefined },
+        key: "v2Weight",
+        says: /is required.*0 to 100/,
+    },
+    {
+        case: "image latest",
+        config: { image: "docker.io/istio/tcp-echo-server:latest" },
+        key: "image",
+        says: /latest/,
+    },
+    {
+        case: "image untagged",
+        config: { image: "docker.io/istio/tcp-echo-server" },
+        key: "image",
+        says: /no tag or digest/,
+    },
+    {
+        case: "image registry port, no tag",
+        config: { imageV2: "localhost:5000/tcp-echo" },
+        key: "imageV2",
+        says: /no tag or digest/,
+    },
+    {
+        case: "image bad digest",
+        config: { imageV1: "istio/tcp-echo-server@sha256:abc" },
+        key: "imageV1",
+        says: /sha256/,
+    },
     { case: "gateway port 0", config: { gatewayPort: 0 }, key: "gatewayPort", says: /1 to 65535/ },
-    { case: "gateway port 70000", config: { gatewayPort: 70000 }, key: "gatewayPort", says: /1 to 65535/ },
+    {
+        case: "gateway port 70000",
+        config: { gatewayPort: 70000 },
+        key: "gatewayPort",
+        says: /1 to 65535/,
+    },
     { case: "service port 0", config: { servicePort: 0 }, key: "servicePort", says: /1 to 65535/ },
     { case: "replicas 0", config: { replicas: 0 }, key: "replicas", says: /1 to 50/ },
-    { case: "target unknown", config: { target: "aws" }, key: "target", says: /"asm", "local", "render"/ },
-    { case: "namespace not DNS", config: { namespace: "Tcp_Echo" }, key: "namespace", says: /DNS-1123/ },
-    { case: "hosts not a list", config: { hosts: "tcp.example.com" }, key: "hosts", says: /list of/ },
+    {
+        case: "target unknown",
+        config: { target: "aws" },
+        key: "target",
+        says: /"asm", "local", "render"/,
+    },
+    {
+        case: "namespace not DNS",
+        config: { namespace: "Tcp_Echo" },
+        key: "namespace",
+        says: /DNS-1123/,
+    },
+    {
+        case: "hosts not a list",
+        config: { hosts: "tcp.example.com" },
+        key: "hosts",
+        says: /list of/,
+    },
     { case: "hosts empty", config: { hosts: [] }, key: "hosts", says: /at least one host/ },
-    { case: "slb mode unknown", config: { slb: { mode: "share" } }, key: "slb.mode", says: /"create", "reuse", "managed"/ },
+    {
+        case: "slb mode unknown",
+        config: { slb: { mode: "share" } },
+        key: "slb.mode",
+        says: /"create", "reuse", "managed"/,
+    },
     { case: "slb not an object", config: { slb: "reuse" }, key: "slb", says: /must be an object/ },
-    { case: "slb address type", config: { slb: { addressType: "public" } }, key: "slb.addressType", says: /"internet", "intranet"/ },
-    { case: "slb spec (retired)", config: { slb: { spec: "slb.s1.small" } }, key: "slb.spec", says: /retired.*no longer sold.*PayByCLCU/ },
-    { case: "intranet CLB created without vSwitch", config: { ...ASM, slb: { mode: "create", addressType: "intranet" } }, key: "slb.vswitchId", says: /required with slb.mode "create" and slb.addressType "intranet".*vsw-/ },
-    { case: "malformed vSwitch id", config: { ...ASM, slb: { mode: "create", addressType: "intranet", vswitchId: "sw-1" } }, key: "slb.vswitchId", says: /vsw- and 8\.\.32/ },
-    { case: "vSwitch on an internet CLB", config: { slb: { vswitchId: "vsw-bp1example12345678" } }, key: "slb.vswitchId", says: /only used with slb.addressType "intranet"/ },
-    { case: "vSwitch with a reused CLB", config: { ...REUSE, slb: { ...REUSE.slb, addressType: "intranet", vswitchId: "vsw-bp1example12345678" } }, key: "slb.vswitchId", says: /not used with slb.mode "reuse"/ },
-    { case: "gateway name not a DNS label", config: { asm: { gatewayName: "Ingress_GW" } }, key: "asm.gatewayName", says: /DNS-1123 label of at most 57/ },
-    { case: "gateway name too long for istio-<name>", config: { asm: { gatewayName: "g".repeat(58) } }, key: "asm.gatewayName", says: /at most 57/ },
-    { case: "useExistingGateway not boolean", config: { asm: { useExistingGateway: "yes" } }, key: "asm.useExistingGateway", says: /true or false/ },
-    { case: "CLB settings for an existing gateway", config: { ...REUSE, asm: { clusterIds: [ACK_CLUSTER_ID], useExistingGateway: true } }, key: "slb", says: /only for a gateway this stack creates.*slb\.mode.*slb\.id/ },
-    { case: "Istio API version unknown", config: { istioApiVersion: "v2" }, key: "istioApiVersion", says: /"v1", "v1beta1", "v1alpha3"/ },
-    { case: "reuse without acknowledgment", config: { ...REUSE, slb: { mode: "reuse", id: "lb-2ze8x7example1234" } }, key: "slb.acknowledgeListenerOverride", says: /must be true.*listener/ },
-    { case: "reuse acknowledgment not boolean", config: { ...REUSE, slb: { ...REUSE.slb, acknowledgeListenerOverride: "yes" } }, key: "slb.acknowledgeListenerOverride", says: /true or false/ },
-    { case: "reuse without id", config: { ...REUSE, slb: { mode: "reuse", acknowledgeListenerOverride: true } }, key: "slb.id", says: /lb-/ },
-    { case: "malformed SLB id", config: { ...REUSE, slb: { ...REUSE.slb, id: "slb-123" } }, key: "slb.id", says: /lb- and 8\.\.32/ },
-    { case: "id without reuse", config: { slb: { mode: "managed", id: "lb-2ze8x7example1234" } }, key: "slb.id", says: /only used with slb.mode "reuse"/ },
-    { case: "gateway port used by another service on the SLB", config: { ...REUSE, slb: { ...REUSE.slb, otherListenerPorts: [80, DEFAULTS.gatewayPort] } }, key: "gatewayPort", says: /already a frontend port/ },
-    { case: "other listener port out of range", config: { ...REUSE, slb: { ...REUSE.slb, otherListenerPorts: [0] } }, key: "slb.otherListenerPorts[0]", says: /1 to 65535/ },
-    { case: "empty clusterIds", config: { ...ASM, asm: { clusterIds: [] } }, key: "asm.clusterIds", says: /at least one/ },
-    { case: "missing clusterIds on asm", config: { target: "asm" }, key: "asm.clusterIds", says: /is required when target is "asm"/ },
-    { case: "malformed cluster id", config: { ...ASM, asm: { clusterIds: ["cluster-1"] } }, key: "asm.clusterIds", says: /ACK cluster ids/ },
-    { case: "SLB shared across clusters", config: { ...REUSE, asm: { clusterIds: ["c0123456789abcdef", "cfedcba9876543210"] } }, key: "asm.clusterIds", says: /cannot be shared across clusters/ },
-    { case: "create mode off the cloud", config: { slb: { mode: "create" } }, key: "slb.mode", says: /only allowed with target "asm"/ },
-    { case: "gateway replicas 0", config: { ...ASM, asm: { clusterIds: [ACK_CLUSTER_ID], gatewayReplicas: 0 } }, key: "asm.gatewayReplicas", says: /1 to 20/ },
+    {
+        case: "slb address type",
+        config: { slb: { addressType: "public" } },
+        key: "slb.addressType",
+        says: /"internet", "intranet"/,
+    },
+    {
+        case: "slb spec (retired)",
+        config: { slb: { spec: "slb.s1.small" } },
+        key: "slb.spec",
+        says: /retired.*no longer sold.*PayByCLCU/,
+    },
+    {
+        case: "intranet CLB created without vSwitch",
+        config: { ...ASM, slb: { mode: "create", addressType: "intranet" } },
+        key: "slb.vswitchId",
+        says: /required with slb.mode "create" and slb.addressType "intranet".*vsw-/,
+    },
+    {
+        case: "malformed vSwitch id",
+        config: { ...ASM, slb: { mode: "create", addressType: "intranet", vswitchId: "sw-1" } },
+        key: "slb.vswitchId",
+        says: /vsw- and 8\.\.32/,
+    },
+    {
+        case: "vSwitch on an internet CLB",
+        config: { slb: { vswitchId: "vsw-bp1example12345678" } },
+        key: "slb.vswitchId",
+        says: /only used with slb.addressType "intranet"/,
+    },
+    {
+        case: "vSwitch with a reused CLB",
+        config: {
+            ...REUSE,
+            slb: { ...REUSE.slb, addressType: "intranet", vswitchId: "vsw-bp1example12345678" },
+        },
+        key: "slb.vswitchId",
+        says: /not used with slb.mode "reuse"/,
+    },
+    {
+        case: "gateway name not a DNS label",
+        config: { asm: { gatewayName: "Ingress_GW" } },
+        key: "asm.gatewayName",
+        says: /DNS-1123 label of at most 57/,
+    },
+    {
+        case: "gateway name too long for istio-<name>",
+        config: { asm: { gatewayName: "g".repeat(58) } },
+        key: "asm.gatewayName",
+        says: /at most 57/,
+    },
+    {
+        case: "useExistingGateway not boolean",
+        config: { asm: { useExistingGateway: "yes" } },
+        key: "asm.useExistingGateway",
+        says: /true or false/,
+    },
+    {
+        case: "CLB settings for an existing gateway",
+        config: { ...REUSE, asm: { clusterIds: [ACK_CLUSTER_ID], useExistingGateway: true } },
+        key: "slb",
+        says: /only for a gateway this stack creates.*slb\.mode.*slb\.id/,
+    },
+    {
+        case: "Istio API version unknown",
+        config: { istioApiVersion: "v2" },
+        key: "istioApiVersion",
+        says: /"v1", "v1beta1", "v1alpha3"/,
+    },
+    {
+        case: "reuse without acknowledgment",
+        config: { ...REUSE, slb: { mode: "reuse", id: "lb-2ze8x7example1234" } },
+        key: "slb.acknowledgeListenerOverride",
+        says: /must be true.*listener/,
+    },
+    {
+        case: "reuse acknowledgment not boolean",
+        config: { ...REUSE, slb: { ...REUSE.slb, acknowledgeListenerOverride: "yes" } },
+        key: "slb.acknowledgeListenerOverride",
+        says: /true or false/,
+    },
+    {
+        case: "reuse without id",
+        config: { ...REUSE, slb: { mode: "reuse", acknowledgeListenerOverride: true } },
+        key: "slb.id",
+        says: /lb-/,
+    },
+    {
+        case: "malformed SLB id",
+        config: { ...REUSE, slb: { ...REUSE.slb, id: "slb-123" } },
+        key: "slb.id",
+        says: /lb- and 8\.\.32/,
+    },
+    {
+        case: "id without reuse",
+        config: { slb: { mode: "managed", id: "lb-2ze8x7example1234" } },
+        key: "slb.id",
+        says: /only used with slb.mode "reuse"/,
+    },
+    {
+        case: "gateway port used by another service on the SLB",
+        config: { ...REUSE, slb: { ...REUSE.slb, otherListenerPorts: [80, DEFAULTS.gatewayPort] } },
+        key: "gatewayPort",
+        says: /already a frontend port/,
+    },
+    {
+        case: "other listener port out of range",
+        config: { ...REUSE, slb: { ...REUSE.slb, otherListenerPorts: [0] } },
+        key: "slb.otherListenerPorts[0]",
+        says: /1 to 65535/,
+    },
+    {
+        case: "empty clusterIds",
+        config: { ...ASM, asm: { clusterIds: [] } },
+        key: "asm.clusterIds",
+        says: /at least one/,
+    },
+    {
+        case: "missing clusterIds on asm",
+        config: { target: "asm" },
+        key: "asm.clusterIds",
+        says: /is required when target is "asm"/,
+    },
+    {
+        case: "malformed cluster id",
+        config: { ...ASM, asm: { clusterIds: ["cluster-1"] } },
+        key: "asm.clusterIds",
+        says: /ACK cluster ids/,
+    },
+    {
+        case: "SLB shared across clusters",
+        config: { ...REUSE, asm: { clusterIds: ["c0123456789abcdef", "cfedcba9876543210"] } },
+        key: "asm.clusterIds",
+        says: /cannot be shared across clusters/,
+    },
+    {
+        case: "create mode off the cloud",
+        config: { slb: { mode: "create" } },
+        key: "slb.mode",
+        says: /only allowed with target "asm"/,
+    },
+    {
+        case: "gateway replicas 0",
+        config: { ...ASM, asm: { clusterIds: [ACK_CLUSTER_ID], gatewayReplicas: 0 } },
+        key: "asm.gatewayReplicas",
+        says: /1 to 20/,
+    },
 ];
 
 describe("stack config", () => {
@@ -70,9 +271,16 @@ describe("stack config", () => {
     });
 
     it("takes a gateway name, an existing gateway and an older Istio API", () => {
-        const s = settingsFor({ istioApiVersion: "v1beta1", asm: { gatewayName: "tcp-echo-ingressgateway", useExistingGateway: true }, slb: { mode: "managed" } });
+        const s = settingsFor({
+            istioApiVersion: "v1beta1",
+            asm: { gatewayName: "tcp-echo-ingressgateway", useExistingGateway: true },
+            slb: { mode: "managed" },
+        });
         assert.equal(s.istioApiVersion, "v1beta1");
-        assert.deepEqual([s.asm.gatewayName, s.asm.useExistingGateway], ["tcp-echo-ingressgateway", true]);
+        assert.deepEqual(
+            [s.asm.gatewayName, s.asm.useExistingGateway],
+            ["tcp-echo-ingressgateway", true],
+        );
     });
 
     it("accepts a reused SLB only with the acknowledgment, and keeps its id", () => {
@@ -84,7 +292,10 @@ describe("stack config", () => {
 
     it("accepts per-version image overrides pinned by tag or digest", () => {
         const digest = `istio/tcp-echo-server@sha256:${"a".repeat(64)}`;
-        const s = settingsFor({ imageV2: digest, imageV1: "registry.example.com:5000/tcp-echo:1.2" });
+        const s = settingsFor({
+            imageV2: digest,
+            imageV1: "registry.example.com:5000/tcp-echo:1.2",
+        });
         assert.equal(s.images.canary, digest);
         assert.equal(s.images.stable, "registry.example.com:5000/tcp-echo:1.2");
     });
@@ -101,11 +312,17 @@ describe("stack config", () => {
             assert.throws(
                 () => parseSettings(readerFor(config)),
                 (err: unknown) => {
-                    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+                    assert.ok(
+                        err instanceof ConfigError,
+                        `expected ConfigError, got ${String(err)}`,
+                    );
                     const problem = err.problems.find((p) => p.key === bad.key);
                     assert.ok(problem, `no problem names ${bad.key}: ${err.message}`);
                     assert.match(problem.message, bad.says);
-                    assert.match(err.message, new RegExp(`asm-tcp-shift:${bad.key.replace(/[.[\]]/g, "\\$&")}: `));
+                    assert.match(
+                        err.message,
+                        new RegExp(`asm-tcp-shift:${bad.key.replace(/[.[\]]/g, "\\$&")}: `),
+                    );
                     return true;
                 },
             );
@@ -114,7 +331,10 @@ describe("stack config", () => {
 
     it("reports every bad key at once", () => {
         assert.throws(
-            () => parseSettings(readerFor(happyConfig({ v2Weight: 101, image: "x:latest", gatewayPort: 0 }))),
+            () =>
+                parseSettings(
+                    readerFor(happyConfig({ v2Weight: 101, image: "x:latest", gatewayPort: 0 })),
+                ),
             (err: unknown) => err instanceof ConfigError && err.problems.length === 3,
         );
     });

@@ -6,13 +6,21 @@ import * as path from "path";
 import { DEFAULTS, parseSettings } from "../../config";
 import { readStackSettings } from "../../tools/stackFiles";
 import { PROJECT_ROOT } from "../../tools/engine";
-import { APP_NAME, ECHO_PREFIXES, INGRESS_GATEWAY_NAMESPACE, OBJECT_NAMES, TCP_PORT_NAME, deploymentName } from "../../components/model";
+import {
+    APP_NAME,
+    ECHO_PREFIXES,
+    INGRESS_GATEWAY_NAMESPACE,
+    OBJECT_NAMES,
+    TCP_PORT_NAME,
+    deploymentName,
+} from "../../components/model";
 
 /** Every default as `key` or `object.key`, the way the README's config table names it. */
 function flatten(value: Record<string, unknown>, prefix = ""): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const [key, v] of Object.entries(value)) {
-        if (v && typeof v === "object" && !Array.isArray(v)) Object.assign(out, flatten(v as Record<string, unknown>, `${prefix}${key}.`));
+        if (v && typeof v === "object" && !Array.isArray(v))
+            Object.assign(out, flatten(v as Record<string, unknown>, `${prefix}${key}.`));
         else out[`${prefix}${key}`] = v;
     }
     return out;
@@ -32,24 +40,82 @@ function readmeDefaults(): Record<string, string> {
 
 describe("each default lives once (Pulumi.yaml) and the program, the tools and the README agree", () => {
     it("Pulumi.yaml holds a default for every optional key the parser reads", () => {
-        for (const key of ["target", "namespace", "image", "replicas", "servicePort", "gatewayPort", "hosts", "istioApiVersion", "slb", "asm", "renderDir", "localKubeconfig"]) {
+        for (const key of [
+            "target",
+            "namespace",
+            "image",
+            "replicas",
+            "servicePort",
+            "gatewayPort",
+            "hosts",
+            "istioApiVersion",
+            "slb",
+            "asm",
+            "renderDir",
+            "localKubeconfig",
+        ]) {
             assert.notEqual((DEFAULTS as any)[key], undefined, key);
         }
     });
 
     it("the program's parser applies exactly those defaults", () => {
-        const s = parseSettings((key) => (key === "v2Weight" ? "20" : key === "target" ? "render" : undefined));
+        const s = parseSettings((key) =>
+            key === "v2Weight" ? "20" : key === "target" ? "render" : undefined,
+        );
         const d = DEFAULTS;
         assert.deepEqual(
-            { namespace: s.namespace, image: s.images.stable, replicas: s.replicas, servicePort: s.servicePort, gatewayPort: s.gatewayPort, hosts: s.hosts, istioApiVersion: s.istioApiVersion, renderDir: s.renderDir, localKubeconfig: s.localKubeconfig },
-            { namespace: d.namespace, image: d.image, replicas: d.replicas, servicePort: d.servicePort, gatewayPort: d.gatewayPort, hosts: d.hosts, istioApiVersion: d.istioApiVersion, renderDir: d.renderDir, localKubeconfig: d.localKubeconfig },
+            {
+                namespace: s.namespace,
+                image: s.images.stable,
+                replicas: s.replicas,
+                servicePort: s.servicePort,
+                gatewayPort: s.gatewayPort,
+                hosts: s.hosts,
+                istioApiVersion: s.istioApiVersion,
+                renderDir: s.renderDir,
+                localKubeconfig: s.localKubeconfig,
+            },
+            {
+                namespace: d.namespace,
+                image: d.image,
+                replicas: d.replicas,
+                servicePort: d.servicePort,
+                gatewayPort: d.gatewayPort,
+                hosts: d.hosts,
+                istioApiVersion: d.istioApiVersion,
+                renderDir: d.renderDir,
+                localKubeconfig: d.localKubeconfig,
+            },
         );
-        assert.deepEqual({ mode: s.slb.mode, addressType: s.slb.addressType, acknowledgeListenerOverride: s.slb.acknowledgeListenerOverride, otherListenerPorts: s.slb.otherListenerPorts }, d.slb);
-        assert.deepEqual({ gatewayReplicas: s.asm.gatewayReplicas, gatewayName: s.asm.gatewayName, useExistingGateway: s.asm.useExistingGateway }, d.asm);
+        assert.deepEqual(
+            {
+                mode: s.slb.mode,
+                addressType: s.slb.addressType,
+                acknowledgeListenerOverride: s.slb.acknowledgeListenerOverride,
+                otherListenerPorts: s.slb.otherListenerPorts,
+            },
+            d.slb,
+        );
+        assert.deepEqual(
+            {
+                gatewayReplicas: s.asm.gatewayReplicas,
+                gatewayName: s.asm.gatewayName,
+                useExistingGateway: s.asm.useExistingGateway,
+            },
+            d.asm,
+        );
     });
 
     it("a stack that sets one nested key keeps the other nested defaults (the engine replaces the whole object)", () => {
-        const s = parseSettings((key) => ({ v2Weight: "0", target: "render", asm: JSON.stringify({ gatewayName: "gw" }), slb: JSON.stringify({ addressType: "intranet" }) })[key]);
+        const s = parseSettings(
+            (key) =>
+                ({
+                    v2Weight: "0",
+                    target: "render",
+                    asm: JSON.stringify({ gatewayName: "gw" }),
+                    slb: JSON.stringify({ addressType: "intranet" }),
+                })[key],
+        );
         assert.equal(s.asm.gatewayReplicas, DEFAULTS.asm.gatewayReplicas);
         assert.equal(s.slb.mode, DEFAULTS.slb.mode);
     });
@@ -57,9 +123,20 @@ describe("each default lives once (Pulumi.yaml) and the program, the tools and t
     it("the tools read a stack file with the same defaults", () => {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-defaults-"));
         try {
-            fs.writeFileSync(path.join(dir, "Pulumi.t.yaml"), "config:\n  asm-tcp-shift:target: render\n  asm-tcp-shift:v2Weight: 5\n");
+            fs.writeFileSync(
+                path.join(dir, "Pulumi.t.yaml"),
+                "config:\n  asm-tcp-shift:target: render\n  asm-tcp-shift:v2Weight: 5\n",
+            );
             const s = readStackSettings("t", dir);
-            assert.deepEqual([s.gatewayPort, s.namespace, s.renderDir, s.asm.gatewayName], [DEFAULTS.gatewayPort, DEFAULTS.namespace, DEFAULTS.renderDir, DEFAULTS.asm.gatewayName]);
+            assert.deepEqual(
+                [s.gatewayPort, s.namespace, s.renderDir, s.asm.gatewayName],
+                [
+                    DEFAULTS.gatewayPort,
+                    DEFAULTS.namespace,
+                    DEFAULTS.renderDir,
+                    DEFAULTS.asm.gatewayName,
+                ],
+            );
         } finally {
             fs.rmSync(dir, { recursive: true, force: true });
         }
@@ -67,9 +144,15 @@ describe("each default lives once (Pulumi.yaml) and the program, the tools and t
 
     it("the README config table states the same defaults", () => {
         const table = readmeDefaults();
-        for (const [key, value] of Object.entries(flatten(DEFAULTS as unknown as Record<string, unknown>))) {
+        for (const [key, value] of Object.entries(
+            flatten(DEFAULTS as unknown as Record<string, unknown>),
+        )) {
             assert.ok(key in table, `README config table has no row for ${key}`);
-            assert.equal(table[key], JSON.stringify(value).replace(/^"|"$/g, ""), `README default of ${key}`);
+            assert.equal(
+                table[key],
+                JSON.stringify(value).replace(/^"|"$/g, ""),
+                `README default of ${key}`,
+            );
         }
     });
 });
@@ -80,8 +163,16 @@ describe("the program's facts are the seed scenario's", () => {
     // output state the seed's values, so a drifted fact fails here and there, never silently.
     it("names, labels, prefixes and ports", () => {
         assert.equal(APP_NAME, "tcp-echo");
-        assert.deepEqual(OBJECT_NAMES, { service: "tcp-echo", gateway: "tcp-echo-gateway", destinationRule: "tcp-echo-destination", virtualService: "tcp-echo" });
-        assert.deepEqual([deploymentName("stable"), deploymentName("canary")], ["tcp-echo-v1", "tcp-echo-v2"]);
+        assert.deepEqual(OBJECT_NAMES, {
+            service: "tcp-echo",
+            gateway: "tcp-echo-gateway",
+            destinationRule: "tcp-echo-destination",
+            virtualService: "tcp-echo",
+        });
+        assert.deepEqual(
+            [deploymentName("stable"), deploymentName("canary")],
+            ["tcp-echo-v1", "tcp-echo-v2"],
+        );
         assert.deepEqual(ECHO_PREFIXES, { v1: "one", v2: "two" });
         assert.equal(TCP_PORT_NAME, "tcp");
         assert.equal(DEFAULTS.servicePort, 9000);

@@ -12,14 +12,21 @@ import * as path from "path";
 import { describe, it } from "node:test";
 import { PROJECT_ROOT, engineEnv, scratchProject } from "../../tools/engine";
 
-const LOCAL_PASSPHRASE = fs.readFileSync(path.join(PROJECT_ROOT, "scripts/lib.sh"), "utf8").match(/^LOCAL_STACK_PASSPHRASE=(\S+)$/m)![1];
+const LOCAL_PASSPHRASE = fs
+    .readFileSync(path.join(PROJECT_ROOT, "scripts/lib.sh"), "utf8")
+    .match(/^LOCAL_STACK_PASSPHRASE=(\S+)$/m)![1];
 
 /** A cache folder whose toolchain has a stand-in `pulumi`: it prints its env as JSON, and `stack --show-name` prints $SELECTED. */
 function standInCache(): string {
     const cache = fs.mkdtempSync(path.join(os.tmpdir(), "asm-engine-env-"));
     const versions = fs.readFileSync(path.join(PROJECT_ROOT, "toolchain.versions"), "utf8");
     const pin = (name: string) => versions.match(new RegExp(`^${name}=(\\S+)$`, "m"))![1];
-    const bin = path.join(cache, "toolchain", `pulumi-${pin("PULUMI_VERSION")}-nodejs-${pin("PULUMI_LANGUAGE_NODEJS_SDK_VERSION")}`, "bin");
+    const bin = path.join(
+        cache,
+        "toolchain",
+        `pulumi-${pin("PULUMI_VERSION")}-nodejs-${pin("PULUMI_LANGUAGE_NODEJS_SDK_VERSION")}`,
+        "bin",
+    );
     fs.mkdirSync(bin, { recursive: true });
     const script = [
         "#!/usr/bin/env bash",
@@ -33,36 +40,72 @@ function standInCache(): string {
 function cliEnv(args: string[], extra: Record<string, string> = {}): Record<string, string> {
     // This Node first, so the scratch cache never fetches one.
     const PATH = `${path.dirname(process.execPath)}:${process.env.PATH}`;
-    const env: Record<string, string | undefined> = { ...process.env, PATH, ASM_TCP_SHIFT_CACHE: standInCache() };
+    const env: Record<string, string | undefined> = {
+        ...process.env,
+        PATH,
+        ASM_TCP_SHIFT_CACHE: standInCache(),
+    };
     delete env.PULUMI_CONFIG_PASSPHRASE;
     delete env.PULUMI_CONFIG_PASSPHRASE_FILE;
     Object.assign(env, extra);
-    return JSON.parse(execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/pulumi.sh"), ...args], { env: env as NodeJS.ProcessEnv, encoding: "utf8" }));
+    return JSON.parse(
+        execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/pulumi.sh"), ...args], {
+            env: env as NodeJS.ProcessEnv,
+            encoding: "utf8",
+        }),
+    );
 }
 
 describe("npm run pulumi: the local passphrase follows the stack the command targets", () => {
     const cases: [string, string[], Record<string, string>, string | undefined][] = [
         ["stack select local", ["stack", "select", "local"], {}, LOCAL_PASSPHRASE],
-        ["stack select --create local", ["stack", "select", "--create", "local"], {}, LOCAL_PASSPHRASE],
-        ["stack init --secrets-provider passphrase local", ["stack", "init", "--secrets-provider", "passphrase", "local"], {}, LOCAL_PASSPHRASE],
+        [
+            "stack select --create local",
+            ["stack", "select", "--create", "local"],
+            {},
+            LOCAL_PASSPHRASE,
+        ],
+        [
+            "stack init --secrets-provider passphrase local",
+            ["stack", "init", "--secrets-provider", "passphrase", "local"],
+            {},
+            LOCAL_PASSPHRASE,
+        ],
         ["stack select dev", ["stack", "select", "dev"], {}, undefined],
         ["up --stack local", ["up", "--stack", "local"], {}, LOCAL_PASSPHRASE],
         ["up -s=local", ["up", "-s=local"], {}, LOCAL_PASSPHRASE],
-        ["up --stack dev while local is selected", ["up", "--stack", "dev"], { SELECTED: "local" }, undefined],
+        [
+            "up --stack dev while local is selected",
+            ["up", "--stack", "dev"],
+            { SELECTED: "local" },
+            undefined,
+        ],
         ["up with local selected", ["up", "--yes"], { SELECTED: "local" }, LOCAL_PASSPHRASE],
         ["up with dev selected", ["up", "--yes"], { SELECTED: "dev" }, undefined],
         ["up with no stack selected", ["up"], {}, undefined],
-        ["the user's passphrase on local", ["up", "--stack", "local"], { PULUMI_CONFIG_PASSPHRASE: "mine" }, "mine"],
+        [
+            "the user's passphrase on local",
+            ["up", "--stack", "local"],
+            { PULUMI_CONFIG_PASSPHRASE: "mine" },
+            "mine",
+        ],
     ];
     for (const [name, args, extra, expected] of cases) {
         it(name, () => assert.equal(cliEnv(args, extra).PULUMI_CONFIG_PASSPHRASE, expected));
     }
 
     it("the user's settings win over every offline default", () => {
-        const env = cliEnv(["version"], { PULUMI_BACKEND_URL: "file:///tmp/asm-engine-env-mine", PULUMI_NODEJS_TRANSPILE_ONLY: "false", NODE_OPTIONS: "--max-old-space-size=512" });
+        const env = cliEnv(["version"], {
+            PULUMI_BACKEND_URL: "file:///tmp/asm-engine-env-mine",
+            PULUMI_NODEJS_TRANSPILE_ONLY: "false",
+            NODE_OPTIONS: "--max-old-space-size=512",
+        });
         assert.equal(env.PULUMI_BACKEND_URL, "file:///tmp/asm-engine-env-mine");
         assert.equal(env.PULUMI_NODEJS_TRANSPILE_ONLY, "false");
-        assert.match(env.NODE_OPTIONS, /^--max-old-space-size=512 --require ".*tools\/lazy-sdk\.cjs"$/);
+        assert.match(
+            env.NODE_OPTIONS,
+            /^--max-old-space-size=512 --require ".*tools\/lazy-sdk\.cjs"$/,
+        );
         assert.equal(env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION, "true");
     });
 });
@@ -72,9 +115,20 @@ describe("engineEnv: the same definition for the Automation API", () => {
         const saved = process.env.PULUMI_CONFIG_PASSPHRASE;
         delete process.env.PULUMI_CONFIG_PASSPHRASE;
         try {
-            assert.equal(engineEnv("local", { backendUrl: "file:///tmp/asm-engine-env-a" }).PULUMI_CONFIG_PASSPHRASE, LOCAL_PASSPHRASE);
-            assert.equal(engineEnv("dev", { backendUrl: "file:///tmp/asm-engine-env-a" }).PULUMI_CONFIG_PASSPHRASE, undefined);
-            const own = engineEnv("local", { backendUrl: "file:///tmp/asm-engine-env-b", env: { PULUMI_CONFIG_PASSPHRASE: "bench" } });
+            assert.equal(
+                engineEnv("local", { backendUrl: "file:///tmp/asm-engine-env-a" })
+                    .PULUMI_CONFIG_PASSPHRASE,
+                LOCAL_PASSPHRASE,
+            );
+            assert.equal(
+                engineEnv("dev", { backendUrl: "file:///tmp/asm-engine-env-a" })
+                    .PULUMI_CONFIG_PASSPHRASE,
+                undefined,
+            );
+            const own = engineEnv("local", {
+                backendUrl: "file:///tmp/asm-engine-env-b",
+                env: { PULUMI_CONFIG_PASSPHRASE: "bench" },
+            });
             assert.equal(own.PULUMI_CONFIG_PASSPHRASE, "bench");
             assert.equal(own.PULUMI_BACKEND_URL, "file:///tmp/asm-engine-env-b");
             assert.ok(fs.existsSync("/tmp/asm-engine-env-b"), "a file backend's folder is created");
@@ -86,12 +140,19 @@ describe("engineEnv: the same definition for the Automation API", () => {
 
 describe("scratchProject: a scratch copy runs the real program", () => {
     /** Every project file the program loads, following relative imports from index.ts. */
-    function programFiles(file = path.join(PROJECT_ROOT, "index.ts"), seen = new Set<string>()): Set<string> {
+    function programFiles(
+        file = path.join(PROJECT_ROOT, "index.ts"),
+        seen = new Set<string>(),
+    ): Set<string> {
         if (seen.has(file)) return seen;
         seen.add(file);
-        for (const [, spec] of fs.readFileSync(file, "utf8").matchAll(/from "(\.{1,2}\/[^"]+)"|require\("(\.{1,2}\/[^"]+)"\)/g)) {
+        for (const [, spec] of fs
+            .readFileSync(file, "utf8")
+            .matchAll(/from "(\.{1,2}\/[^"]+)"|require\("(\.{1,2}\/[^"]+)"\)/g)) {
             const base = path.resolve(path.dirname(file), spec);
-            const found = [`${base}.ts`, path.join(base, "index.ts"), base].find((f) => fs.existsSync(f) && fs.statSync(f).isFile());
+            const found = [`${base}.ts`, path.join(base, "index.ts"), base].find(
+                (f) => fs.existsSync(f) && fs.statSync(f).isFile(),
+            );
             if (found) programFiles(found, seen);
         }
         return seen;
@@ -101,11 +162,23 @@ describe("scratchProject: a scratch copy runs the real program", () => {
         const dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-scratch-")));
         const files = programFiles();
         assert.ok(files.size > 10, `the program's import graph has ${files.size} files`);
-        for (const file of [...files, path.join(PROJECT_ROOT, "Pulumi.yaml"), path.join(PROJECT_ROOT, "package.json")]) {
+        for (const file of [
+            ...files,
+            path.join(PROJECT_ROOT, "Pulumi.yaml"),
+            path.join(PROJECT_ROOT, "package.json"),
+        ]) {
             const inScratch = path.join(dir, path.relative(PROJECT_ROOT, file));
-            assert.ok(fs.existsSync(inScratch), `${path.relative(PROJECT_ROOT, file)} is missing from the scratch project`);
+            assert.ok(
+                fs.existsSync(inScratch),
+                `${path.relative(PROJECT_ROOT, file)} is missing from the scratch project`,
+            );
         }
         const entries = fs.readdirSync(dir);
-        assert.deepEqual(entries.filter((e) => /^Pulumi\..+\.yaml$/.test(e) || e.startsWith(".") || e === "rendered"), []);
+        assert.deepEqual(
+            entries.filter(
+                (e) => /^Pulumi\..+\.yaml$/.test(e) || e.startsWith(".") || e === "rendered",
+            ),
+            [],
+        );
     });
 });

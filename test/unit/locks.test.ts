@@ -4,28 +4,56 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { StackLockedError, acquireRolloutLock, assertUnlocked, readLocks, rolloutLockPrefix, updateLockPrefix } from "../../tools/locks";
+import {
+    StackLockedError,
+    acquireRolloutLock,
+    assertUnlocked,
+    readLocks,
+    rolloutLockPrefix,
+    updateLockPrefix,
+} from "../../tools/locks";
 import { openStateStore, parseS3Url, signV4 } from "../../tools/stateStore";
 
-const fileStore = () => openStateStore(`file://${fs.mkdtempSync(path.join(os.tmpdir(), "asm-locks-"))}`);
+const fileStore = () =>
+    openStateStore(`file://${fs.mkdtempSync(path.join(os.tmpdir(), "asm-locks-"))}`);
 /** A pid that no longer exists: a process that ran and was reaped. */
 const deadPid = () => spawnSync("sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
-const lockBody = (pid: number | string, hostname = os.hostname()) => JSON.stringify({ pid: Number(pid), username: "ci", hostname, timestamp: "2026-01-01T00:00:00Z" });
+const lockBody = (pid: number | string, hostname = os.hostname()) =>
+    JSON.stringify({
+        pid: Number(pid),
+        username: "ci",
+        hostname,
+        timestamp: "2026-01-01T00:00:00Z",
+    });
 
 describe("parseS3Url", () => {
     it("reads the local server's URL as Pulumi's s3 backend does (path style, plain HTTP)", () => {
-        const loc = parseS3Url("s3://asm-tcp-shift-state?endpoint=127.0.0.1:7070&disableSSL=true&s3ForcePathStyle=true&region=us-east-1");
-        assert.deepEqual(loc, { bucket: "asm-tcp-shift-state", prefix: "", region: "us-east-1", endpoint: "http://127.0.0.1:7070", pathStyle: true, url: "s3://asm-tcp-shift-state" });
+        const loc = parseS3Url(
+            "s3://asm-tcp-shift-state?endpoint=127.0.0.1:7070&disableSSL=true&s3ForcePathStyle=true&region=us-east-1",
+        );
+        assert.deepEqual(loc, {
+            bucket: "asm-tcp-shift-state",
+            prefix: "",
+            region: "us-east-1",
+            endpoint: "http://127.0.0.1:7070",
+            pathStyle: true,
+            url: "s3://asm-tcp-shift-state",
+        });
     });
     it("reads an OSS URL (virtual-hosted style over HTTPS, a key prefix)", () => {
-        const loc = parseS3Url("s3://team-state/asm?endpoint=oss-cn-hangzhou.aliyuncs.com&region=cn-hangzhou");
+        const loc = parseS3Url(
+            "s3://team-state/asm?endpoint=oss-cn-hangzhou.aliyuncs.com&region=cn-hangzhou",
+        );
         assert.equal(loc.endpoint, "https://oss-cn-hangzhou.aliyuncs.com");
         assert.equal(loc.pathStyle, false);
         assert.equal(loc.prefix, "asm");
         assert.equal(loc.region, "cn-hangzhou");
     });
     it("refuses a query parameter Pulumi's backend would refuse", () => {
-        assert.throws(() => parseS3Url("s3://b?endpoint=x&usePathStyle=true"), /unknown query parameter "usePathStyle"/);
+        assert.throws(
+            () => parseS3Url("s3://b?endpoint=x&usePathStyle=true"),
+            /unknown query parameter "usePathStyle"/,
+        );
     });
 });
 
@@ -39,7 +67,10 @@ describe("locks", () => {
         );
         assert.ok(err instanceof StackLockedError);
         assert.match(err.message, /stack dev is locked by 1 lock\(s\)/);
-        assert.match(err.message, /\.pulumi\/locks\/organization\/asm-tcp-shift\/dev\/abc\.json: pulumi update by ci@/);
+        assert.match(
+            err.message,
+            /\.pulumi\/locks\/organization\/asm-tcp-shift\/dev\/abc\.json: pulumi update by ci@/,
+        );
         assert.match(err.message, /npm run recover -- --stack dev/);
         assert.match(err.message, /pulumi -- cancel --stack dev/);
         assert.equal((await readLocks(store, "dev"))[0].stale, false);
@@ -48,7 +79,10 @@ describe("locks", () => {
     it("a lock of a process of this machine that is gone is stale; one of another machine never is", async () => {
         const store = fileStore();
         await store.write(`${updateLockPrefix("dev")}a.json`, lockBody(deadPid()));
-        await store.write(`${updateLockPrefix("dev")}b.json`, lockBody(deadPid(), "some-other-ci-runner"));
+        await store.write(
+            `${updateLockPrefix("dev")}b.json`,
+            lockBody(deadPid(), "some-other-ci-runner"),
+        );
         assert.deepEqual(
             (await readLocks(store, "dev")).map((l) => [l.key.split("/").pop(), l.stale]),
             [
@@ -63,7 +97,11 @@ describe("locks", () => {
         const first = await acquireRolloutLock(store, "dev");
         assert.ok(first.key.startsWith(rolloutLockPrefix("dev")));
         await assert.rejects(acquireRolloutLock(store, "dev"), /shift rollout by/);
-        assert.deepEqual((await store.list(rolloutLockPrefix("dev"))).length, 1, "the refused one left no object behind");
+        assert.deepEqual(
+            (await store.list(rolloutLockPrefix("dev"))).length,
+            1,
+            "the refused one left no object behind",
+        );
         await assertUnlocked(store, "dev", first.key);
         await assertUnlocked(store, "staging");
         await first.release();

@@ -13,14 +13,25 @@ import { PROJECT_ROOT } from "../../tools/engine";
 describe("policy pack: compiled only while current", () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "asm-policy-build-"));
     const pack = path.join(root, "policy");
-    const build = require(path.join(PROJECT_ROOT, "policy/build.js")) as typeof import("../../policy/build");
+    const build = require(
+        path.join(PROJECT_ROOT, "policy/build.js"),
+    ) as typeof import("../../policy/build");
 
     before(() => {
         // The pack's files and what it imports of the project (components/model.ts), with the pack's node_modules.
-        fs.cpSync(path.join(PROJECT_ROOT, "policy"), pack, { recursive: true, filter: (src) => !/[\\/](node_modules|bin)$/.test(src) });
-        fs.symlinkSync(path.join(PROJECT_ROOT, "policy/node_modules"), path.join(pack, "node_modules"));
+        fs.cpSync(path.join(PROJECT_ROOT, "policy"), pack, {
+            recursive: true,
+            filter: (src) => !/[\\/](node_modules|bin)$/.test(src),
+        });
+        fs.symlinkSync(
+            path.join(PROJECT_ROOT, "policy/node_modules"),
+            path.join(pack, "node_modules"),
+        );
         fs.mkdirSync(path.join(root, "components"));
-        fs.copyFileSync(path.join(PROJECT_ROOT, "components/model.ts"), path.join(root, "components/model.ts"));
+        fs.copyFileSync(
+            path.join(PROJECT_ROOT, "components/model.ts"),
+            path.join(root, "components/model.ts"),
+        );
     });
     after(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -44,7 +55,11 @@ describe("policy pack: compiled only while current", () => {
         assert.deepEqual(build.build(pack), []);
         assert.equal(build.staleness(pack), undefined);
         const entry = build.currentEntry(pack)!;
-        assert.ok(entry.startsWith(path.join(pack, "bin") + path.sep) && entry.endsWith(path.join("policy", "index.js")), entry);
+        assert.ok(
+            entry.startsWith(path.join(pack, "bin") + path.sep) &&
+                entry.endsWith(path.join("policy", "index.js")),
+            entry,
+        );
         assert.match(fs.readFileSync(entry, "utf8"), /new policy_1\.PolicyPack\("asm-tcp-shift"/);
     });
 
@@ -59,13 +74,25 @@ describe("policy pack: compiled only while current", () => {
         fs.writeFileSync(extra, "export const extra = 1;\n");
         assert.equal(build.staleness(pack), "files were added to or removed from policies");
         fs.rmSync(extra);
-        staleWhile(path.join(pack, "policies/workloads.ts"), (file) => fs.rmSync(file), "policies/workloads.ts is gone");
+        staleWhile(
+            path.join(pack, "policies/workloads.ts"),
+            (file) => fs.rmSync(file),
+            "policies/workloads.ts is gone",
+        );
     });
 
     it("is stale while the compiler settings, the installed libraries or the compiled entry differ", () => {
         staleWhile(path.join(pack, "tsconfig.json"), edit, "tsconfig.json changed");
-        staleWhile(path.join(pack, "package-lock.json"), (file) => fs.appendFileSync(file, "\n"), "package-lock.json changed");
-        staleWhile(build.currentEntry(pack)!, (file) => fs.rmSync(file), "the compiled entry is missing");
+        staleWhile(
+            path.join(pack, "package-lock.json"),
+            (file) => fs.appendFileSync(file, "\n"),
+            "package-lock.json changed",
+        );
+        staleWhile(
+            build.currentEntry(pack)!,
+            (file) => fs.rmSync(file),
+            "the compiled entry is missing",
+        );
     });
 
     it("records nothing when the sources do not type-check: they keep running, and report the error", () => {
@@ -76,7 +103,9 @@ describe("policy pack: compiled only while current", () => {
         assert.equal(errors.length, 1);
         assert.match(errors[0], /routing\.ts.*Type 'string' is not assignable to type 'number'/);
         assert.equal(build.staleness(pack), "policies/routing.ts changed");
-        const cli = spawnSync(process.execPath, [path.join(pack, "build.js")], { encoding: "utf8" });
+        const cli = spawnSync(process.execPath, [path.join(pack, "build.js")], {
+            encoding: "utf8",
+        });
         assert.equal(cli.status, 1);
         assert.match(cli.stderr, /runs from its TypeScript sources, which have errors/);
         fs.writeFileSync(routing, original);
@@ -86,7 +115,12 @@ describe("policy pack: compiled only while current", () => {
     it("two builds at once both succeed and leave a current build", async () => {
         fs.appendFileSync(path.join(pack, "policies/routing.ts"), "\n// edited, to be built\n");
         const run = () =>
-            new Promise<number>((resolve) => spawn(process.execPath, [path.join(pack, "build.js")], { stdio: "ignore" }).on("exit", (code) => resolve(code ?? 1)));
+            new Promise<number>((resolve) =>
+                spawn(process.execPath, [path.join(pack, "build.js")], { stdio: "ignore" }).on(
+                    "exit",
+                    (code) => resolve(code ?? 1),
+                ),
+            );
         assert.deepEqual(await Promise.all([run(), run()]), [0, 0]);
         assert.equal(build.staleness(pack), undefined);
         assert.ok(fs.existsSync(build.currentEntry(pack)!));

@@ -21,13 +21,25 @@ describe("preview summary", () => {
     });
 
     it("puts the verdict, counts and violations before the folded diff", () => {
-        const md = toMarkdown({ stack: "staging", ok: false, changes: {}, violations: policyViolations(FAILED_OUTPUT), output: FAILED_OUTPUT });
+        const md = toMarkdown({
+            stack: "staging",
+            ok: false,
+            changes: {},
+            violations: policyViolations(FAILED_OUTPUT),
+            output: FAILED_OUTPUT,
+        });
         assert.match(md, /^### Pulumi preview: `staging` ❌ failed/);
         assert.ok(md.indexOf("max-weight-step") < md.indexOf("<details>"));
     });
 
     it("trims a huge diff so the comment stays under GitHub's limit, keeping the summary", () => {
-        const md = toMarkdown({ stack: "dev", ok: true, changes: { update: 1, same: 14 }, violations: [], output: "x".repeat(200_000) });
+        const md = toMarkdown({
+            stack: "dev",
+            ok: true,
+            changes: { update: 1, same: 14 },
+            violations: [],
+            output: "x".repeat(200_000),
+        });
         assert.ok(md.length < 65_536, String(md.length));
         assert.match(md, /\| update \| 1 \|/);
         assert.match(md, new RegExp(`${200_000 - MAX_DIFF_CHARS} more characters trimmed`));

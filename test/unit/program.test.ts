@@ -3,17 +3,33 @@ import { describe, it } from "node:test";
 import { SLB_ANNOTATIONS, TYPE_TOKENS, PROGRAM_ANNOTATIONS } from "../../components/model";
 import { ConfigError, DEFAULTS } from "../../config";
 import { freePort } from "../../tools/echoServers";
-import { checkStackTarget, makeProviders, readStackConfig, reusedClbTagProblems } from "../../program";
+import {
+    checkStackTarget,
+    makeProviders,
+    readStackConfig,
+    reusedClbTagProblems,
+} from "../../program";
 import { ACK_CLUSTER_ID, KUBECONFIG_KEYS, asmConfig } from "../support/settings";
-import { RecordedResource, SECRET_SIG, SECRET_SIG_VALUE, byType, mockClbApiFailure, mockClbTags, mockedProgram as runProgram, one, recordResources, unwrap } from "../support/mocks";
+import {
+    RecordedResource,
+    SECRET_SIG,
+    SECRET_SIG_VALUE,
+    byType,
+    mockClbApiFailure,
+    mockClbTags,
+    mockedProgram as runProgram,
+    one,
+    recordResources,
+    unwrap,
+} from "../support/mocks";
 
 function providerName(resource: RecordedResource): string | undefined {
     // Provider references are "<urn>::<id>"; the URN ends with the provider's resource name.
     return resource.provider?.split("::")[3];
 }
 
-
-const tcpRoute = (resources: RecordedResource[]) => one(resources, TYPE_TOKENS.virtualService).inputs.spec.tcp[0];
+const tcpRoute = (resources: RecordedResource[]) =>
+    one(resources, TYPE_TOKENS.virtualService).inputs.spec.tcp[0];
 
 describe("whole program on the render target", () => {
     for (const [v2Weight, v1Weight] of [
@@ -26,19 +42,36 @@ describe("whole program on the render target", () => {
             const route = tcpRoute(resources);
             assert.deepEqual(route.match, [{ port: 31400 }]);
             assert.deepEqual(route.route, [
-                { destination: { host: "tcp-echo", port: { number: 9000 }, subset: "v1" }, weight: v1Weight },
-                { destination: { host: "tcp-echo", port: { number: 9000 }, subset: "v2" }, weight: v2Weight },
+                {
+                    destination: { host: "tcp-echo", port: { number: 9000 }, subset: "v1" },
+                    weight: v1Weight,
+                },
+                {
+                    destination: { host: "tcp-echo", port: { number: 9000 }, subset: "v2" },
+                    weight: v2Weight,
+                },
             ]);
             assert.equal(outputs.v2Weight, v2Weight);
-            assert.equal(await unwrap(outputs.ingressAddress), "127.0.0.1", "off the cloud, the local data plane answers on loopback");
+            assert.equal(
+                await unwrap(outputs.ingressAddress),
+                "127.0.0.1",
+                "off the cloud, the local data plane answers on loopback",
+            );
             assert.deepEqual(outputs.weights, { v1: v1Weight, v2: v2Weight });
         });
     }
 
     it("declares exactly the scenario's Kubernetes objects", async () => {
         const { resources } = await runProgram({ target: "render", v2Weight: 20 });
-        const kinds = resources.filter((r) => r.type.startsWith("kubernetes:") && r.type !== "pulumi:providers:kubernetes");
-        const names = kinds.map((r) => `${r.type.split(":")[2]}/${r.inputs.metadata.namespace}/${r.inputs.metadata.name}`).sort();
+        const kinds = resources.filter(
+            (r) => r.type.startsWith("kubernetes:") && r.type !== "pulumi:providers:kubernetes",
+        );
+        const names = kinds
+            .map(
+                (r) =>
+                    `${r.type.split(":")[2]}/${r.inputs.metadata.namespace}/${r.inputs.metadata.name}`,
+            )
+            .sort();
         assert.deepEqual(names, [
             "Deployment/default/tcp-echo-v1",
             "Deployment/default/tcp-echo-v2",
@@ -57,7 +90,9 @@ describe("whole program on the render target", () => {
             ["v1", "one"],
             ["v2", "two"],
         ]) {
-            const d = byType(resources, TYPE_TOKENS.deployment).find((r) => r.inputs.metadata.name === `tcp-echo-${subset}`)!;
+            const d = byType(resources, TYPE_TOKENS.deployment).find(
+                (r) => r.inputs.metadata.name === `tcp-echo-${subset}`,
+            )!;
             const labels = { app: "tcp-echo", version: subset };
             assert.deepEqual(d.inputs.metadata.labels, labels);
             assert.deepEqual(d.inputs.spec.selector.matchLabels, labels);
@@ -77,7 +112,9 @@ describe("whole program on the render target", () => {
         const { resources } = await runProgram({ target: "render", v2Weight: 0 });
         const svc = one(resources, TYPE_TOKENS.service);
         assert.deepEqual(svc.inputs.spec.selector, { app: "tcp-echo" });
-        assert.deepEqual(svc.inputs.spec.ports, [{ name: "tcp", port: 9000, targetPort: "tcp", protocol: "TCP" }]);
+        assert.deepEqual(svc.inputs.spec.ports, [
+            { name: "tcp", port: 9000, targetPort: "tcp", protocol: "TCP" },
+        ]);
     });
 
     it("defines a subset per version in the DestinationRule and a TCP server on the Gateway", async () => {
@@ -97,22 +134,36 @@ describe("whole program on the render target", () => {
         });
         const vs = one(resources, TYPE_TOKENS.virtualService);
         assert.deepEqual(vs.inputs.spec.gateways, ["tcp-echo-gateway"]);
-        assert.equal(vs.inputs.metadata.annotations["pulumi.com/patchForce"], "true", "the stack owns the weights over hand edits");
+        assert.equal(
+            vs.inputs.metadata.annotations["pulumi.com/patchForce"],
+            "true",
+            "the stack owns the weights over hand edits",
+        );
         assert.deepEqual(vs.inputs.spec.hosts, ["*"]);
     });
 
     it("moves the gateway port everywhere at once", async () => {
-        const { resources } = await runProgram({ target: "render", v2Weight: 0, gatewayPort: 31500 });
+        const { resources } = await runProgram({
+            target: "render",
+            v2Weight: 0,
+            gatewayPort: 31500,
+        });
         assert.equal(one(resources, TYPE_TOKENS.gateway).inputs.spec.servers[0].port.number, 31500);
         assert.deepEqual(tcpRoute(resources).match, [{ port: 31500 }]);
-        assert.deepEqual(one(resources, TYPE_TOKENS.istioGateway).inputs.spec.ports, [{ name: "tcp", port: 31500, targetPort: 31500, protocol: "TCP" }]);
+        assert.deepEqual(one(resources, TYPE_TOKENS.istioGateway).inputs.spec.ports, [
+            { name: "tcp", port: 31500, targetPort: 31500, protocol: "TCP" },
+        ]);
     });
 
     it("renders through a single render provider on the render target", async () => {
         const { resources } = await runProgram({ target: "render", v2Weight: 0, renderDir: "out" });
         const providers = byType(resources, "pulumi:providers:kubernetes");
-        assert.deepEqual(providers.map((p) => [p.name, p.inputs.renderYamlToDirectory]), [["render", "out"]]);
-        for (const r of resources.filter((r) => r.type.startsWith("kubernetes:"))) assert.equal(providerName(r), "render", r.name);
+        assert.deepEqual(
+            providers.map((p) => [p.name, p.inputs.renderYamlToDirectory]),
+            [["render", "out"]],
+        );
+        for (const r of resources.filter((r) => r.type.startsWith("kubernetes:")))
+            assert.equal(providerName(r), "render", r.name);
     });
 });
 
@@ -120,25 +171,45 @@ describe("secret settings", () => {
     const PRIVATE = "registry.example.com/team/tcp-echo-server:1.3";
 
     it("keeps images secret in the Deployments and the outputs when an image key is stored as a secret", async () => {
-        const { resources, outputs } = await runProgram({ target: "render", v2Weight: 20, imageV2: PRIVATE }, ["imageV2"]);
+        const { resources, outputs } = await runProgram(
+            { target: "render", v2Weight: 20, imageV2: PRIVATE },
+            ["imageV2"],
+        );
         for (const d of byType(resources, TYPE_TOKENS.deployment)) {
             // Pulumi's secret sentinel on the property that holds the image: the engine stores it encrypted.
             assert.equal(d.inputs.spec[SECRET_SIG], SECRET_SIG_VALUE, d.name);
             assert.match(d.inputs.spec.value.template.spec.containers[0].image, /tcp-echo-server/);
         }
-        assert.ok(typeof (outputs.images as any).apply === "function", "the images output is an Output (a secret)");
+        assert.ok(
+            typeof (outputs.images as any).apply === "function",
+            "the images output is an Output (a secret)",
+        );
         assert.deepEqual(await unwrap(outputs.images), { v1: DEFAULTS.image, v2: PRIVATE });
     });
 
     it("leaves images plain when no image key is a secret", async () => {
-        const { resources } = await runProgram({ target: "render", v2Weight: 20, imageV2: PRIVATE });
-        const images = byType(resources, TYPE_TOKENS.deployment).map((d) => d.inputs.spec.template.spec.containers[0].image).sort();
+        const { resources } = await runProgram({
+            target: "render",
+            v2Weight: 20,
+            imageV2: PRIVATE,
+        });
+        const images = byType(resources, TYPE_TOKENS.deployment)
+            .map((d) => d.inputs.spec.template.spec.containers[0].image)
+            .sort();
         assert.deepEqual(images, [DEFAULTS.image, PRIVATE].sort());
     });
 
     it("refuses any other setting stored as a secret: it would land in the state in plain text", async () => {
-        await recordResources({ target: "render", v2Weight: 20, namespace: "team-a" }, ["namespace", "v2Weight"]);
-        assert.throws(() => readStackConfig(), (err: Error) => /namespace: is stored as a secret/.test(err.message) && /v2Weight: is stored as a secret/.test(err.message));
+        await recordResources({ target: "render", v2Weight: 20, namespace: "team-a" }, [
+            "namespace",
+            "v2Weight",
+        ]);
+        assert.throws(
+            () => readStackConfig(),
+            (err: Error) =>
+                /namespace: is stored as a secret/.test(err.message) &&
+                /v2Weight: is stored as a secret/.test(err.message),
+        );
     });
 });
 
@@ -156,9 +227,19 @@ describe("whole program on the asm target", () => {
             [TYPE_TOKENS.virtualService]: "asm",
             [TYPE_TOKENS.istioGateway]: "asm",
         };
-        for (const r of resources.filter((r) => expected[r.type])) assert.equal(providerName(r), expected[r.type], `${r.type} ${r.name}`);
-        assert.deepEqual(byType(resources, "pulumi:providers:kubernetes").map((p) => p.name).sort(), ["ack", "asm"]);
-        assert.equal(byType(resources, "pulumi:providers:alicloud").length, 0, "no alicloud provider without a created CLB");
+        for (const r of resources.filter((r) => expected[r.type]))
+            assert.equal(providerName(r), expected[r.type], `${r.type} ${r.name}`);
+        assert.deepEqual(
+            byType(resources, "pulumi:providers:kubernetes")
+                .map((p) => p.name)
+                .sort(),
+            ["ack", "asm"],
+        );
+        assert.equal(
+            byType(resources, "pulumi:providers:alicloud").length,
+            0,
+            "no alicloud provider without a created CLB",
+        );
     });
 
     it("keeps kubeconfigs secret in the provider inputs", async () => {
@@ -172,20 +253,40 @@ describe("whole program on the asm target", () => {
 
     it("rejects a kubeconfig stored in plain text", async () => {
         await recordResources(asm, []);
-        assert.throws(() => readStackConfig(), /dataPlaneKubeconfig: holds a kubeconfig in plain text/);
+        assert.throws(
+            () => readStackConfig(),
+            /dataPlaneKubeconfig: holds a kubeconfig in plain text/,
+        );
     });
 
     it("reports bad settings and missing secrets together", async () => {
-        await recordResources(asmConfig({ v2Weight: 101, dataPlaneKubeconfig: undefined, controlPlaneKubeconfig: undefined }));
-        assert.throws(() => readStackConfig(), (err: any) => {
-            assert.deepEqual(err.problems.map((p: any) => p.key), ["v2Weight", "dataPlaneKubeconfig", "controlPlaneKubeconfig"]);
-            return true;
-        });
+        await recordResources(
+            asmConfig({
+                v2Weight: 101,
+                dataPlaneKubeconfig: undefined,
+                controlPlaneKubeconfig: undefined,
+            }),
+        );
+        assert.throws(
+            () => readStackConfig(),
+            (err: any) => {
+                assert.deepEqual(
+                    err.problems.map((p: any) => p.key),
+                    ["v2Weight", "dataPlaneKubeconfig", "controlPlaneKubeconfig"],
+                );
+                return true;
+            },
+        );
     });
 
     it("requires the kubeconfigs on asm", async () => {
-        await recordResources(asmConfig({ dataPlaneKubeconfig: undefined, controlPlaneKubeconfig: undefined }));
-        assert.throws(() => readStackConfig(), /controlPlaneKubeconfig: is required when target is "asm"/);
+        await recordResources(
+            asmConfig({ dataPlaneKubeconfig: undefined, controlPlaneKubeconfig: undefined }),
+        );
+        assert.throws(
+            () => readStackConfig(),
+            /controlPlaneKubeconfig: is required when target is "asm"/,
+        );
     });
 
     it("declares the IstioGateway for ASM with a managed CLB by default", async () => {
@@ -211,43 +312,86 @@ describe("whole program on the asm target", () => {
         const hint = outputs.ingressAddressHint;
         assert.match(hint ?? "", /IstioGateway istio-system\/ingressgateway/);
         assert.match(hint ?? "", /svc istio-ingressgateway/);
-        assert.doesNotMatch(JSON.stringify(await unwrap(outputs.ingressAddress)) ?? "", /\$\(/, "an output holds a value, not shell");
+        assert.doesNotMatch(
+            JSON.stringify(await unwrap(outputs.ingressAddress)) ?? "",
+            /\$\(/,
+            "an output holds a value, not shell",
+        );
     });
 
     it("routes through an existing gateway without declaring it, selecting the pods the preflight read", async () => {
-        const { resources, outputs } = await runProgram({ ...asm, asm: { clusterIds: [ACK_CLUSTER_ID], useExistingGateway: true } }, secretKeys, {
-            existingGateway: { podSelector: { istio: "ingressgateway" }, address: "198.51.100.7" },
+        const { resources, outputs } = await runProgram(
+            { ...asm, asm: { clusterIds: [ACK_CLUSTER_ID], useExistingGateway: true } },
+            secretKeys,
+            {
+                existingGateway: {
+                    podSelector: { istio: "ingressgateway" },
+                    address: "198.51.100.7",
+                },
+            },
+        );
+        assert.equal(
+            byType(resources, TYPE_TOKENS.istioGateway).length,
+            0,
+            "the stack declares nothing of a gateway it does not own",
+        );
+        assert.deepEqual(one(resources, TYPE_TOKENS.gateway).inputs.spec.selector, {
+            istio: "ingressgateway",
         });
-        assert.equal(byType(resources, TYPE_TOKENS.istioGateway).length, 0, "the stack declares nothing of a gateway it does not own");
-        assert.deepEqual(one(resources, TYPE_TOKENS.gateway).inputs.spec.selector, { istio: "ingressgateway" });
         assert.equal(await unwrap(outputs.ingressAddress), "198.51.100.7");
         assert.equal(outputs.slbMode, "existing-gateway");
     });
 
     it("uses the configured gateway name for the CR, its pod label and the address hint", async () => {
-        const { resources, outputs } = await runProgram({ ...asm, asm: { clusterIds: [ACK_CLUSTER_ID], gatewayName: "tcp-echo-gw" } }, secretKeys);
+        const { resources, outputs } = await runProgram(
+            { ...asm, asm: { clusterIds: [ACK_CLUSTER_ID], gatewayName: "tcp-echo-gw" } },
+            secretKeys,
+        );
         const ig = one(resources, TYPE_TOKENS.istioGateway);
         assert.equal(ig.inputs.metadata.name, "tcp-echo-gw");
-        assert.deepEqual(one(resources, TYPE_TOKENS.gateway).inputs.spec.selector, ig.inputs.spec.podLabels);
+        assert.deepEqual(
+            one(resources, TYPE_TOKENS.gateway).inputs.spec.selector,
+            ig.inputs.spec.podLabels,
+        );
         assert.match(outputs.ingressAddressHint ?? "", /svc istio-tcp-echo-gw/);
     });
 
     it("stamps every object with this stack's owner and force-owns it", async () => {
         const { resources } = await runProgram(asm, secretKeys);
-        const objects = resources.filter((r) => r.type.startsWith("kubernetes:") && !r.type.startsWith("pulumi:"));
+        const objects = resources.filter(
+            (r) => r.type.startsWith("kubernetes:") && !r.type.startsWith("pulumi:"),
+        );
         assert.equal(objects.length, 7);
         for (const r of objects) {
-            assert.match(r.inputs.metadata.annotations["asm-tcp-shift.io/stack"], /^.+\/asm-tcp-shift\/unit$/, r.name);
+            assert.match(
+                r.inputs.metadata.annotations["asm-tcp-shift.io/stack"],
+                /^.+\/asm-tcp-shift\/unit$/,
+                r.name,
+            );
             assert.equal(r.inputs.metadata.annotations["pulumi.com/patchForce"], "true", r.name);
         }
     });
 
     it("creates a CLB with the alicloud provider and binds it by id in create mode", async () => {
-        const { resources, outputs } = await runProgram({ ...asm, slb: { mode: "create", addressType: "intranet", vswitchId: "vsw-bp1example12345678" } }, secretKeys);
+        const { resources, outputs } = await runProgram(
+            {
+                ...asm,
+                slb: {
+                    mode: "create",
+                    addressType: "intranet",
+                    vswitchId: "vsw-bp1example12345678",
+                },
+            },
+            secretKeys,
+        );
         const slb = one(resources, TYPE_TOKENS.slb);
         assert.equal(slb.inputs.addressType, "intranet");
         assert.equal(slb.inputs.instanceChargeType, "PayByCLCU");
-        assert.equal(slb.inputs.loadBalancerSpec, undefined, "pay-by-specification is no longer sold");
+        assert.equal(
+            slb.inputs.loadBalancerSpec,
+            undefined,
+            "pay-by-specification is no longer sold",
+        );
         assert.equal(slb.inputs.vswitchId, "vsw-bp1example12345678");
         assert.equal(providerName(slb), "alicloud");
         const ig = one(resources, TYPE_TOKENS.istioGateway);
@@ -261,21 +405,42 @@ describe("whole program on the asm target", () => {
 
     it("reuses a CLB by id with the acknowledgment recorded", async () => {
         const { resources, outputs } = await runProgram(
-            { ...asm, slb: { mode: "reuse", id: "lb-2ze8x7example1234", acknowledgeListenerOverride: true, otherListenerPorts: [80] } },
+            {
+                ...asm,
+                slb: {
+                    mode: "reuse",
+                    id: "lb-2ze8x7example1234",
+                    acknowledgeListenerOverride: true,
+                    otherListenerPorts: [80],
+                },
+            },
             secretKeys,
         );
         assert.equal(byType(resources, TYPE_TOKENS.slb).length, 0);
         const ig = one(resources, TYPE_TOKENS.istioGateway);
         assert.equal(ig.inputs.spec.serviceAnnotations[SLB_ANNOTATIONS.id], "lb-2ze8x7example1234");
-        assert.equal(ig.inputs.spec.serviceAnnotations[SLB_ANNOTATIONS.forceOverrideListeners], "true");
-        assert.equal(ig.inputs.metadata.annotations[PROGRAM_ANNOTATIONS.listenerOverrideAcknowledged], "true");
+        assert.equal(
+            ig.inputs.spec.serviceAnnotations[SLB_ANNOTATIONS.forceOverrideListeners],
+            "true",
+        );
+        assert.equal(
+            ig.inputs.metadata.annotations[PROGRAM_ANNOTATIONS.listenerOverrideAcknowledged],
+            "true",
+        );
         assert.equal(ig.inputs.metadata.annotations[PROGRAM_ANNOTATIONS.otherListenerPorts], "80");
         assert.equal(await unwrap(outputs.slbId), "lb-2ze8x7example1234");
-        assert.equal(byType(resources, "pulumi:providers:alicloud").length, 1, "reuse reads the CLB's tags through the alicloud API");
+        assert.equal(
+            byType(resources, "pulumi:providers:alicloud").length,
+            1,
+            "reuse reads the CLB's tags through the alicloud API",
+        );
     });
 
     it("refuses, at preview time, a reused CLB that a cluster created (its tags), as the cloud controller would", async () => {
-        const reuse = { ...asm, slb: { mode: "reuse", id: "lb-2ze8x7clustermade1", acknowledgeListenerOverride: true } };
+        const reuse = {
+            ...asm,
+            slb: { mode: "reuse", id: "lb-2ze8x7clustermade1", acknowledgeListenerOverride: true },
+        };
         for (const tag of ["kubernetes.do.not.delete", "ack.aliyun.com"]) {
             mockClbTags({ "lb-2ze8x7clustermade1": { [tag]: "x" } });
             await recordResources(reuse, secretKeys);
@@ -283,52 +448,101 @@ describe("whole program on the asm target", () => {
             const problems = await reusedClbTagProblems(settings, makeProviders(settings, secrets));
             assert.equal(problems.length, 1, tag);
             assert.equal(problems[0].key, "slb.id");
-            assert.match(problems[0].message, new RegExp(`carries tag ${tag.replace(/\./g, "\\.")}.*can not reuse loadbalancer created by kubernetes`));
+            assert.match(
+                problems[0].message,
+                new RegExp(
+                    `carries tag ${tag.replace(/\./g, "\\.")}.*can not reuse loadbalancer created by kubernetes`,
+                ),
+            );
         }
         mockClbTags({ "lb-2ze8x7clustermade1": { owner: "platform" } });
         await recordResources(reuse, secretKeys);
         let { settings, secrets } = readStackConfig();
-        assert.deepEqual(await reusedClbTagProblems(settings, makeProviders(settings, secrets)), [], "a CLB made in the console or by API is reusable");
+        assert.deepEqual(
+            await reusedClbTagProblems(settings, makeProviders(settings, secrets)),
+            [],
+            "a CLB made in the console or by API is reusable",
+        );
         mockClbTags({});
         await recordResources(reuse, secretKeys);
         ({ settings, secrets } = readStackConfig());
-        assert.match((await reusedClbTagProblems(settings, makeProviders(settings, secrets)))[0].message, /no CLB lb-2ze8x7clustermade1 exists/);
+        assert.match(
+            (await reusedClbTagProblems(settings, makeProviders(settings, secrets)))[0].message,
+            /no CLB lb-2ze8x7clustermade1 exists/,
+        );
         mockClbApiFailure("InvalidAccessKeyId.NotFound: Specified access key is not found.");
         await recordResources(reuse, secretKeys);
         ({ settings, secrets } = readStackConfig());
-        await assert.rejects(reusedClbTagProblems(settings, makeProviders(settings, secrets)), (err: any) => {
-            assert.ok(err instanceof ConfigError);
-            assert.equal(err.problems[0].key, "slb.id");
-            // The mock monitor drops an invoke's own message; the real one passes the API's reason after the colon.
-            assert.match(err.message, /slb\.id: cannot read CLB lb-2ze8x7clustermade1 through the Alibaba Cloud API \(credentials/);
-            return true;
-        });
+        await assert.rejects(
+            reusedClbTagProblems(settings, makeProviders(settings, secrets)),
+            (err: any) => {
+                assert.ok(err instanceof ConfigError);
+                assert.equal(err.problems[0].key, "slb.id");
+                // The mock monitor drops an invoke's own message; the real one passes the API's reason after the colon.
+                assert.match(
+                    err.message,
+                    /slb\.id: cannot read CLB lb-2ze8x7clustermade1 through the Alibaba Cloud API \(credentials/,
+                );
+                return true;
+            },
+        );
         mockClbTags({});
     });
 });
 
 describe("a target that cannot be read is a problem of the key that points at it", () => {
     it("local: no kubeconfig where localKubeconfig says", async () => {
-        await recordResources({ target: "local", v2Weight: 20, localKubeconfig: "/nonexistent/asm-tcp-shift/kubeconfig" });
-        const { settings, secrets } = readStackConfig();
-        await assert.rejects(async () => checkStackTarget(settings, makeProviders(settings, secrets)), (err: any) => {
-            assert.ok(err instanceof ConfigError);
-            assert.deepEqual(err.problems.map((p: any) => p.key), ["localKubeconfig"]);
-            assert.match(err.message, /no kubeconfig at \/nonexistent\/asm-tcp-shift\/kubeconfig; start the local cluster with `npm run cluster:up`/);
-            return true;
+        await recordResources({
+            target: "local",
+            v2Weight: 20,
+            localKubeconfig: "/nonexistent/asm-tcp-shift/kubeconfig",
         });
+        const { settings, secrets } = readStackConfig();
+        await assert.rejects(
+            async () => checkStackTarget(settings, makeProviders(settings, secrets)),
+            (err: any) => {
+                assert.ok(err instanceof ConfigError);
+                assert.deepEqual(
+                    err.problems.map((p: any) => p.key),
+                    ["localKubeconfig"],
+                );
+                assert.match(
+                    err.message,
+                    /no kubeconfig at \/nonexistent\/asm-tcp-shift\/kubeconfig; start the local cluster with `npm run cluster:up`/,
+                );
+                return true;
+            },
+        );
     });
 
     it("asm: an API server that does not answer", async () => {
         const port = await freePort();
-        const unreachable = ["apiVersion: v1", "kind: Config", "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:" + port + "'}}]", "users: [{name: u, user: {token: t}}]", "contexts: [{name: x, context: {cluster: c, user: u}}]", "current-context: x"].join("\n");
-        await recordResources(asmConfig({ dataPlaneKubeconfig: unreachable, controlPlaneKubeconfig: unreachable }), KUBECONFIG_KEYS);
+        const unreachable = [
+            "apiVersion: v1",
+            "kind: Config",
+            "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:" + port + "'}}]",
+            "users: [{name: u, user: {token: t}}]",
+            "contexts: [{name: x, context: {cluster: c, user: u}}]",
+            "current-context: x",
+        ].join("\n");
+        await recordResources(
+            asmConfig({ dataPlaneKubeconfig: unreachable, controlPlaneKubeconfig: unreachable }),
+            KUBECONFIG_KEYS,
+        );
         const { settings, secrets } = readStackConfig();
-        await assert.rejects(checkStackTarget(settings, makeProviders(settings, secrets)), (err: any) => {
-            assert.ok(err instanceof ConfigError, String(err));
-            assert.match(err.problems[0].key, /^(dataPlane|controlPlane)Kubeconfig$/);
-            assert.match(err.message, new RegExp(`cannot reach the API server http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
-            return true;
-        });
+        await assert.rejects(
+            checkStackTarget(settings, makeProviders(settings, secrets)),
+            (err: any) => {
+                assert.ok(err instanceof ConfigError, String(err));
+                assert.match(err.problems[0].key, /^(dataPlane|controlPlane)Kubeconfig$/);
+                assert.match(
+                    err.message,
+                    new RegExp(
+                        `cannot reach the API server http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`,
+                    ),
+                );
+                return true;
+            },
+        );
     });
 });

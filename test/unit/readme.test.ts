@@ -43,7 +43,10 @@ describe("README layout", () => {
 
     it("lists only paths that exist", () => {
         for (const p of listed.filter((p) => !p.includes("<"))) {
-            assert.ok(fs.existsSync(path.join(PROJECT_ROOT, p)), `the README's Layout lists ${p}, which does not exist`);
+            assert.ok(
+                fs.existsSync(path.join(PROJECT_ROOT, p)),
+                `the README's Layout lists ${p}, which does not exist`,
+            );
         }
     });
 });

@@ -18,7 +18,11 @@ describe("start-up preload: @pulumi/pulumi's serialization support on first use"
     function withPreload(script: string): Record<string, unknown> {
         const file = path.join(dir, `script-${Math.random().toString(36).slice(2)}.js`);
         fs.writeFileSync(file, script);
-        const r = spawnSync(process.execPath, ["--require", path.join(PROJECT_ROOT, "tools/lazy-sdk.cjs"), file], { cwd: PROJECT_ROOT, encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } });
+        const r = spawnSync(
+            process.execPath,
+            ["--require", path.join(PROJECT_ROOT, "tools/lazy-sdk.cjs"), file],
+            { cwd: PROJECT_ROOT, encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } },
+        );
         assert.equal(r.status, 0, r.stderr);
         return JSON.parse(r.stdout.trim().split("\n").pop()!);
     }
@@ -32,11 +36,20 @@ describe("start-up preload: @pulumi/pulumi's serialization support on first use"
             const workspace = typeof pulumi.automation.LocalWorkspace;
             console.log(JSON.stringify({ ...before, workspace, automationNow: has(/@pulumi[\\\\/]pulumi[\\\\/]automation[\\\\/]index\\.js$/) }));
         `);
-        assert.deepEqual(loaded, { arborist: false, typescript: false, automation: false, workspace: "function", automationNow: true });
+        assert.deepEqual(loaded, {
+            arborist: false,
+            typescript: false,
+            automation: false,
+            workspace: "function",
+            automationNow: true,
+        });
     });
 
     it("serializes a function as before: its captured values, and its file from the inspector session opened then", () => {
-        fs.writeFileSync(path.join(dir, "mod.js"), `const captured = { greeting: "hello" };\nexports.fn = (x) => captured.greeting + x;\n`);
+        fs.writeFileSync(
+            path.join(dir, "mod.js"),
+            `const captured = { greeting: "hello" };\nexports.fn = (x) => captured.greeting + x;\n`,
+        );
         const result = withPreload(`
             const sdk = ${JSON.stringify(path.join(PROJECT_ROOT, "node_modules/@pulumi/pulumi"))};
             const pulumi = require(sdk);
@@ -49,6 +62,10 @@ describe("start-up preload: @pulumi/pulumi's serialization support on first use"
                 console.log(JSON.stringify({ file: location.file, captured: serialized.text.includes('"hello"'), yaml: paths.has("node_modules/yaml") }));
             })();
         `);
-        assert.deepEqual(result, { file: `file://${path.join(dir, "mod.js")}`, captured: true, yaml: true });
+        assert.deepEqual(result, {
+            file: `file://${path.join(dir, "mod.js")}`,
+            captured: true,
+            yaml: true,
+        });
     });
 });

@@ -25,14 +25,40 @@ describe("toolchain: the user's pulumi, or the offline build", () => {
         const cache = path.join(root, name, "cache");
         const goLog = path.join(root, name, "go.log");
         const goDir = path.join(root, name, "go");
-        standIn(goDir, "go", `echo "go $*" >> '${goLog}'; echo 'stand-in go: no builds in this test' >&2; exit 1`);
+        standIn(
+            goDir,
+            "go",
+            `echo "go $*" >> '${goLog}'; echo 'stand-in go: no builds in this test' >&2; exit 1`,
+        );
         const r = spawnSync("bash", [path.join(PROJECT_ROOT, "scripts/toolchain.sh"), "pulumi"], {
             encoding: "utf8",
-            env: { HOME: path.join(root, name, "home"), ASM_TCP_SHIFT_CACHE: cache, PATH: [...bins, goDir, "/usr/bin", "/bin"].join(":") },
+            env: {
+                HOME: path.join(root, name, "home"),
+                ASM_TCP_SHIFT_CACHE: cache,
+                PATH: [...bins, goDir, "/usr/bin", "/bin"].join(":"),
+            },
         });
-        const linked = path.join(cache, "toolchain", fs.existsSync(path.join(cache, "toolchain")) ? fs.readdirSync(path.join(cache, "toolchain")).find((d) => d.startsWith("pulumi-")) ?? "-" : "-", "bin");
-        const target = (bin: string) => (fs.existsSync(path.join(linked, bin)) ? fs.realpathSync(path.join(linked, bin)) : undefined);
-        return { status: r.status, stderr: r.stderr, built: fs.existsSync(goLog), pulumi: target("pulumi"), host: target("pulumi-language-nodejs") };
+        const linked = path.join(
+            cache,
+            "toolchain",
+            fs.existsSync(path.join(cache, "toolchain"))
+                ? (fs
+                      .readdirSync(path.join(cache, "toolchain"))
+                      .find((d) => d.startsWith("pulumi-")) ?? "-")
+                : "-",
+            "bin",
+        );
+        const target = (bin: string) =>
+            fs.existsSync(path.join(linked, bin))
+                ? fs.realpathSync(path.join(linked, bin))
+                : undefined;
+        return {
+            status: r.status,
+            stderr: r.stderr,
+            built: fs.existsSync(goLog),
+            pulumi: target("pulumi"),
+            host: target("pulumi-language-nodejs"),
+        };
     }
 
     it("uses a pulumi of another version with its language host as is, and builds nothing", () => {
@@ -44,7 +70,10 @@ describe("toolchain: the user's pulumi, or the offline build", () => {
         assert.equal(r.built, false, "no Go build was started");
         assert.equal(r.pulumi, fs.realpathSync(path.join(bin, "pulumi")));
         assert.equal(r.host, fs.realpathSync(path.join(bin, "pulumi-language-nodejs")));
-        assert.match(r.stderr, /using the pulumi on PATH: .*\(v3\.230\.1, with its own Node\.js language host\); nothing to build/);
+        assert.match(
+            r.stderr,
+            /using the pulumi on PATH: .*\(v3\.230\.1, with its own Node\.js language host\); nothing to build/,
+        );
     });
 
     it("builds from Go modules when there is no pulumi at all", () => {

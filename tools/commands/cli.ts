@@ -28,7 +28,9 @@ export class CommandFailure extends Error {
 }
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
-type Flags<O extends Options> = ReturnType<typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>>["values"];
+type Flags<O extends Options> = ReturnType<
+    typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>
+>["values"];
 
 export interface Command<O extends Options> {
     name: string;
@@ -51,11 +53,16 @@ export interface Io {
 const processIo: Io = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
 
 /** Runs a command line and returns its exit code; never throws. */
-export async function execute<O extends Options>(command: Command<O>, argv: string[], io: Io = processIo): Promise<number> {
+export async function execute<O extends Options>(
+    command: Command<O>,
+    argv: string[],
+    io: Io = processIo,
+): Promise<number> {
     let flags: Flags<O>;
     try {
         const options = { ...command.options, help: { type: "boolean", short: "h" } } as O;
-        flags = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Flags<O>;
+        flags = parseArgs({ args: argv, options, strict: true, allowPositionals: false })
+            .values as Flags<O>;
     } catch (err) {
         return usageFailure(command, (err as Error).message, io);
     }
@@ -67,7 +74,8 @@ export async function execute<O extends Options>(command: Command<O>, argv: stri
         return await command.run(flags);
     } catch (err) {
         if (err instanceof UsageError) return usageFailure(command, err.message, io);
-        const debug = process.env.ASM_TCP_SHIFT_DEBUG === "1" && err instanceof Error ? `\n${err.stack}` : "";
+        const debug =
+            process.env.ASM_TCP_SHIFT_DEBUG === "1" && err instanceof Error ? `\n${err.stack}` : "";
         io.err(`${command.name}: ${err instanceof Error ? err.message : String(err)}${debug}\n`);
         return err instanceof CommandFailure ? err.exitCode : EXIT_FAILED;
     }
@@ -87,7 +95,10 @@ export function runCommand<O extends Options>(command: Command<O>): void {
 
 /** A required flag's value, or a usage error naming it. */
 export function required(flag: string, value: string | undefined, example = ""): string {
-    if (value === undefined || value === "") throw new UsageError(`--${flag} is required${example ? `, e.g. --${flag} ${example}` : ""}`);
+    if (value === undefined || value === "")
+        throw new UsageError(
+            `--${flag} is required${example ? `, e.g. --${flag} ${example}` : ""}`,
+        );
     return value;
 }
 
@@ -95,16 +106,25 @@ export function required(flag: string, value: string | undefined, example = ""):
 export function intFlag(flag: string, raw: string | undefined, min: number, max: number): number {
     const n = Number(raw);
     if (raw === undefined || !/^\d+$/.test(raw.trim()) || n < min || n > max) {
-        throw new UsageError(`--${flag} must be an integer from ${min} to ${max}; got ${JSON.stringify(raw ?? "")}`);
+        throw new UsageError(
+            `--${flag} must be an integer from ${min} to ${max}; got ${JSON.stringify(raw ?? "")}`,
+        );
     }
     return n;
 }
 
 /** A decimal flag within [min, max]. */
-export function numberFlag(flag: string, raw: string | undefined, min: number, max: number): number {
+export function numberFlag(
+    flag: string,
+    raw: string | undefined,
+    min: number,
+    max: number,
+): number {
     const n = Number(raw);
     if (raw === undefined || raw.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
-        throw new UsageError(`--${flag} must be a number from ${min} to ${max}; got ${JSON.stringify(raw ?? "")}`);
+        throw new UsageError(
+            `--${flag} must be a number from ${min} to ${max}; got ${JSON.stringify(raw ?? "")}`,
+        );
     }
     return n;
 }
@@ -115,7 +135,14 @@ export function weightFlag(flag: string, raw: string | undefined): number {
 }
 
 /** One of a fixed set of values. */
-export function choiceFlag<T extends string>(flag: string, raw: string | undefined, allowed: readonly T[]): T {
-    if (!allowed.includes(raw as T)) throw new UsageError(`--${flag} must be ${allowed.join(", ").replace(/, ([^,]*)$/, " or $1")}; got ${JSON.stringify(raw ?? "")}`);
+export function choiceFlag<T extends string>(
+    flag: string,
+    raw: string | undefined,
+    allowed: readonly T[],
+): T {
+    if (!allowed.includes(raw as T))
+        throw new UsageError(
+            `--${flag} must be ${allowed.join(", ").replace(/, ([^,]*)$/, " or $1")}; got ${JSON.stringify(raw ?? "")}`,
+        );
     return raw as T;
 }

@@ -19,10 +19,14 @@ exit codes: 0 preview passed, 1 preview failed (policy or program), 64 usage`,
     async run(flags) {
         const stack = required("stack", flags.stack);
         const summary = await runPreview(stack);
-        const file = path.resolve(flags.markdown ?? path.join(PROJECT_ROOT, ".local", `preview-${stack}.md`));
+        const file = path.resolve(
+            flags.markdown ?? path.join(PROJECT_ROOT, ".local", `preview-${stack}.md`),
+        );
         fs.mkdirSync(path.dirname(file), { recursive: true });
         fs.writeFileSync(file, toMarkdown(summary));
-        process.stdout.write(summary.output.endsWith("\n") ? summary.output : `${summary.output}\n`);
+        process.stdout.write(
+            summary.output.endsWith("\n") ? summary.output : `${summary.output}\n`,
+        );
         log("preview", `${summary.ok ? "passed" : "FAILED"}; summary written to ${file}`);
         return summary.ok ? 0 : 1;
     },

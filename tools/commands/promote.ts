@@ -19,7 +19,13 @@ exit codes: 0 previewed or applied, 1 blocked by policy or a failed preview, 64 
         const from = required("from", flags.from, "dev");
         const to = required("to", flags.to, "staging");
         if (from === to) throw new UsageError("--from and --to must name different stacks");
-        const result = await promote({ from, to, yes: flags.yes!, policyConfig: flags["policy-config"], onOutput: (o) => process.stdout.write(o) });
+        const result = await promote({
+            from,
+            to,
+            yes: flags.yes!,
+            policyConfig: flags["policy-config"],
+            onOutput: (o) => process.stdout.write(o),
+        });
         if (result.outcome === "blocked") process.stderr.write(`${result.error}\n`);
         return result.outcome === "blocked" ? 1 : 0;
     },

@@ -16,7 +16,8 @@ exit codes: 0 recovered (run up to converge), 1 failed (e.g. a live job holds th
         force: { type: "boolean", default: false },
     },
     async run(flags) {
-        for (const step of await recover(required("stack", flags.stack), { force: flags.force })) log("recover", step);
+        for (const step of await recover(required("stack", flags.stack), { force: flags.force }))
+            log("recover", step);
         log("recover", "done; run `up` to converge");
         return 0;
     },

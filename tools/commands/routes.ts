@@ -22,14 +22,23 @@ exit codes: 0 printed, 1 the routes could not be read (no cluster, no rendered o
         const routes = routesOf(currentVirtualService(stack));
         const received = await receivedByGateway(stack);
         if (flags.json) {
-            const withReceived = typeof received === "string" ? routes : routes.map((r) => ({ ...r, received: received.filter((x) => x.port === r.port) }));
+            const withReceived =
+                typeof received === "string"
+                    ? routes
+                    : routes.map((r) => ({
+                          ...r,
+                          received: received.filter((x) => x.port === r.port),
+                      }));
             process.stdout.write(`${JSON.stringify(withReceived)}\n`);
             return 0;
         }
         const local = readStackSettings(stack).target === "local";
         for (const r of routes) {
-            process.stdout.write(`port ${r.port}: ${r.destinations.map((d) => `${d.subset} ${d.weight}%`).join(", ")}   (VirtualService)\n`);
-            if (typeof received !== "string" || local) process.stdout.write(`${formatReceived(received, r.port).join("\n")}\n`);
+            process.stdout.write(
+                `port ${r.port}: ${r.destinations.map((d) => `${d.subset} ${d.weight}%`).join(", ")}   (VirtualService)\n`,
+            );
+            if (typeof received !== "string" || local)
+                process.stdout.write(`${formatReceived(received, r.port).join("\n")}\n`);
         }
         return 0;
     },

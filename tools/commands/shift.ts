@@ -1,6 +1,14 @@
 /** npm run shift -- --stack NAME --steps W1,W2,...: progressive, gated traffic shifting (see tools/shift.ts). */
 import { Gate, appliedWaiterFor, shift } from "../shift";
-import { UsageError, choiceFlag, defineCommand, intFlag, required, runCommand, weightFlag } from "./cli";
+import {
+    UsageError,
+    choiceFlag,
+    defineCommand,
+    intFlag,
+    required,
+    runCommand,
+    weightFlag,
+} from "./cli";
 
 export const EXIT = { completed: 0, "rolled-back": 1, refused: 3, stopped: 3, locked: 3 } as const;
 
@@ -36,9 +44,16 @@ exit codes: 0 completed, 1 rolled back or failed, 3 refused (drift, locked by an
             .split(",")
             .map((step) => weightFlag("steps", step));
         const gate = gateOf(flags);
-        const maxStep = flags["max-step"] === undefined ? undefined : intFlag("max-step", flags["max-step"], 1, 100);
-        const settleSeconds = flags["settle-seconds"] === undefined ? undefined : intFlag("settle-seconds", flags["settle-seconds"], 0, 3600);
-        if (flags.pause && !process.stdin.isTTY) throw new UsageError("--pause needs a terminal to ask for promotion");
+        const maxStep =
+            flags["max-step"] === undefined
+                ? undefined
+                : intFlag("max-step", flags["max-step"], 1, 100);
+        const settleSeconds =
+            flags["settle-seconds"] === undefined
+                ? undefined
+                : intFlag("settle-seconds", flags["settle-seconds"], 0, 3600);
+        if (flags.pause && !process.stdin.isTTY)
+            throw new UsageError("--pause needs a terminal to ask for promotion");
         const awaitApplied = appliedWaiterFor(stack);
         const result = await shift({
             stack,
@@ -56,7 +71,14 @@ exit codes: 0 completed, 1 rolled back or failed, 3 refused (drift, locked by an
     },
 });
 
-function gateOf(flags: { gate?: string; "gate-command"?: string; "verify-host"?: string; "verify-port"?: string; connections?: string; concurrency?: string }): Gate {
+function gateOf(flags: {
+    gate?: string;
+    "gate-command"?: string;
+    "verify-host"?: string;
+    "verify-port"?: string;
+    connections?: string;
+    concurrency?: string;
+}): Gate {
     switch (choiceFlag("gate", flags.gate, ["verify", "command", "none"] as const)) {
         case "none":
             return { kind: "none" };
@@ -64,7 +86,8 @@ function gateOf(flags: { gate?: string; "gate-command"?: string; "verify-host"?:
             if (!flags["gate-command"]) throw new UsageError("--gate command needs --gate-command");
             return { kind: "command", command: flags["gate-command"] };
         case "verify":
-            if (flags["verify-port"] === undefined) throw new UsageError("--gate verify needs --verify-port (the gateway's TCP port)");
+            if (flags["verify-port"] === undefined)
+                throw new UsageError("--gate verify needs --verify-port (the gateway's TCP port)");
             return {
                 kind: "verify",
                 host: flags["verify-host"]!,

@@ -34,11 +34,16 @@ exit codes: 0 consistent, 1 inconsistent, 2 inconclusive (errors or no replies),
     },
     async run(flags) {
         if (flags["expect-weight"] === undefined && !flags.stack) {
-            throw new UsageError("give the expected weight with --expect-weight, or --stack to read it from the stack's outputs");
+            throw new UsageError(
+                "give the expected weight with --expect-weight, or --stack to read it from the stack's outputs",
+            );
         }
         // Every flag is checked before the stack's outputs are read.
         const given = {
-            expectedWeight: flags["expect-weight"] === undefined ? undefined : intFlag("expect-weight", flags["expect-weight"], 0, 100),
+            expectedWeight:
+                flags["expect-weight"] === undefined
+                    ? undefined
+                    : intFlag("expect-weight", flags["expect-weight"], 0, 100),
             port: flags.port === undefined ? undefined : intFlag("port", flags.port, 1, 65535),
             connections: intFlag("connections", flags.connections, 1, 1_000_000),
             concurrency: intFlag("concurrency", flags.concurrency, 1, 10_000),
@@ -47,17 +52,31 @@ exit codes: 0 consistent, 1 inconsistent, 2 inconclusive (errors or no replies),
         };
         // --stack fills in what the flags leave out: the weight, the gateway address and port from the outputs.
         const outputs = flags.stack ? await stackOutputs(flags.stack) : {};
-        const outputHost = typeof outputs.ingressAddress === "string" && /^[\w.:-]+$/.test(outputs.ingressAddress) ? outputs.ingressAddress : undefined;
+        const outputHost =
+            typeof outputs.ingressAddress === "string" && /^[\w.:-]+$/.test(outputs.ingressAddress)
+                ? outputs.ingressAddress
+                : undefined;
         const fromStack = (key: string, flag: string, min: number, max: number) => {
             const value = outputs[key];
-            if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-                throw new UsageError(`stack ${flags.stack} has no output ${key} from ${min} to ${max} (got ${JSON.stringify(value)}); give --${flag}`);
+            if (
+                typeof value !== "number" ||
+                !Number.isInteger(value) ||
+                value < min ||
+                value > max
+            ) {
+                throw new UsageError(
+                    `stack ${flags.stack} has no output ${key} from ${min} to ${max} (got ${JSON.stringify(value)}); give --${flag}`,
+                );
             }
             return value;
         };
         const opts: VerifyOptions = {
             host: flags.host ?? outputHost ?? "127.0.0.1",
-            port: given.port ?? (flags.stack ? fromStack("gatewayPort", "port", 1, 65535) : intFlag("port", undefined, 1, 65535)),
+            port:
+                given.port ??
+                (flags.stack
+                    ? fromStack("gatewayPort", "port", 1, 65535)
+                    : intFlag("port", undefined, 1, 65535)),
             connections: given.connections,
             concurrency: given.concurrency,
             timeoutMs: given.timeoutMs,
@@ -67,7 +86,9 @@ exit codes: 0 consistent, 1 inconsistent, 2 inconclusive (errors or no replies),
         };
         if (process.stderr.isTTY && !flags.json) opts.onProgress = progressBar;
         const report = await verify(opts);
-        process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : `${formatReport(report)}\n`);
+        process.stdout.write(
+            flags.json ? `${JSON.stringify(report)}\n` : `${formatReport(report)}\n`,
+        );
         return EXIT[report.verdict];
     },
 });
