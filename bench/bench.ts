@@ -1,11 +1,12 @@
 /**
  * Benchmarks of the real engine, printed as figures and ratios (not a test: nothing here passes or fails).
- *   npm run bench [-- --quick] [-- --only weight] [-- --cluster]
+ *   npm run bench [-- --quick] [-- --only weight|render|cluster|scale] [-- --cluster]
  * 1. weight change on the local cluster, against the engine's floor measured in the same run (runs alternate,
  *    medians): the floor (bench/floor: one VirtualService, `up --skip-preview`), this program's ungated `up`,
  *    the policy-gated `up` (one run, as shift / npm run local / deploy make it), the former gated path
  *    (policy-checked preview, then `up` with the pack), the PR preview against a bare preview, `kubectl apply`;
- * 2. render target: preview, first up, weight-change up, resources changed per weight change;
+ * 2. render target: preview, a refused preview (bad config) against a passing one, first up, weight-change up,
+ *    resources changed per weight change;
  * 3. local cluster: weight change by `pulumi up` vs `kubectl apply` of the same VirtualService; the mesh:
  *    propagation from the write to the first connection the gateway routes with the new split (through
  *    istiod and the gateway stand-in), and the memory of every process of the local mesh at rest;
@@ -75,8 +76,19 @@ async function renderTarget() {
         "render: ratio type-checking / transpile-only preview",
         `${(median(checked) / median(transpiled)).toFixed(1)}x`,
     );
+    // A refused stack (bad config) against a passing preview: the refusal must not cost more than the work it saves.
+    await stack.setConfig("v2Weight", { value: "101" });
+    const refused: number[] = [];
+    for (let i = 0; i < ROUNDS; i++)
+        refused.push((await timed(() => stack.preview().catch(() => undefined)))[0]);
+    await stack.setConfig("v2Weight", { value: "0" });
+    report(`render: refused preview, v2Weight 101 (median of ${ROUNDS})`, median(refused));
+    report(
+        "render: ratio refused / passing preview",
+        `${(median(refused) / median(transpiled)).toFixed(2)}x`,
+    );
     const [upTime] = await timed(() => stack.up());
-    report("render: first up (15 resources)", upTime);
+    report("render: first up", upTime);
     const changeTimes: number[] = [];
     let changed = 0;
     for (let i = 0; i < ROUNDS; i++) {
@@ -88,7 +100,7 @@ async function renderTarget() {
     report(`render: weight-change up (median of ${ROUNDS})`, median(changeTimes));
     report("render: resources changed per weight change", String(changed));
     const [policyTime] = await timed(() => gatedUp(stack));
-    report("render: policy-gated preview+up, no change", policyTime);
+    report("render: policy-gated up, no change", policyTime);
     await stack.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
 }
@@ -484,13 +496,24 @@ async function main() {
     console.log(
         `asm-tcp-shift benchmarks (${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)}, node ${process.version})\n`,
     );
-    // --cluster: only the local cluster and mesh figures; --only weight: only the weight change against the floor.
-    const clusterOnly = process.argv.includes("--cluster");
-    if (!clusterOnly) await weightChange();
-    if (only !== "weight") {
-        if (!clusterOnly) await renderTarget();
-        await localCluster();
-        if (!clusterOnly) await scale();
+    // --cluster: only the local cluster and mesh figures; --only weight|render|cluster|scale: that part alone.
+    const parts: Record<string, () => Promise<void>> = {
+        weight: weightChange,
+        render: renderTarget,
+        cluster: localCluster,
+        scale,
+    };
+    const chosen = only
+        ? [only]
+        : process.argv.includes("--cluster")
+          ? ["cluster"]
+          : Object.keys(parts);
+    for (const part of chosen) {
+        if (!parts[part])
+            throw new Error(
+                `--only takes ${Object.keys(parts).join(", ")}; got ${JSON.stringify(part)}`,
+            );
+        await parts[part]();
     }
     const out = path.join(PROJECT_ROOT, "bench/results");
     fs.mkdirSync(out, { recursive: true });
