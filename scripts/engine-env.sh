@@ -18,13 +18,13 @@ ENGINE_ENV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib.sh
 . "$ENGINE_ENV_ROOT/scripts/lib.sh"
 
-# The variables engine_env sets, in the order it prints them.
+# The variables engine_env and engine_passphrase set, in the order the script prints them.
 ENGINE_ENV_VARS=(PATH PULUMI_SKIP_UPDATE_CHECK PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK
   PULUMI_NODEJS_TRANSPILE_ONLY PULUMI_BACKEND_URL AWS_EC2_METADATA_DISABLED NODE_OPTIONS NODE_COMPILE_CACHE PULUMI_CONFIG_PASSPHRASE)
 
-# Exports the engine environment for a command on stack $1 ("" when the command names no stack).
+# Exports the engine environment, all but the passphrase (engine_passphrase).
 engine_env() {
-  local stack=$1 preload="--require \"$ENGINE_ENV_ROOT/tools/lazy-sdk.cjs\"" bin
+  local preload="--require \"$ENGINE_ENV_ROOT/tools/lazy-sdk.cjs\"" bin
   bin="$(bash "$ENGINE_ENV_ROOT/scripts/toolchain.sh" --print-path):$ENGINE_ENV_ROOT/node_modules/.bin"
   if [[ ":$PATH:" != *":$bin:"* ]]; then export PATH="$bin:$PATH"; fi
   export PULUMI_SKIP_UPDATE_CHECK=${PULUMI_SKIP_UPDATE_CHECK:-true}
@@ -37,7 +37,11 @@ engine_env() {
   # Added to the user's NODE_OPTIONS, once (a tool started through this environment passes it on to the engine).
   if [[ "${NODE_OPTIONS:-}" != *lazy-sdk.cjs* ]]; then export NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }$preload"; fi
   export NODE_COMPILE_CACHE=${NODE_COMPILE_CACHE:-$CACHE_DIR/node-compile-cache}
-  if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" && "$stack" == "local" ]]; then
+}
+
+# Exports the passphrase of the `local` stack when $1 is that stack and the user set none.
+engine_passphrase() {
+  if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" && "$1" == "local" ]]; then
     # Protects only throwaway local-cluster credentials; documented in the README. Never used for other stacks.
     export PULUMI_CONFIG_PASSPHRASE=$LOCAL_STACK_PASSPHRASE
   fi
@@ -47,7 +51,8 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   set -euo pipefail
   declare -A before=()
   for name in "${ENGINE_ENV_VARS[@]}"; do before[$name]=${!name-}; done
-  engine_env "${1?usage: scripts/engine-env.sh STACK}"
+  engine_env
+  engine_passphrase "${1?usage: scripts/engine-env.sh STACK}"
   # Only what it set or changed: what the caller already has stays the caller's (a passphrase is never echoed).
   for name in "${ENGINE_ENV_VARS[@]}"; do
     if [[ "${!name-}" != "${before[$name]}" ]]; then printf '%s=%s\0' "$name" "${!name}"; fi

@@ -32,17 +32,13 @@ named_stack() {
   return 0
 }
 
-engine_env_for() {
-  local stack
-  stack=$(named_stack "$@")
-  if [[ -z "$stack" && -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
-    # The selected stack, as the CLI itself resolves it (needs no passphrase).
-    engine_env ""
-    stack=$(cd "$ROOT" && pulumi stack --show-name 2>/dev/null) || stack=""
-  fi
-  engine_env "$stack"
-}
-engine_env_for "$@"
+engine_env
+stack=$(named_stack "$@")
+if [[ -z "$stack" && -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
+  # The selected stack, as the CLI itself resolves it (needs no passphrase).
+  stack=$(cd "$ROOT" && pulumi stack --show-name 2>/dev/null) || stack=""
+fi
+engine_passphrase "$stack"
 command -v pulumi >/dev/null || die "pulumi is not built yet: run npm run toolchain"
 if [[ "$PULUMI_BACKEND_URL" == s3://* && -z "${AWS_ACCESS_KEY_ID:-}" && "$PULUMI_BACKEND_URL" != *profile=* ]]; then
   log "PULUMI_BACKEND_URL is a bucket but AWS_ACCESS_KEY_ID is not set: for the local object store run \`eval \"\$(bash scripts/objectstore.sh up)\"\`; for OSS export a RAM user's AccessKey as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
