@@ -18,7 +18,7 @@ import {
 import { killOrphanedPlugins, recover } from "../../tools/recover";
 import { kubectl, kubectlJson } from "../../tools/kubectl";
 import { routesOf } from "../../tools/routes";
-import { TEST_CLUSTER, TEST_KUBECONFIG, testCluster } from "../support/cluster";
+import { TEST_CLUSTER, TEST_KUBECONFIG, handEditWeights, testCluster } from "../support/cluster";
 
 const NAMESPACE = "itest";
 /** The stack's own gateway name here: the mesh's conventional `ingressgateway` belongs to someone else. */
@@ -320,16 +320,7 @@ describe("real engine on the local cluster", () => {
     });
 
     it("a weight edited by hand shows in preview --refresh and the next up --refresh restores it", async () => {
-        k(
-            "-n",
-            NAMESPACE,
-            "patch",
-            "virtualservices.networking.istio.io",
-            OBJECT_NAMES.virtualService,
-            "--type=json",
-            "-p",
-            '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":50},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":50}]',
-        );
+        k(...handEditWeights(NAMESPACE, 50, 50));
         assert.deepEqual(liveWeights(), ["v1=50", "v2=50"]);
         const preview = await stack.preview({ refresh: true, diff: true });
         assert.equal(preview.changeSummary.update, 1, JSON.stringify(preview.changeSummary));

@@ -6,7 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
 import { DEFAULTS } from "../../config";
-import { ECHO_PREFIXES, OBJECT_NAMES } from "../../components/model";
+import { ECHO_PREFIXES } from "../../components/model";
 import { gatedUp, openStack, scratchProject, toolchainBinPath } from "../../tools/engine";
 import {
     gatewayConfigDump,
@@ -29,6 +29,7 @@ import {
     proxyStatus,
     until,
 } from "../support/mesh";
+import { handEditWeights } from "../support/cluster";
 
 const NAMESPACE = "mesh";
 const STACK = "mesh-gateway";
@@ -241,16 +242,7 @@ describe("the local mesh: istiod, the IstioGateway controller, echo pods, the ga
             const report = await measure(20, 400);
             assert.equal(report.verdict, "consistent", report.reason);
             // A change made while istiod is away reaches the gateway only once istiod is back.
-            k(
-                "-n",
-                NAMESPACE,
-                "patch",
-                "virtualservices.networking.istio.io",
-                OBJECT_NAMES.virtualService,
-                "--type=json",
-                "-p",
-                '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":50},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":50}]',
-            );
+            k(...handEditWeights(NAMESPACE, 50, 50));
             await new Promise((r) => setTimeout(r, 1000));
             assert.deepEqual(
                 receivedRoutes(await gatewayConfigDump(env()), PORT).map((r) => r.split),

@@ -5,12 +5,12 @@ import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
 import { DEFAULTS } from "../../config";
-import { OBJECT_NAMES } from "../../components/model";
 import { EngineOptions, gatedUp, openStack, scratchProject } from "../../tools/engine";
 import { ingressOf, waitForReceivedSplit } from "../../tools/mesh";
 import { liveVirtualService, routesOf } from "../../tools/routes";
 import { Gate, ShiftOptions, shift, splitFor } from "../../tools/shift";
 import { MESH_KUBECONFIG, apply, env, k, meshCluster, podIPs, until } from "../support/mesh";
+import { handEditWeights } from "../support/cluster";
 
 const NAMESPACE = "shift";
 
@@ -148,16 +148,7 @@ describe("shift through the local mesh", () => {
     });
 
     it("refuses to start on drift unless forced", async () => {
-        k(
-            "-n",
-            NAMESPACE,
-            "patch",
-            "virtualservices.networking.istio.io",
-            OBJECT_NAMES.virtualService,
-            "--type=json",
-            "-p",
-            '[{"op":"replace","path":"/spec/tcp/0/route/0/weight","value":90},{"op":"replace","path":"/spec/tcp/0/route/1/weight","value":10}]',
-        );
+        k(...handEditWeights(NAMESPACE, 90, 10));
         const refused = await run({ steps: [80] });
         assert.equal(refused.outcome, "refused");
         assert.equal(await declared(), 70);

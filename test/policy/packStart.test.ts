@@ -5,6 +5,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { PROJECT_ROOT } from "../../tools/engine";
+import { copyPolicyPack } from "../support/policyPack";
 
 /**
  * How the engine starts the pack: @pulumi/pulumi's pack runner (what `pulumi-analyzer-policy` runs), in the pack's
@@ -20,19 +21,7 @@ describe("policy pack start: the compiled pack while current, else the sources, 
     ) as typeof import("../../policy/build");
 
     before(() => {
-        fs.cpSync(path.join(PROJECT_ROOT, "policy"), pack, {
-            recursive: true,
-            filter: (src) => !/[\\/](node_modules|bin)$/.test(src),
-        });
-        fs.symlinkSync(
-            path.join(PROJECT_ROOT, "policy/node_modules"),
-            path.join(pack, "node_modules"),
-        );
-        fs.mkdirSync(path.join(root, "components"));
-        fs.copyFileSync(
-            path.join(PROJECT_ROOT, "components/model.ts"),
-            path.join(root, "components/model.ts"),
-        );
+        copyPolicyPack(root);
         // Reports, when the test stops the pack, which modules it had loaded.
         fs.writeFileSync(
             path.join(root, "report.cjs"),

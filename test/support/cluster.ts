@@ -1,5 +1,6 @@
 import { execFileSync } from "child_process";
 import * as path from "path";
+import { OBJECT_NAMES } from "../../components/model";
 import { PROJECT_ROOT } from "../../tools/engine";
 
 /** Name of the integration tests' own local cluster, apart from the `local` stack's. */
@@ -16,4 +17,14 @@ export function testCluster(action: "up" | "down"): void {
         env: { ...process.env, ASM_TCP_SHIFT_CLUSTER: TEST_CLUSTER },
         stdio: ["ignore", "ignore", "inherit"],
     });
+}
+
+/** kubectl arguments of a hand edit of the stack's VirtualService weights (v1, v2), as an operator would make it. */
+export function handEditWeights(namespace: string, v1: number, v2: number): string[] {
+    const patch = [
+        { op: "replace", path: "/spec/tcp/0/route/0/weight", value: v1 },
+        { op: "replace", path: "/spec/tcp/0/route/1/weight", value: v2 },
+    ];
+    const vs = ["virtualservices.networking.istio.io", OBJECT_NAMES.virtualService];
+    return ["-n", namespace, "patch", ...vs, "--type=json", "-p", JSON.stringify(patch)];
 }

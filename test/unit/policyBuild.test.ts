@@ -5,6 +5,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { PROJECT_ROOT } from "../../tools/engine";
+import { copyPolicyPack } from "../support/policyPack";
 
 /**
  * The compiled policy pack (policy/build.js) and its entry (policy/main.js) on a copy of the pack: the compiled pack
@@ -18,20 +19,7 @@ describe("policy pack: compiled only while current", () => {
     ) as typeof import("../../policy/build");
 
     before(() => {
-        // The pack's files and what it imports of the project (components/model.ts), with the pack's node_modules.
-        fs.cpSync(path.join(PROJECT_ROOT, "policy"), pack, {
-            recursive: true,
-            filter: (src) => !/[\\/](node_modules|bin)$/.test(src),
-        });
-        fs.symlinkSync(
-            path.join(PROJECT_ROOT, "policy/node_modules"),
-            path.join(pack, "node_modules"),
-        );
-        fs.mkdirSync(path.join(root, "components"));
-        fs.copyFileSync(
-            path.join(PROJECT_ROOT, "components/model.ts"),
-            path.join(root, "components/model.ts"),
-        );
+        copyPolicyPack(root);
     });
     after(() => fs.rmSync(root, { recursive: true, force: true }));
 
