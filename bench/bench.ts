@@ -56,6 +56,19 @@ function scratch(prefix: string) {
     };
 }
 
+/** `kubectl apply --server-side` of a manifest file, the way an operator would change the VirtualService by hand. */
+function applyAsKubectlUser(kubeconfig: string, file: string): string {
+    return kubectl(kubeconfig, [
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager",
+        "bench",
+        "-f",
+        file,
+    ]);
+}
+
 async function renderTarget() {
     const { dir, opts } = scratch("asm-bench-render-");
     const stack = await openStack("bench", opts);
@@ -187,17 +200,7 @@ async function weightChange() {
             manifest.spec.tcp[0].route[1].weight = 50 - (round % 2);
             const file = path.join(dir, "vs.yaml");
             fs.writeFileSync(file, stringify(manifest));
-            await take("kubectl", async () =>
-                kubectl(kubeconfig, [
-                    "apply",
-                    "--server-side",
-                    "--force-conflicts",
-                    "--field-manager",
-                    "bench",
-                    "-f",
-                    file,
-                ]),
-            );
+            await take("kubectl", async () => applyAsKubectlUser(kubeconfig, file));
         }
         const m = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
         const n = `median of ${WEIGHT_ROUNDS}, alternating`;
@@ -277,21 +280,7 @@ async function localCluster() {
             manifest.spec.tcp[0].route[1].weight = 50;
             const file = path.join(dir, "vs.yaml");
             fs.writeFileSync(file, stringify(manifest));
-            kubectlTimes.push(
-                (
-                    await timed(async () =>
-                        kubectl(kubeconfig, [
-                            "apply",
-                            "--server-side",
-                            "--force-conflicts",
-                            "--field-manager",
-                            "bench",
-                            "-f",
-                            file,
-                        ]),
-                    )
-                )[0],
-            );
+            kubectlTimes.push((await timed(async () => applyAsKubectlUser(kubeconfig, file)))[0]);
         }
         const p = median(pulumiTimes);
         const k = median(kubectlTimes);
@@ -446,15 +435,7 @@ async function meshFigures(
         manifest.spec.tcp[0].route[1].weight = weight;
         const file = path.join(dir, "vs-propagation.yaml");
         fs.writeFileSync(file, stringify(manifest));
-        kubectl(kubeconfig, [
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager",
-            "bench",
-            "-f",
-            file,
-        ]);
+        applyAsKubectlUser(kubeconfig, file);
         const written = performance.now();
         const seen = await firstReplyFrom(host, port, weight === 100 ? "two" : "one");
         viaKubectl.push((seen - written) / 1000);
