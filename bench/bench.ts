@@ -118,14 +118,19 @@ async function renderTarget() {
     fs.rmSync(dir, { recursive: true, force: true });
 }
 
-/** The figures issue 11 asks for, every one against the floor measured in the same run. */
-async function weightChange() {
-    const cluster = "asm-tcp-shift-bench";
-    const env = { ...process.env, ASM_TCP_SHIFT_CLUSTER: cluster };
-    execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "up"], {
-        env,
+/** The bench's own local cluster, apart from the `local` stack's and the tests'. */
+const BENCH_CLUSTER = "asm-tcp-shift-bench";
+function benchCluster(action: "up" | "down"): void {
+    execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), action], {
+        env: { ...process.env, ASM_TCP_SHIFT_CLUSTER: BENCH_CLUSTER },
         stdio: ["ignore", "ignore", "inherit"],
     });
+}
+
+/** The figures issue 11 asks for, every one against the floor measured in the same run. */
+async function weightChange() {
+    const cluster = BENCH_CLUSTER;
+    benchCluster("up");
     const kubeconfig = path.join(PROJECT_ROOT, ".local", `cluster-${cluster}`, "kubeconfig");
     const { dir, opts } = scratch("asm-bench-weight-");
     const floorDir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-bench-floor-"));
@@ -223,24 +228,15 @@ async function weightChange() {
         await stack.destroy();
         await floor.destroy();
     } finally {
-        execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "down"], {
-            env,
-            stdio: ["ignore", "ignore", "inherit"],
-        });
+        benchCluster("down");
         fs.rmSync(dir, { recursive: true, force: true });
         fs.rmSync(floorDir, { recursive: true, force: true });
     }
 }
 
 async function localCluster() {
-    const cluster = "asm-tcp-shift-bench";
-    const env = { ...process.env, ASM_TCP_SHIFT_CLUSTER: cluster };
-    const [startTime] = await timed(async () =>
-        execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "up"], {
-            env,
-            stdio: ["ignore", "ignore", "inherit"],
-        }),
-    );
+    const cluster = BENCH_CLUSTER;
+    const [startTime] = await timed(async () => benchCluster("up"));
     report("cluster: start (built binaries, cold data dir)", startTime);
     const kubeconfig = path.join(PROJECT_ROOT, ".local", `cluster-${cluster}`, "kubeconfig");
     const { dir, opts } = scratch("asm-bench-cluster-");
@@ -253,7 +249,7 @@ async function localCluster() {
         });
         const [upTime] = await timed(() => stack.up());
         report("cluster: first up (Deployments Available)", upTime);
-        await meshFigures(stack, kubeconfig, dir, env);
+        await meshFigures(stack, kubeconfig, dir);
 
         const pulumiTimes: number[] = [];
         const kubectlTimes: number[] = [];
@@ -289,10 +285,7 @@ async function localCluster() {
         report("cluster: ratio pulumi up / kubectl apply", `${(p / k).toFixed(1)}x`);
         await stack.destroy();
     } finally {
-        execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "down"], {
-            env,
-            stdio: ["ignore", "ignore", "inherit"],
-        });
+        benchCluster("down");
         fs.rmSync(dir, { recursive: true, force: true });
     }
 }
@@ -370,9 +363,8 @@ async function meshFigures(
     stack: Awaited<ReturnType<typeof openStack>>,
     kubeconfig: string,
     dir: string,
-    env: NodeJS.ProcessEnv,
 ) {
-    const cluster = env.ASM_TCP_SHIFT_CLUSTER!;
+    const cluster = BENCH_CLUSTER;
     const { host, port } = ingressOf(kubeconfig);
     const memory = meshMemory(cluster, meshEnv(kubeconfig).dir);
     for (const [what, mb] of Object.entries(memory))
