@@ -21,7 +21,8 @@ import * as net from "net";
 import { ingressOf, meshEnv } from "../tools/mesh";
 import { stringify } from "yaml";
 import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, scratchProject } from "../tools/engine";
-import { kubectl, kubectlJson } from "../tools/kubectl";
+import { kubectl } from "../tools/kubectl";
+import { liveVirtualService } from "../tools/routes";
 
 const quick = process.argv.includes("--quick");
 const only = process.argv.includes("--only")
@@ -187,13 +188,7 @@ async function weightChange() {
                 await stack.preview({ policyPacks: [POLICY_PACK_DIR] });
                 await stack.up({ policyPacks: [POLICY_PACK_DIR] });
             });
-            const vs = kubectlJson(kubeconfig, [
-                "-n",
-                "default",
-                "get",
-                "virtualservices.networking.istio.io",
-                "floor-echo",
-            ]);
+            const vs = liveVirtualService(kubeconfig, "default", "floor-echo");
             // The same object under its own name, so kubectl and the floor never own the same fields.
             const manifest = {
                 apiVersion: vs.apiVersion,
@@ -258,13 +253,7 @@ async function localCluster() {
             await stack.setConfig("v2Weight", { value: String(weight) });
             pulumiTimes.push((await timed(() => stack.up()))[0]);
             // The same object, the same change, applied by kubectl (client-side, no preview, no state).
-            const vs = kubectlJson(kubeconfig, [
-                "-n",
-                "default",
-                "get",
-                "virtualservices.networking.istio.io",
-                "tcp-echo",
-            ]);
+            const vs = liveVirtualService(kubeconfig, "default");
             const manifest = {
                 apiVersion: vs.apiVersion,
                 kind: vs.kind,
@@ -408,13 +397,7 @@ async function meshFigures(
     );
 
     const viaKubectl: number[] = [];
-    const vs = kubectlJson(kubeconfig, [
-        "-n",
-        "default",
-        "get",
-        "virtualservices.networking.istio.io",
-        "tcp-echo",
-    ]);
+    const vs = liveVirtualService(kubeconfig, "default");
     for (let i = 0; i < changes; i++) {
         const weight = i % 2 === 0 ? 100 : 0;
         const manifest = {

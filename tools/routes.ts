@@ -29,7 +29,10 @@ export function routesOf(virtualService: any): LiveRoute[] {
     }));
 }
 
-export function renderedVirtualService(renderDir: string, name = OBJECT_NAMES.virtualService): any {
+export function renderedVirtualService(
+    renderDir: string,
+    name: string = OBJECT_NAMES.virtualService,
+): any {
     const dir = path.join(renderDir, "1-manifest");
     for (const file of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
         for (const doc of parseAllDocuments(fs.readFileSync(path.join(dir, file), "utf8"))) {
@@ -43,7 +46,7 @@ export function renderedVirtualService(renderDir: string, name = OBJECT_NAMES.vi
 export function liveVirtualService(
     kubeconfig: string,
     namespace: string,
-    name = OBJECT_NAMES.virtualService,
+    name: string = OBJECT_NAMES.virtualService,
 ): any {
     if (!fs.existsSync(kubeconfig))
         throw new Error(
