@@ -117,7 +117,16 @@ const HOST =
  * them to the program; the parser applies the same ones (nested keys of `slb` and `asm` too, which the engine
  * replaces wholesale when a stack sets the object), so the tools and tests that parse stack files agree.
  */
-export const DEFAULTS = readProjectDefaults(path.join(__dirname, "Pulumi.yaml"));
+export const DEFAULTS = readProjectDefaults(projectFile(__dirname));
+
+/** The project's Pulumi.yaml: beside this file, or above it when this file runs compiled (bin/<build>/config.js). */
+function projectFile(from: string): string {
+    for (let dir = from; ; dir = path.dirname(dir)) {
+        const file = path.join(dir, "Pulumi.yaml");
+        if (fs.existsSync(file)) return file;
+        if (path.dirname(dir) === dir) return path.join(from, "Pulumi.yaml");
+    }
+}
 
 export interface ProjectDefaults {
     target: Target;

@@ -31,7 +31,7 @@ export default tseslint.config(
     },
     {
         // CommonJS on purpose: preloaded with `node --require`, or run by `node` before any TypeScript loader exists.
-        files: ["**/*.cjs", "policy/*.js"],
+        files: ["**/*.cjs", "policy/*.js", "tools/*.js", "main.js"],
         languageOptions: { sourceType: "commonjs" },
         // A module-scoped `const crypto = require("crypto")` is how CommonJS names a built-in, not a redeclaration.
         rules: {

@@ -68,12 +68,13 @@ export class PolicyGate {
         if (this.closed) throw new Error("the policy gate was already closed");
         this.closed = true;
         // A secret anywhere makes the whole recorded state a secret (the state file encrypts it).
-        const resources = pulumi
+        const desiredState = pulumi
             .output(Promise.all(this.held.map((r) => this.describe(r))))
-            .apply((all) =>
-                this.sawSecret ? pulumi.secret(all) : pulumi.output(all),
-            ) as pulumi.Output<PolicyGateResource[]>;
-        const gate = new GateComponent({ resources });
+            .apply((all: PolicyGateResource[]) => {
+                const text = JSON.stringify(all);
+                return this.sawSecret ? pulumi.secret(text) : pulumi.output(text);
+            });
+        const gate = new GateComponent({ [POLICY_GATE.input]: desiredState });
         // Depending on a component waits only for its custom children (it has none): wait for its own URN,
         // which the engine returns once the pack has passed it and its step is done.
         gate.urn.apply(() => this.release(gate));
@@ -157,9 +158,9 @@ async function promptValue(
     return known ? { value, secret } : UNKNOWN;
 }
 
-/** The component the pack sees first: its inputs are the desired state. */
+/** The component the pack sees first: its input is the desired state (see POLICY_GATE). */
 class GateComponent extends pulumi.ComponentResource {
-    constructor(desired: { resources: pulumi.Input<PolicyGateResource[]> }) {
+    constructor(desired: Record<typeof POLICY_GATE.input, pulumi.Input<string>>) {
         super(POLICY_GATE.type, POLICY_GATE.name, desired);
         this.registerOutputs({});
     }

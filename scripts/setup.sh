@@ -13,6 +13,7 @@ for dir in "$ROOT" "$ROOT/policy"; do
     cp "$dir/package-lock.json" "$stamp"
   fi
 done
-# The policy pack, compiled unless current (policy/build.js): the engine then starts it without the TypeScript
-# compiler. On errors it stays uncompiled and runs from its sources, which report them; setup goes on.
-node "$ROOT/policy/build.js" || log "the policy pack runs from its TypeScript sources until they compile"
+# The program and the policy pack, compiled unless current (tools/compile-ahead.js): the engine then runs them
+# without the TypeScript compiler. On errors one stays uncompiled and runs from its sources, which report them;
+# setup goes on.
+node "$ROOT/tools/compile-ahead.js" "$ROOT" "$ROOT/policy" || log "what did not compile runs from its TypeScript sources until it does"

@@ -3,7 +3,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { DEFAULTS } from "../config";
-import { ensureBuilt as buildPolicyPack } from "../policy/build";
+import { ensureBuilt } from "./compile-ahead";
 import { assertUnlocked } from "./locks";
 import { StateStore, openStateStore } from "./stateStore";
 
@@ -43,7 +43,8 @@ export function toolchainBinary(name: string): string {
 
 /**
  * Environment for the engine: scripts/engine-env.sh defines it (the same for `npm run pulumi`), offline
- * defaults that never override what the user or `opts` set. `opts.env` comes last.
+ * defaults that never override what the user or `opts` set (`opts.env` is given to the script, which only adds to
+ * PATH and NODE_OPTIONS).
  */
 export function engineEnv(stackName: string, opts: EngineOptions = {}): Record<string, string> {
     const given: Record<string, string> = {
@@ -69,7 +70,9 @@ export function engineEnv(stackName: string, opts: EngineOptions = {}): Record<s
         );
         engineEnvCache.set(key, computed);
     }
-    return { ...computed, ...given };
+    // What the script printed already builds on `given` (PATH and NODE_OPTIONS are added to, nothing else is set over
+    // a value given), so it comes last: a caller's NODE_OPTIONS keeps the start-up preload.
+    return { ...given, ...computed };
 }
 const engineEnvCache = new Map<string, Record<string, string>>();
 
@@ -87,6 +90,7 @@ export function stateStoreOf(stack: Stack): StateStore {
 
 /** Opens (or creates) a stack of the project with the pinned CLI and the offline environment. */
 export async function openStack(stackName: string, opts: EngineOptions = {}): Promise<Stack> {
+    ensureProgramBuilt();
     const pulumiBin = toolchainBinary("pulumi");
     const pulumiCommand = await PulumiCommand.get({
         root: path.dirname(path.dirname(pulumiBin)),
@@ -121,13 +125,18 @@ export function sharedWithScratch(entry: string): boolean {
 }
 
 /**
- * Compiles the policy pack unless it is current (policy/build.js), so the engine starts it without the TypeScript
- * compiler. Correctness never depends on it: a pack not compiled, or edited since, runs from its sources, and its
- * own errors are left for the engine to report, as it always did.
+ * Compiles the program unless it is current (tools/compile-ahead.js), so the engine runs it without the TypeScript
+ * compiler. Correctness never depends on it: a program not compiled, or edited since, runs from its sources (main.js),
+ * and its own errors are left for the engine to report, as it always did.
  */
+export function ensureProgramBuilt(): void {
+    ensureBuilt(PROJECT_ROOT);
+}
+
+/** The same for the policy pack, which the engine then starts without the TypeScript compiler. */
 export function ensurePolicyPackBuilt(policyPacks: string[] = [POLICY_PACK_DIR]): void {
     if (policyPacks.some((pack) => path.resolve(pack) === POLICY_PACK_DIR))
-        buildPolicyPack(POLICY_PACK_DIR);
+        ensureBuilt(POLICY_PACK_DIR);
 }
 
 export interface GatedUpOptions {

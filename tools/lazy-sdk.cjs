@@ -8,6 +8,9 @@
 //   js-yaml: 90 ms), which no program or pack uses through the SDK's index.
 // - The V8 flag it sets as it loads is set first (compile cache), and the inspector session its runners open
 //   before anything else is opened on first use (see below).
+// - Both runners register ts-node, with the TypeScript compiler, only when a .ts file is first required: a
+//   compiled program or pack (tools/compile-ahead.js) never loads them.
+// - The stack trace it gives every promise it tracks is formatted when read, not when the promise is made.
 "use strict";
 const Module = require("module");
 const load = Module._load;
@@ -16,6 +19,8 @@ const SDK_INDEX = /[\\/]@pulumi[\\/]pulumi[\\/]index\.js$/;
 const PARSE_FUNCTION = /[\\/]@pulumi[\\/]pulumi[\\/]runtime[\\/]closure[\\/]parseFunction\.js$/;
 const PACK_RUNNER = /[\\/]@pulumi[\\/]pulumi[\\/]cmd[\\/]run-policy-pack[\\/]run\.js$/;
 const PACK_INDEX = /[\\/]@pulumi[\\/]pulumi[\\/]cmd[\\/]run-policy-pack[\\/]index\.js$/;
+const PROGRAM_INDEX = /[\\/]@pulumi[\\/]pulumi[\\/]cmd[\\/]run[\\/]index\.js$/;
+const POLICY_SDK = /[\\/]@pulumi[\\/]policy[\\/][^\\/]+\.js$/;
 const V8_HOOKS =
     /[\\/]@pulumi[\\/]pulumi[\\/](runtime[\\/]closure[\\/]v8|cmd[\\/]run(-policy-pack|-plugin)?[\\/]index)\.js$/;
 
@@ -42,7 +47,12 @@ Module._load = function (request, parent, isMain) {
     if (PACK_RUNNER.test(from) && require("path").isAbsolute(request) && Module.flushCompileCache)
         setImmediate(() => Module.flushCompileCache());
     if (request === "./run" && PACK_INDEX.test(from))
-        typeScriptOnFirstUse(exports, Module._resolveFilename(request, parent, isMain));
+        packTypeScriptOnFirstUse(exports, Module._resolveFilename(request, parent, isMain));
+    if (request === "./run" && PROGRAM_INDEX.test(from))
+        programTypeScriptOnFirstUse(exports, Module._resolveFilename(request, parent, isMain));
+    if (typeof request === "string" && /[\\/]debuggable(\.js)?$/.test(request))
+        lazyPromiseStacks(exports);
+    if (request === "./deserialize" && POLICY_SDK.test(from)) convertPropertiesOnce(exports);
     if (typeof request === "string" && request.endsWith("v8Hooks") && V8_HOOKS.test(from))
         deferInspector(exports);
     return exports;
@@ -68,13 +78,39 @@ function onFirstUse(request, parent, isMain, { esModule = false, callable = fals
     });
 }
 
-// The pack runner (cmd/run-policy-pack) registers ts-node with the TypeScript compiler (typescript's 9 MB and a
-// language service: about 90 ms with a warm compile cache, far more without) before it loads any pack, even one
-// whose entry is JavaScript, as this project's is when compiled (policy/main.js, policy/build.js). For such a
-// pack the runner now registers nothing up front; the runner's own registration, with the same options, is made
-// the first time a .ts or .tsx file is required (policy/main.js requires index.ts when the compiled pack is not
-// current). A pack whose entry is TypeScript is run exactly as before.
-function typeScriptOnFirstUse(runner, runnerFile) {
+// Both runners register ts-node with the TypeScript compiler (typescript's 9 MB, and for the pack a language
+// service: 80-90 ms with a warm compile cache, far more without) before they load the program or the pack, even one
+// whose entry is JavaScript, as this project's are when compiled (main.js, policy/main.js, tools/compile-ahead.js).
+// Instead, the runner's own registration, with the same options, is made the first time a .ts or .tsx file is
+// required (the entries require index.ts when the compiled copy is not current). An entry that is TypeScript runs
+// exactly as before; so do ES module packages and projects with allowJs (where ts-node compiles .js files too).
+
+/** Registers ts-node, through `register`, the first time a .ts or .tsx file is required. */
+function onFirstTypeScriptFile(register) {
+    const before = { ".ts": Module._extensions[".ts"], ".tsx": Module._extensions[".tsx"] };
+    const registerNow = () => {
+        for (const [ext, handler] of Object.entries(before)) {
+            if (handler) Module._extensions[ext] = handler;
+            else delete Module._extensions[ext];
+        }
+        register();
+    };
+    for (const ext of Object.keys(before)) {
+        Module._extensions[ext] = function (module, filename) {
+            registerNow();
+            return Module._extensions[ext](module, filename);
+        };
+    }
+}
+
+/** Whether tsconfig.json (or the file given) lets ts-node compile JavaScript files. */
+function allowsJs(tsconfig) {
+    const fs = require("fs");
+    return fs.existsSync(tsconfig) && fs.readFileSync(tsconfig, "utf8").includes("allowJs");
+}
+
+/** The pack runner (cmd/run-policy-pack/run.js): `run(opts)`, where `opts.typeScript` asks for ts-node. */
+function packTypeScriptOnFirstUse(runner, runnerFile) {
     const run = runner && runner.run;
     if (typeof run !== "function" || run.typeScriptOnFirstUse) return;
     runner.run = Object.assign(
@@ -89,21 +125,11 @@ function typeScriptOnFirstUse(runner, runnerFile) {
             } catch {
                 return run(opts); // the runner explains a missing entry
             }
-            // allowJs would have ts-node compile the entry itself.
             const tsconfig = path.join(opts.argv.pwd || process.cwd(), "tsconfig.json");
-            if (
-                opts.typeScript !== true ||
-                !/\.c?js$/.test(entry) ||
-                (fs.existsSync(tsconfig) && fs.readFileSync(tsconfig, "utf8").includes("allowJs"))
-            )
+            if (opts.typeScript !== true || !/\.c?js$/.test(entry) || allowsJs(tsconfig))
                 return run(opts);
             const runnerRequire = Module.createRequire(runnerFile);
-            const before = { ".ts": Module._extensions[".ts"], ".tsx": Module._extensions[".tsx"] };
-            const register = () => {
-                for (const [ext, handler] of Object.entries(before)) {
-                    if (handler) Module._extensions[ext] = handler;
-                    else delete Module._extensions[ext];
-                }
+            onFirstTypeScriptFile(() => {
                 // As cmd/run-policy-pack/run.js registers it (@pulumi/pulumi 3.219), in the same working directory.
                 const tsutils = runnerRequire("../../tsutils");
                 const { tsnodeRequire, typescriptRequire } = tsutils.typeScriptRequireStrings();
@@ -121,16 +147,145 @@ function typeScriptOnFirstUse(runner, runnerFile) {
                         ...compilerOptions,
                     },
                 });
-            };
-            for (const ext of Object.keys(before)) {
-                Module._extensions[ext] = function (module, filename) {
-                    register();
-                    return Module._extensions[ext](module, filename);
-                };
-            }
+            });
             return run({ ...opts, typeScript: false });
         },
         { typeScriptOnFirstUse: true },
+    );
+}
+
+/**
+ * The program runner (cmd/run/run.js): `run(argv, ...)` registers ts-node when PULUMI_NODEJS_TYPESCRIPT is "true"
+ * (Pulumi.yaml's `typescript` option), reading it before its first `await`. It sees "false" for that moment, and the
+ * registration it would have made is made on the first .ts file instead. Were a later SDK to read the variable
+ * later, it would see "true" and register at once, as before: slower, never different.
+ */
+function programTypeScriptOnFirstUse(runner, runnerFile) {
+    const run = runner && runner.run;
+    if (typeof run !== "function" || run.typeScriptOnFirstUse) return;
+    runner.run = Object.assign(
+        function (argv, ...rest) {
+            const fs = require("fs");
+            const path = require("path");
+            const dir = path.resolve((argv && argv.pwd) || process.cwd());
+            // Relative to the program's folder, where the runner changes directory before it registers.
+            const tsconfig = process.env.PULUMI_NODEJS_TSCONFIG_PATH || "tsconfig.json";
+            if (
+                process.env.PULUMI_NODEJS_TYPESCRIPT !== "true" ||
+                isModulePackage(dir) ||
+                allowsJs(path.resolve(dir, tsconfig))
+            )
+                return run.call(this, argv, ...rest);
+            const runnerRequire = Module.createRequire(runnerFile);
+            onFirstTypeScriptFile(() => {
+                // As cmd/run/run.js registers it for a CommonJS package (@pulumi/pulumi 3.219).
+                const tsutils = runnerRequire("../../tsutils");
+                const compilerOptions = tsutils.loadTypeScriptCompilerOptions(tsconfig);
+                const transpileOnlyEnv = process.env.PULUMI_NODEJS_TRANSPILE_ONLY;
+                const { tsnodeRequire, typescriptRequire } = tsutils.typeScriptRequireStrings();
+                runnerRequire(tsnodeRequire).register({
+                    compiler: typescriptRequire,
+                    transpileOnly: transpileOnlyEnv
+                        ? transpileOnlyEnv === "true"
+                        : compilerOptions.noCheck,
+                    project: tsconfig,
+                    skipProject: !fs.existsSync(tsconfig),
+                    compilerOptions: {
+                        target: "ES2020",
+                        module: "commonjs",
+                        moduleResolution: "node",
+                        sourceMap: "true",
+                        ...compilerOptions,
+                    },
+                });
+            });
+            process.env.PULUMI_NODEJS_TYPESCRIPT = "false";
+            try {
+                return run.call(this, argv, ...rest);
+            } finally {
+                process.env.PULUMI_NODEJS_TYPESCRIPT = "true";
+            }
+        },
+        { typeScriptOnFirstUse: true },
+    );
+}
+
+/** Whether the package holding `dir` is an ES module package (the runner then uses ts-node's ESM loader). */
+function isModulePackage(dir) {
+    const fs = require("fs");
+    const path = require("path");
+    for (let d = dir; ; d = path.dirname(d)) {
+        const file = path.join(d, "package.json");
+        if (fs.existsSync(file)) {
+            try {
+                return JSON.parse(fs.readFileSync(file, "utf8")).type === "module";
+            } catch {
+                return true; // unreadable: leave the runner as it is
+            }
+        }
+        if (path.dirname(d) === d) return false;
+    }
+}
+
+// @pulumi/pulumi's debuggablePromise (runtime/debuggable.js) gives every promise the engine's calls make a stack
+// trace, read at once (`new Error().stack`), only to print it should the promise still be pending when the process
+// exits (its leak report). Reading a stack runs the source-map support both runners install, which maps every
+// frame: about 0.1 s of CPU, and its garbage, in a weight change's program run. The trace is still taken when the
+// promise is made; it is formatted, to the same text, when the leak report reads it.
+function lazyPromiseStacks(debuggable) {
+    const make = debuggable && debuggable.debuggablePromise;
+    if (
+        typeof make !== "function" ||
+        typeof debuggable.promiseDebugString !== "function" ||
+        make.lazyStacks
+    )
+        return;
+    debuggable.debuggablePromise = Object.assign(
+        function (promise, ctx) {
+            const format = Error.prepareStackTrace;
+            const limit = Error.stackTraceLimit;
+            if (typeof format !== "function" || typeof limit !== "number")
+                return make.call(this, promise, ctx);
+            // This wrapper's own frame is left out, and the limit raised by one for it: the same frames as before.
+            Error.prepareStackTrace = (error, frames) => {
+                const wrapper = frames.findIndex((f) => f.getFileName() === __filename);
+                const own = wrapper < 0 ? frames : frames.filter((_, i) => i !== wrapper);
+                let text;
+                return { toString: () => (text ??= String(format(error, own))) };
+            };
+            Error.stackTraceLimit = limit + 1;
+            try {
+                return make.call(this, promise, ctx);
+            } finally {
+                Error.prepareStackTrace = format;
+                Error.stackTraceLimit = limit;
+            }
+        },
+        { lazyStacks: true },
+    );
+}
+
+// @pulumi/policy's analyzer (server.js, 1.21) deserializes a resource's properties once for every policy that
+// checks it: each time it turns the request's protobuf Struct into JavaScript (google-protobuf's toJavaScript, the
+// costly part: this pack has twenty policies, and the policy gate's properties are the whole desired state), then
+// copies that into the fresh objects each policy gets. The Struct of a request is turned into JavaScript once;
+// every policy still gets its own fresh copy, as before.
+function convertPropertiesOnce(deserialize) {
+    const convert = deserialize && deserialize.deserializeProperties;
+    if (typeof convert !== "function" || convert.convertsOnce) return;
+    const converted = new WeakMap();
+    deserialize.deserializeProperties = Object.assign(
+        function (struct, ...rest) {
+            if (!struct || typeof struct !== "object" || typeof struct.toJavaScript !== "function")
+                return convert.call(this, struct, ...rest);
+            let plain = converted.get(struct);
+            if (plain === undefined) {
+                plain = struct.toJavaScript();
+                converted.set(struct, plain);
+            }
+            return convert.call(this, { toJavaScript: () => plain }, ...rest);
+        },
+        { convertsOnce: true },
     );
 }
 

@@ -77,7 +77,8 @@ export function desiredState(args: {
     props: Record<string, any>;
     urn: string;
 }): Required<PolicyGateResource>[] {
-    const plain = JSON.parse(JSON.stringify(args.props?.resources ?? [])) as PolicyGateResource[];
+    const text = args.props?.[POLICY_GATE.input];
+    const plain = (typeof text === "string" ? JSON.parse(text) : []) as PolicyGateResource[];
     // urn:pulumi:<stack>::<project>::<type chain>::<name>; a resource whose URN was not known gets a flat one.
     const [prefix] = args.urn.split("::", 2);
     const project = args.urn.split("::")[1];

@@ -21,12 +21,9 @@ async function atGate(
             name: POLICY_GATE.name,
             urn: GATE_URN,
             props: {
-                resources: stack.map((r) => ({
-                    type: r.type,
-                    name: r.name,
-                    urn: r.urn,
-                    props: r.props,
-                })),
+                [POLICY_GATE.input]: JSON.stringify(
+                    stack.map((r) => ({ type: r.type, name: r.name, urn: r.urn, props: r.props })),
+                ),
             },
             getConfig: () => ({ ...schemaDefaults(policy), ...config[policy.name] }),
         } as unknown as ResourceValidationArgs;

@@ -4,8 +4,8 @@ import { PROJECT_ROOT } from "../../tools/engine";
 
 /**
  * Copies the policy pack to `<root>/policy` as the engine would find it: its files without node_modules and
- * bin/, its node_modules linked, and what it imports of the project (components/model.ts) beside it. Returns the
- * pack's folder.
+ * bin/, its node_modules linked, and what it uses of the project (components/model.ts, the builder
+ * tools/compile-ahead.js) beside it. Returns the pack's folder.
  */
 export function copyPolicyPack(root: string): string {
     const pack = path.join(root, "policy");
@@ -14,10 +14,9 @@ export function copyPolicyPack(root: string): string {
         filter: (src) => !/[\\/](node_modules|bin)$/.test(src),
     });
     fs.symlinkSync(path.join(PROJECT_ROOT, "policy/node_modules"), path.join(pack, "node_modules"));
-    fs.mkdirSync(path.join(root, "components"));
-    fs.copyFileSync(
-        path.join(PROJECT_ROOT, "components/model.ts"),
-        path.join(root, "components/model.ts"),
-    );
+    for (const file of ["components/model.ts", "tools/compile-ahead.js"]) {
+        fs.mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
+        fs.copyFileSync(path.join(PROJECT_ROOT, file), path.join(root, file));
+    }
     return pack;
 }

@@ -85,9 +85,9 @@ describe("policy gate (program side)", () => {
             assert.ok(order.indexOf(held) > gateAt, order.join("\n"));
 
         // A secret anywhere makes the whole recorded state a secret.
-        const recorded = registered[gateAt].inputs.resources;
+        const recorded = registered[gateAt].inputs[POLICY_GATE.input];
         assert.ok(recorded[SECRET_SIG], "the desired state is stored as a secret");
-        const desired = recorded.value as any[];
+        const desired = JSON.parse(recorded.value) as any[];
         assert.deepEqual(
             desired.map((r) => r.name),
             ["first", "second"],

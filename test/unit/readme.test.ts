@@ -5,8 +5,8 @@ import * as path from "path";
 import { describe, it } from "node:test";
 import { PROJECT_ROOT } from "../../tools/engine";
 
-/** Folders that are not the project's sources: installed packages, local state, outputs. */
-const NOT_SOURCE = new Set(["node_modules", ".git", ".local", "rendered"]);
+/** Folders that are not the project's sources: installed packages, local state, outputs (bin/: the compiled program). */
+const NOT_SOURCE = new Set(["node_modules", ".git", ".local", "rendered", "bin"]);
 
 function layoutPaths(): string[] {
     const readme = fs.readFileSync(path.join(PROJECT_ROOT, "README.md"), "utf8");

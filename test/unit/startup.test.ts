@@ -14,13 +14,16 @@ describe("start-up preload: @pulumi/pulumi's serialization support on first use"
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-startup-"));
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-    /** Runs a script in a process with the preload, as the engine starts the program and the pack. */
-    function withPreload(script: string): Record<string, unknown> {
+    /** Runs a script in a process with the preload (or without it), as the engine starts the program and the pack. */
+    function withPreload(script: string, preload = true): Record<string, unknown> {
         const file = path.join(dir, `script-${Math.random().toString(36).slice(2)}.js`);
         fs.writeFileSync(file, script);
         const r = spawnSync(
             process.execPath,
-            ["--require", path.join(PROJECT_ROOT, "tools/lazy-sdk.cjs"), file],
+            [
+                ...(preload ? ["--require", path.join(PROJECT_ROOT, "tools/lazy-sdk.cjs")] : []),
+                file,
+            ],
             { cwd: PROJECT_ROOT, encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } },
         );
         assert.equal(r.status, 0, r.stderr);
@@ -42,6 +45,64 @@ describe("start-up preload: @pulumi/pulumi's serialization support on first use"
             automation: false,
             workspace: "function",
             automationNow: true,
+        });
+    });
+
+    it("formats a tracked promise's stack trace when its leak report reads it, to the text it had before", () => {
+        // A formatter standing in for the source-map support the runners install; it names each frame.
+        const script = `
+            const debuggable = require(${JSON.stringify(path.join(PROJECT_ROOT, "node_modules/@pulumi/pulumi/runtime/debuggable.js"))});
+            let formatted = 0;
+            Error.prepareStackTrace = (error, frames) => { formatted++; return "frames: " + frames.map((f) => f.getFunctionName() + ":" + f.getLineNumber()).join(" "); };
+            // The leak report reads the promise it was given (it returns a chained one). Made outside any module
+            // load, so the stack holds no frame of the preload's module loader in one of the two runs.
+            const p = Promise.resolve(1);
+            function makeTrackedPromise() { return debuggable.debuggablePromise(p, "a context"); }
+            setImmediate(() => {
+                makeTrackedPromise();
+                const whenMade = formatted;
+                const report = debuggable.promiseDebugString(p);
+                const again = debuggable.promiseDebugString(p);
+                console.log(JSON.stringify({ whenMade, report, sameAgain: report === again, formatted }));
+            });
+        `;
+        const lazy = withPreload(script);
+        const eager = withPreload(script, false);
+        assert.equal(
+            eager.whenMade,
+            1,
+            "without the preload the trace is formatted when the promise is made",
+        );
+        assert.equal(lazy.whenMade, 0, "with it, not then");
+        assert.equal(lazy.formatted, 1, "but once, when read");
+        assert.equal(lazy.sameAgain, true);
+        assert.match(
+            lazy.report as string,
+            /STACK_TRACE:\nframes: debuggablePromise:\d+ makeTrackedPromise:\d+/,
+        );
+        assert.equal(lazy.report, eager.report);
+    });
+
+    it("converts a policy request's properties from protobuf once, and still gives each policy its own copy", () => {
+        const packModules = path.join(PROJECT_ROOT, "policy/node_modules");
+        const result = withPreload(`
+            require(${JSON.stringify(path.join(packModules, "@pulumi/policy"))});
+            const { deserializeProperties } = require(${JSON.stringify(path.join(packModules, "@pulumi/policy/deserialize.js"))});
+            const { Struct } = require(${JSON.stringify(path.join(packModules, "google-protobuf/google/protobuf/struct_pb.js"))});
+            const struct = Struct.fromJavaScript({ spec: { tcp: [{ route: [{ weight: 80 }, { weight: 20 }] }] } });
+            let converted = 0;
+            const toJavaScript = struct.toJavaScript;
+            struct.toJavaScript = function () { converted++; return toJavaScript.call(this); };
+            const first = deserializeProperties(struct, false);
+            const second = deserializeProperties(struct, false);
+            first.spec.tcp[0].route[0].weight = 0;
+            console.log(JSON.stringify({ converted, distinct: first !== second, second, other: deserializeProperties(Struct.fromJavaScript({ a: 1 }), false) }));
+        `);
+        assert.deepEqual(result, {
+            converted: 1,
+            distinct: true,
+            second: { spec: { tcp: [{ route: [{ weight: 80 }, { weight: 20 }] }] } },
+            other: { a: 1 },
         });
     });
 
