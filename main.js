@@ -4,6 +4,23 @@
 // sources run, through the ts-node that @pulumi/pulumi's runner registers, as before: the program is never run
 // stale, even by a plain `pulumi up` that built nothing.
 "use strict";
+const fs = require("fs");
+const path = require("path");
+
+// The project folder as the engine sees it: the runner works in it. Node names this file by its real path, so a
+// copy of the project whose main.js is a link here (tests, benchmarks) would otherwise run this folder's program
+// instead of its own index.ts.
+const cwd = process.cwd();
+const dir = same(path.join(cwd, "main.js"), __filename) ? cwd : __dirname;
+
 module.exports = require(
-    require("./tools/compile-ahead.js").currentEntry(__dirname) || "./index.ts",
+    require("./tools/compile-ahead.js").currentEntry(dir) || path.join(dir, "index.ts"),
 );
+
+function same(a, b) {
+    try {
+        return fs.realpathSync(a) === b;
+    } catch {
+        return false;
+    }
+}

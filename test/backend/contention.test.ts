@@ -92,8 +92,13 @@ describe("contention and faults on the object-store backend", () => {
             [up("--skip-preview"), up("--skip-preview")].map((r) => r.done),
         );
         const ok = runs.filter((r) => r.code === 0).length;
+        // The CLI lists the stack's locks, then reads each: a lock it listed may be released before it reads it,
+        // and the CLI then fails on reading that object. Either way it saw the other run's lock and did nothing.
         for (const r of runs.filter((r) => r.code !== 0))
-            assert.match(r.output, /the stack is currently locked by \d lock\(s\)/);
+            assert.match(
+                r.output,
+                /the stack is currently locked by \d lock\(s\)|blob \(key "\.pulumi\/locks\/organization\/asm-tcp-shift\/team\/[^"]+\.json"\) \(code=NotFound\)/,
+            );
         assert.ok(ok <= 1, "both ups ran");
         assert.equal((await stack.history()).length, updatesBefore + ok);
         assert.deepEqual(await readLocks(store, STACK), []);
