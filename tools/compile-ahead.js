@@ -230,7 +230,10 @@ function main(args) {
     const dirs = args.filter((a) => a !== "--check").map((d) => path.resolve(d));
     let code = 0;
     for (const dir of dirs) {
-        const label = path.relative(process.cwd(), dir) || ".";
+        const where = path.relative(process.cwd(), dir);
+        const label = fs.existsSync(path.join(dir, "PulumiPolicy.yaml"))
+            ? "policy pack"
+            : "program";
         if (check) {
             const reason = staleness(dir);
             if (reason !== undefined) {
@@ -246,7 +249,7 @@ function main(args) {
             );
             code = 1;
         } else if (built)
-            console.error(`${label}: compiled into ${path.join(label, "bin")} (${reason})`);
+            console.error(`${label}: compiled into ${path.join(where, "bin")}/ (${reason})`);
     }
     return code;
 }
