@@ -40,20 +40,25 @@ function standInCache(): string {
 function cliEnv(args: string[], extra: Record<string, string> = {}): Record<string, string> {
     // This Node first, so the scratch cache never fetches one.
     const PATH = `${path.dirname(process.execPath)}:${process.env.PATH}`;
+    const cache = standInCache();
     const env: Record<string, string | undefined> = {
         ...process.env,
         PATH,
-        ASM_TCP_SHIFT_CACHE: standInCache(),
+        ASM_TCP_SHIFT_CACHE: cache,
     };
     delete env.PULUMI_CONFIG_PASSPHRASE;
     delete env.PULUMI_CONFIG_PASSPHRASE_FILE;
     Object.assign(env, extra);
-    return JSON.parse(
-        execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/pulumi.sh"), ...args], {
-            env: env as NodeJS.ProcessEnv,
-            encoding: "utf8",
-        }),
-    );
+    try {
+        return JSON.parse(
+            execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/pulumi.sh"), ...args], {
+                env: env as NodeJS.ProcessEnv,
+                encoding: "utf8",
+            }),
+        );
+    } finally {
+        fs.rmSync(cache, { recursive: true, force: true });
+    }
 }
 
 describe("npm run pulumi: the local passphrase follows the stack the command targets", () => {
