@@ -103,6 +103,29 @@ function onFirstTypeScriptFile(register) {
     }
 }
 
+/**
+ * Registers the runner's ts-node with the runner's TypeScript, the tsconfig's compiler options over the runners'
+ * common defaults, and the options only one runner gives (`own`, from the tsconfig's compiler options).
+ */
+function registerTsNode(runnerFile, tsconfig, own) {
+    const runnerRequire = Module.createRequire(runnerFile);
+    const tsutils = runnerRequire("../../tsutils");
+    const compilerOptions = tsutils.loadTypeScriptCompilerOptions(tsconfig);
+    const { tsnodeRequire, typescriptRequire } = tsutils.typeScriptRequireStrings();
+    runnerRequire(tsnodeRequire).register({
+        ...own(compilerOptions),
+        compiler: typescriptRequire,
+        skipProject: !require("fs").existsSync(tsconfig),
+        compilerOptions: {
+            target: "ES2020",
+            module: "commonjs",
+            moduleResolution: "node",
+            sourceMap: "true",
+            ...compilerOptions,
+        },
+    });
+}
+
 /** Whether tsconfig.json (or the file given) lets ts-node compile JavaScript files. */
 function allowsJs(tsconfig) {
     const fs = require("fs");
@@ -115,7 +138,6 @@ function packTypeScriptOnFirstUse(runner, runnerFile) {
     if (typeof run !== "function" || run.typeScriptOnFirstUse) return;
     runner.run = Object.assign(
         (opts) => {
-            const fs = require("fs");
             const path = require("path");
             let entry;
             try {
@@ -128,26 +150,10 @@ function packTypeScriptOnFirstUse(runner, runnerFile) {
             const tsconfig = path.join(opts.argv.pwd || process.cwd(), "tsconfig.json");
             if (opts.typeScript !== true || !/\.c?js$/.test(entry) || allowsJs(tsconfig))
                 return run(opts);
-            const runnerRequire = Module.createRequire(runnerFile);
-            onFirstTypeScriptFile(() => {
-                // As cmd/run-policy-pack/run.js registers it (@pulumi/pulumi 3.219), in the same working directory.
-                const tsutils = runnerRequire("../../tsutils");
-                const { tsnodeRequire, typescriptRequire } = tsutils.typeScriptRequireStrings();
-                const skipProject = !fs.existsSync("tsconfig.json");
-                const compilerOptions = tsutils.loadTypeScriptCompilerOptions("tsconfig.json");
-                runnerRequire(tsnodeRequire).register({
-                    typeCheck: true,
-                    skipProject,
-                    compiler: typescriptRequire,
-                    compilerOptions: {
-                        target: "ES2020",
-                        module: "commonjs",
-                        moduleResolution: "node",
-                        sourceMap: "true",
-                        ...compilerOptions,
-                    },
-                });
-            });
+            // As cmd/run-policy-pack/run.js registers it (@pulumi/pulumi 3.219), in the same working directory.
+            onFirstTypeScriptFile(() =>
+                registerTsNode(runnerFile, "tsconfig.json", () => ({ typeCheck: true })),
+            );
             return run({ ...opts, typeScript: false });
         },
         { typeScriptOnFirstUse: true },
@@ -165,7 +171,6 @@ function programTypeScriptOnFirstUse(runner, runnerFile) {
     if (typeof run !== "function" || run.typeScriptOnFirstUse) return;
     runner.run = Object.assign(
         function (argv, ...rest) {
-            const fs = require("fs");
             const path = require("path");
             const dir = path.resolve((argv && argv.pwd) || process.cwd());
             // Relative to the program's folder, where the runner changes directory before it registers.
@@ -176,29 +181,18 @@ function programTypeScriptOnFirstUse(runner, runnerFile) {
                 allowsJs(path.resolve(dir, tsconfig))
             )
                 return run.call(this, argv, ...rest);
-            const runnerRequire = Module.createRequire(runnerFile);
-            onFirstTypeScriptFile(() => {
-                // As cmd/run/run.js registers it for a CommonJS package (@pulumi/pulumi 3.219).
-                const tsutils = runnerRequire("../../tsutils");
-                const compilerOptions = tsutils.loadTypeScriptCompilerOptions(tsconfig);
-                const transpileOnlyEnv = process.env.PULUMI_NODEJS_TRANSPILE_ONLY;
-                const { tsnodeRequire, typescriptRequire } = tsutils.typeScriptRequireStrings();
-                runnerRequire(tsnodeRequire).register({
-                    compiler: typescriptRequire,
-                    transpileOnly: transpileOnlyEnv
-                        ? transpileOnlyEnv === "true"
-                        : compilerOptions.noCheck,
-                    project: tsconfig,
-                    skipProject: !fs.existsSync(tsconfig),
-                    compilerOptions: {
-                        target: "ES2020",
-                        module: "commonjs",
-                        moduleResolution: "node",
-                        sourceMap: "true",
-                        ...compilerOptions,
-                    },
-                });
-            });
+            // As cmd/run/run.js registers it for a CommonJS package (@pulumi/pulumi 3.219).
+            onFirstTypeScriptFile(() =>
+                registerTsNode(runnerFile, tsconfig, (compilerOptions) => {
+                    const transpileOnly = process.env.PULUMI_NODEJS_TRANSPILE_ONLY;
+                    return {
+                        transpileOnly: transpileOnly
+                            ? transpileOnly === "true"
+                            : compilerOptions.noCheck,
+                        project: tsconfig,
+                    };
+                }),
+            );
             process.env.PULUMI_NODEJS_TYPESCRIPT = "false";
             try {
                 return run.call(this, argv, ...rest);
