@@ -53,22 +53,33 @@ function listing(dir) {
     }
 }
 
-function readManifest(dir) {
-    return JSON.parse(fs.readFileSync(path.join(binDir(dir), MANIFEST), "utf8"));
-}
-
 /**
  * Why the compiled copy of the project in `dir` is not current (a sentence), or undefined when it is: every recorded
  * input has the same content, no source name appeared or went beside them, and the compiler and this build are the
  * same.
  */
 function staleness(dir) {
+    return inspect(dir).reason;
+}
+
+/** The compiled entry when it is current, else undefined (then the TypeScript sources are what must run). */
+function currentEntry(dir) {
+    const { reason, manifest } = inspect(dir);
+    return reason === undefined ? path.resolve(binDir(dir), manifest.entry) : undefined;
+}
+
+/** The manifest, read once (every start of the program or the pack does this), and why it is not current. */
+function inspect(dir) {
     let manifest;
     try {
-        manifest = readManifest(dir);
+        manifest = JSON.parse(fs.readFileSync(path.join(binDir(dir), MANIFEST), "utf8"));
     } catch {
-        return "not built";
+        return { reason: "not built" };
     }
+    return { reason: reasonNotCurrent(dir, manifest), manifest };
+}
+
+function reasonNotCurrent(dir, manifest) {
     if (manifest.builder !== sha256(__filename))
         return "built by another version of compile-ahead.js";
     if (manifest.typescript !== typescriptVersion(dir))
@@ -89,12 +100,6 @@ function staleness(dir) {
     if (!fs.existsSync(path.resolve(binDir(dir), manifest.entry)))
         return "the compiled entry is missing";
     return undefined;
-}
-
-/** The compiled entry when it is current, else undefined (then the TypeScript sources are what must run). */
-function currentEntry(dir) {
-    if (staleness(dir) !== undefined) return undefined;
-    return path.resolve(binDir(dir), readManifest(dir).entry);
 }
 
 /**
