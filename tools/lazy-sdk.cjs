@@ -11,6 +11,9 @@
 // - Both runners register ts-node, with the TypeScript compiler, only when a .ts file is first required: a
 //   compiled program or pack (tools/compile-ahead.js) never loads them.
 // - The stack trace it gives every promise it tracks is formatted when read, not when the promise is made.
+// - In the policy pack, what only its requests use (source maps, @pulumi/pulumi's index and resource runtime) loads
+//   after its start, and once the engine has configured it the pack runs its own handlers once on a small made-up
+//   request, while the engine starts the program (see below).
 "use strict";
 const Module = require("module");
 const load = Module._load;
@@ -21,6 +24,10 @@ const PACK_RUNNER = /[\\/]@pulumi[\\/]pulumi[\\/]cmd[\\/]run-policy-pack[\\/]run
 const PACK_INDEX = /[\\/]@pulumi[\\/]pulumi[\\/]cmd[\\/]run-policy-pack[\\/]index\.js$/;
 const PROGRAM_INDEX = /[\\/]@pulumi[\\/]pulumi[\\/]cmd[\\/]run[\\/]index\.js$/;
 const POLICY_SDK = /[\\/]@pulumi[\\/]policy[\\/][^\\/]+\.js$/;
+const POLICY_DESERIALIZE = /[\\/]@pulumi[\\/]policy[\\/]deserialize\.js$/;
+const RUNTIME_SETTINGS = /[\\/]@pulumi[\\/]pulumi[\\/]runtime[\\/]settings\.js$/;
+/** This process is the policy pack: the engine runs @pulumi/pulumi's pack runner (pulumi-analyzer-policy). */
+const IN_PACK = PACK_INDEX.test(process.argv[1] || "");
 const V8_HOOKS =
     /[\\/]@pulumi[\\/]pulumi[\\/](runtime[\\/]closure[\\/]v8|cmd[\\/]run(-policy-pack|-plugin)?[\\/]index)\.js$/;
 
@@ -41,6 +48,17 @@ Module._load = function (request, parent, isMain) {
         return onFirstUse(request, parent, isMain, { callable: true });
     if (request === "../../typescript-shim" && PARSE_FUNCTION.test(from))
         return onFirstUse(request, parent, isMain, {});
+    if (IN_PACK && request === "source-map-support/register" && PACK_INDEX.test(from))
+        return sourceMapsOnFirstStackTrace(request, parent, isMain);
+    if (
+        IN_PACK &&
+        ((RUNTIME_SETTINGS.test(from) &&
+            (request === "./callbacks" || request.startsWith("../proto/resource_"))) ||
+            (request === "../../runtime/stack" && PACK_RUNNER.test(from)) ||
+            ((request === "@pulumi/pulumi" || request === "@pulumi/pulumi/runtime/rpc") &&
+                POLICY_DESERIALIZE.test(from)))
+    )
+        return onFirstUse(request, parent, isMain, { esModule: true });
     const exports = load.apply(this, arguments);
     // The engine ends the policy pack with a signal, so Node never writes the pack's compile cache at exit:
     // write it once the runner has loaded the pack (only what was not cached yet is written).
@@ -55,6 +73,7 @@ Module._load = function (request, parent, isMain) {
     if (request === "./deserialize" && POLICY_SDK.test(from)) convertPropertiesOnce(exports);
     if (typeof request === "string" && request.endsWith("v8Hooks") && V8_HOOKS.test(from))
         deferInspector(exports);
+    if (IN_PACK && request === "@grpc/grpc-js") warmUpAfterConfigure(exports);
     return exports;
 };
 
@@ -317,4 +336,144 @@ async function openSession(urls) {
         session.post("Debugger.enable", (err) => (err ? reject(err) : resolve())),
     );
     return session;
+}
+
+// The policy pack's start is on the critical path of every run with a pack: the engine starts the program only once
+// the pack has printed its port and answered its configuration calls. What the pack loads for that and nothing else
+// (measured on two cores, of ~150 ms to its port): source-map-support (~18 ms, mapping stack traces to TypeScript),
+// and @pulumi/pulumi's index with its resource runtime (~25 ms), which @pulumi/policy needs only to deserialize a
+// request's assets and secrets, and which the runner loads for what only a program uses: the stack resource a
+// program runs in (the pack runner passes `runInStack: false`), and the callback server and resource monitor
+// client that runtime/settings makes for a program.
+// Each loads on first use instead: source maps on the first stack trace prepared, the rest on the first request.
+
+/** Installs source-map-support when the first stack trace is prepared, instead of as the pack runner starts. */
+function sourceMapsOnFirstStackTrace(request, parent, isMain) {
+    const before = Error.prepareStackTrace;
+    let format;
+    function firstStackTrace(error, frames) {
+        if (format === undefined) {
+            if (Error.prepareStackTrace === firstStackTrace) Error.prepareStackTrace = before;
+            load.call(Module, request, parent, isMain); // source-map-support's install() sets its formatter
+            format = Error.prepareStackTrace === firstStackTrace ? before : Error.prepareStackTrace;
+        }
+        // Without a formatter V8 writes the message and the frames, as here.
+        if (typeof format !== "function")
+            return [String(error), ...frames.map((f) => `    at ${f}`)].join("\n");
+        return format(error, frames);
+    }
+    Error.prepareStackTrace = firstStackTrace;
+    return {};
+}
+
+// Once configured, the engine starts the program and sends the pack nothing until the program registers its stack,
+// some hundreds of milliseconds later; then it asks for a remediation and an analysis of every resource in turn,
+// each call waiting for the last. On two cores most of a call's time in the pack was first-call cost: modules
+// loaded on first use (above), functions compiled on their first call. So right after answering the configuration,
+// the pack runs its own handlers on a small made-up resource, a few times, decoding and encoding as for a real call:
+// that work moves into the wait. Its answers are discarded, and any error is ignored; a real call that comes in the
+// meantime waits at most for one of these handler runs.
+
+const WARM_UP_ROUNDS = 2;
+/** A small made-up resource: nested maps and lists, as the requests' properties have. */
+const WARM_UP_RESOURCE = {
+    type: "kubernetes:core/v1:Service",
+    name: "warm-up",
+    props: {
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name: "warm-up", labels: { app: "warm-up" } },
+        spec: { ports: [{ name: "tcp", port: 1, protocol: "TCP" }], selector: { app: "warm-up" } },
+    },
+};
+
+/** Wraps the analyzer service's `configure` handler so the pack warms up its request path once it has answered. */
+function warmUpAfterConfigure(grpc) {
+    const Server = grpc && grpc.Server;
+    const addService = Server && Server.prototype.addService;
+    if (typeof addService !== "function" || addService.warmsUp) return;
+    Server.prototype.addService = Object.assign(
+        function (service, implementation) {
+            const methods = ["configure", "remediate", "analyze", "analyzeStack"];
+            const isAnalyzer =
+                service &&
+                implementation &&
+                methods.every((m) => service[m] && typeof implementation[m] === "function") &&
+                typeof service.analyze.requestType === "function" &&
+                typeof service.analyzeStack.requestType === "function";
+            if (!isAnalyzer) return addService.call(this, service, implementation);
+            const configure = implementation.configure;
+            let warmed = false;
+            const wrapped = {
+                ...implementation,
+                configure(call, callback) {
+                    return configure.call(this, call, (err, response) => {
+                        callback(err, response);
+                        if (err || warmed) return;
+                        warmed = true;
+                        // After the answer has gone out: the engine is waiting for it.
+                        setTimeout(() => warmUp(service, wrapped).catch(() => undefined), 20);
+                    });
+                },
+            };
+            return addService.call(this, service, wrapped);
+        },
+        { warmsUp: true },
+    );
+}
+
+/** Runs the remediate, analyze and analyzeStack handlers on WARM_UP_RESOURCE, WARM_UP_ROUNDS times. */
+async function warmUp(service, implementation) {
+    const Request = service.analyze.requestType;
+    const StackRequest = service.analyzeStack.requestType;
+    // The message types of the service's own generated module (@pulumi/pulumi's proto/analyzer_pb), and its Struct.
+    const generated = Object.values(require.cache).find(
+        (m) => m && m.exports && m.exports.AnalyzeRequest === Request,
+    );
+    if (!generated) return;
+    const analyzer = generated.exports;
+    const { Struct } = Module.createRequire(generated.filename)(
+        "google-protobuf/google/protobuf/struct_pb",
+    );
+    const { type, name, props } = WARM_UP_RESOURCE;
+    const urn = `urn:pulumi:warm-up::warm-up::${type}::${name}`;
+    const fill = (message) => {
+        message.setType(type);
+        message.setName(name);
+        message.setUrn(urn);
+        message.setProperties(Struct.fromJavaScript(props));
+        message.setOptions(new analyzer.AnalyzerResourceOptions());
+        return message;
+    };
+    const request = fill(new Request());
+    const stackRequest = new StackRequest();
+    stackRequest.setResourcesList([fill(new analyzer.AnalyzerResource())]);
+    const calls = [
+        ["remediate", request],
+        ["analyze", request],
+        ["analyzeStack", stackRequest],
+    ];
+    for (let round = 0; round < WARM_UP_ROUNDS; round++) {
+        for (const [method, message] of calls) {
+            const definition = service[method];
+            const decoded = definition.requestDeserialize(definition.requestSerialize(message));
+            await new Promise((resolve) => {
+                try {
+                    implementation[method]({ request: decoded }, (err, response) => {
+                        try {
+                            if (!err && response) definition.responseSerialize(response);
+                        } finally {
+                            resolve();
+                        }
+                    });
+                } catch {
+                    resolve();
+                }
+            });
+            // One handler run at a time: a real call waits for this one at most.
+            await new Promise((resolve) => setImmediate(resolve));
+        }
+    }
+    // What loaded since the start-up flush (see Module._load above) is compiled now: cache it for the next start.
+    if (Module.flushCompileCache) Module.flushCompileCache();
 }

@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { PROJECT_ROOT } from "../../tools/engine";
-import { copyPolicyPack } from "../support/policyPack";
+import {
+    copyPolicyPack,
+    startPack,
+    stopPack,
+    writeLoadedModulesReporter,
+} from "../support/policyPack";
 
 /**
  * How the engine starts the pack: @pulumi/pulumi's pack runner (what `pulumi-analyzer-policy` runs), in the pack's
@@ -20,49 +24,32 @@ describe("policy pack start: the compiled pack while current, else the sources, 
         path.join(PROJECT_ROOT, "policy/build.js"),
     ) as typeof import("../../policy/build");
 
+    const loadedFile = path.join(root, "loaded.json");
+
     before(() => {
         copyPolicyPack(root);
-        // Reports, when the test stops the pack, which modules it had loaded.
-        fs.writeFileSync(
-            path.join(root, "report.cjs"),
-            `process.on("SIGTERM", () => { require("fs").writeFileSync(${JSON.stringify(path.join(root, "loaded.json"))}, JSON.stringify(Object.keys(require.cache))); process.exit(0); });\n`,
-        );
+        writeLoadedModulesReporter(path.join(root, "report.cjs"), loadedFile);
         assert.deepEqual(build.build(pack), []);
     });
     after(() => fs.rmSync(root, { recursive: true, force: true }));
 
     /** Starts the pack as the engine does; resolves with its port and the modules it loaded, or its exit and output. */
-    function start(): Promise<{
+    async function start(): Promise<{
         port?: number;
         loaded: string[];
         stderr: string;
         code?: number | null;
     }> {
-        const runner = path.join(pack, "node_modules/@pulumi/pulumi/cmd/run-policy-pack/index.js");
-        const nodeOptions = `--require ${path.join(PROJECT_ROOT, "tools/lazy-sdk.cjs")} --require ${path.join(root, "report.cjs")}`;
-        const child = spawn(process.execPath, [runner, "127.0.0.1:1", "."], {
-            cwd: pack,
-            env: { ...process.env, NODE_OPTIONS: nodeOptions },
-            stdio: ["ignore", "pipe", "pipe"],
-        });
-        let stderr = "";
-        child.stderr.on("data", (d) => (stderr += d));
-        let port: number | undefined;
-        child.stdout.once("data", (d) => {
-            port = Number(String(d).trim());
-            child.kill("SIGTERM");
-        });
-        return new Promise((resolve) => {
-            child.once("exit", (code) => {
-                if (port === undefined) resolve({ code, loaded: [], stderr });
-                else
-                    resolve({
-                        port,
-                        loaded: JSON.parse(fs.readFileSync(path.join(root, "loaded.json"), "utf8")),
-                        stderr,
-                    });
-            });
-        });
+        const preload = path.join(PROJECT_ROOT, "tools/lazy-sdk.cjs");
+        const started = await startPack(
+            pack,
+            `--require ${preload} --require ${path.join(root, "report.cjs")}`,
+        );
+        if (started.port === undefined)
+            return { code: started.code, loaded: [], stderr: started.stderr() };
+        await stopPack(started);
+        const loaded = JSON.parse(fs.readFileSync(loadedFile, "utf8"));
+        return { port: started.port, loaded, stderr: started.stderr() };
     }
     const loadedTypeScript = (loaded: string[]) =>
         loaded.some((f) => /[\\/]typescript[\\/]lib[\\/]typescript\.js$/.test(f));

@@ -5,6 +5,8 @@ import { PROJECT_ROOT, toolchainBinary } from "../../tools/engine";
 import { kubectl, kubectlJson } from "../../tools/kubectl";
 import { MeshEnv, meshEnv } from "../../tools/mesh";
 
+export { until } from "./wait";
+
 /**
  * The mesh tier's own local cluster with its mesh (istiod, IstioGateway controller, echo-pod runner,
  * gateway data plane), apart from the `local` stack's and the integration tier's. `up` is idempotent
@@ -59,28 +61,6 @@ export interface EchoEntry {
 export function echoTable(): EchoEntry[] {
     return JSON.parse(fs.readFileSync(path.join(env().dir, "state", "echo-pods.json"), "utf8"))
         .entries;
-}
-
-export async function until<T>(
-    what: string,
-    f: () => T | undefined | false | Promise<T | undefined | false>,
-    timeoutMs = 30_000,
-): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let lastError: unknown;
-    for (;;) {
-        try {
-            const v = await f();
-            if (v) return v;
-        } catch (err) {
-            lastError = err;
-        }
-        if (Date.now() > deadline)
-            throw new Error(
-                `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ""}`,
-            );
-        await new Promise((r) => setTimeout(r, 50));
-    }
 }
 
 /** Pod IPs (sorted) of the ready pods with these labels. */
