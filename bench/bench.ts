@@ -1,6 +1,6 @@
 /**
  * Benchmarks of the real engine, printed as figures and ratios (not a test: nothing here passes or fails).
- *   npm run bench [-- --quick] [-- --only weight|render|cluster|scale] [-- --cluster]
+ *   npm run bench [-- --quick] [-- --only weight|render|cluster|scale] [-- --cluster] [-- --rounds N]
  * 1. weight change on the local cluster, against the engine's floor measured in the same run (runs alternate,
  *    medians): the floor (bench/floor: one VirtualService, `up --skip-preview`), this program's ungated `up`,
  *    the policy-gated `up` (one run, as shift / npm run local / deploy make it), the former gated path
@@ -29,8 +29,18 @@ const only = process.argv.includes("--only")
     ? process.argv[process.argv.indexOf("--only") + 1]
     : undefined;
 const ROUNDS = quick ? 1 : 3;
-/** Rounds of the weight-change comparison: each round runs every path once, in turn. */
-const WEIGHT_ROUNDS = quick ? 3 : 5;
+/**
+ * Rounds of the weight-change comparison: each round runs every path once, in turn. Single runs spread by up to
+ * ±20% on two shared cores; `--rounds N` takes more for a steadier median.
+ */
+const roundsGiven = process.argv.includes("--rounds")
+    ? process.argv[process.argv.indexOf("--rounds") + 1]
+    : undefined;
+const WEIGHT_ROUNDS = roundsGiven === undefined ? (quick ? 3 : 5) : Number(roundsGiven);
+if (!Number.isInteger(WEIGHT_ROUNDS) || WEIGHT_ROUNDS < 1)
+    throw new Error(
+        `--rounds takes a whole number, at least 1; got ${JSON.stringify(roundsGiven)}`,
+    );
 const results: Record<string, number | string> = {};
 
 async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
