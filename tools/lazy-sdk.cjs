@@ -12,7 +12,7 @@
 //   compiled program or pack (tools/compile-ahead.js) never loads them.
 // - The stack trace it gives every promise it tracks is formatted when read, not when the promise is made.
 // - In the policy pack, what only its requests use (source maps, @pulumi/pulumi's index and resource runtime) loads
-//   after its start, and once the engine has configured it the pack runs its own handlers once on a small made-up
+//   after its start, and once the engine has configured it the pack runs its own handlers on a small made-up
 //   request, while the engine starts the program (see below).
 "use strict";
 const Module = require("module");
@@ -339,12 +339,12 @@ async function openSession(urls) {
 }
 
 // The policy pack's start is on the critical path of every run with a pack: the engine starts the program only once
-// the pack has printed its port and answered its configuration calls. What the pack loads for that and nothing else
-// (measured on two cores, of ~150 ms to its port): source-map-support (~18 ms, mapping stack traces to TypeScript),
-// and @pulumi/pulumi's index with its resource runtime (~25 ms), which @pulumi/policy needs only to deserialize a
-// request's assets and secrets, and which the runner loads for what only a program uses: the stack resource a
-// program runs in (the pack runner passes `runInStack: false`), and the callback server and resource monitor
-// client that runtime/settings makes for a program.
+// the pack has printed its port and answered its configuration calls. What the pack loaded before its port and uses
+// only later, if at all (measured on two cores, of 130-150 ms to its port): source-map-support (~18 ms, mapping
+// stack traces to TypeScript), and @pulumi/pulumi's index with its resource runtime (~25 ms), which @pulumi/policy
+// uses only once a request comes in (to deserialize its properties) and which the runner loads for what only a
+// program uses: the stack resource a program runs in (the pack runner passes `runInStack: false`), and the callback
+// server and resource monitor client that runtime/settings makes for a program.
 // Each loads on first use instead: source maps on the first stack trace prepared, the rest on the first request.
 
 /** Installs source-map-support when the first stack trace is prepared, instead of as the pack runner starts. */
