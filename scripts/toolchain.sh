@@ -86,9 +86,10 @@ build_pulumi() {
   fi
 }
 
-# The engine boots Node.js policy packs through this plugin, in the pack's folder; it runs the pack's own
-# @pulumi/pulumi. Where that is in the pack's node_modules (always here), no Node.js process is started just to
-# find it (40 ms of every pack start on two cores); elsewhere Node resolves it. Written on every run, so an
+# The engine boots Node.js policy packs through this plugin, in the pack's folder; it runs the @pulumi/pulumi the
+# pack resolves. Where that is in the pack's node_modules or its parent's (this project's pack is an npm workspace of
+# the root), the first places Node looks, no Node.js process is started just to find it (40 ms of every pack start
+# on two cores); elsewhere Node resolves it. Written on every run, so an
 # existing toolchain gets it too, and replaced in one rename (an engine may be starting it right now).
 write_policy_analyzer() {
   local shim="$PULUMI_DIR/bin/pulumi-analyzer-policy" tmp
@@ -97,6 +98,7 @@ write_policy_analyzer() {
   cat > "$tmp" <<'SH'
 #!/bin/sh
 run=node_modules/@pulumi/pulumi/cmd/run-policy-pack/index.js
+[ -f "$run" ] || run=../$run
 [ -f "$run" ] || run=$(node -e "try { console.log(require.resolve('@pulumi/pulumi/cmd/run-policy-pack')) } catch (e) { console.error(e.message) }")
 [ -n "$run" ] && exec node "$run" "$@"
 exit 1

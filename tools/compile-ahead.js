@@ -31,6 +31,15 @@ const KEEP_MS = 10 * 60 * 1000;
 const sha256 = (file) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 const binDir = (dir) => path.join(dir, "bin");
 
+/** The package-lock.json that locks what `dir` installs: its own, or the nearest above it (an npm workspace's root). */
+function lockFileOf(dir) {
+    for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+        const file = path.join(d, "package-lock.json");
+        if (fs.existsSync(file)) return file;
+        if (path.dirname(d) === d) return undefined;
+    }
+}
+
 function typescriptVersion(dir) {
     try {
         return JSON.parse(
@@ -177,9 +186,10 @@ function build(dir) {
         const folder = path.relative(dir, path.dirname(file)) || ".";
         listings[folder] ??= listing(path.dirname(file));
     }
-    // The config, and the installed libraries (a new @pulumi/* is built against, even if it type-checks alike).
-    for (const file of [configFile, path.join(dir, "package-lock.json")]) {
-        if (fs.existsSync(file)) inputs[path.relative(dir, file)] = sha256(file);
+    // The config, and the installed libraries (a new @pulumi/* is built against, even if it type-checks alike): the
+    // lock file of the folder or of the nearest one above it (an npm workspace's packages are locked at its root).
+    for (const file of [configFile, lockFileOf(dir)]) {
+        if (file && fs.existsSync(file)) inputs[path.relative(dir, file)] = sha256(file);
     }
     const manifest = {
         builder: sha256(__filename),

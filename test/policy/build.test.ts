@@ -72,9 +72,9 @@ describe("policy pack: compiled only while current", () => {
     it("is stale while the compiler settings, the installed libraries or the compiled entry differ", () => {
         staleWhile(path.join(pack, "tsconfig.json"), edit, "tsconfig.json changed");
         staleWhile(
-            path.join(pack, "package-lock.json"),
+            path.join(root, "package-lock.json"),
             (file) => fs.appendFileSync(file, "\n"),
-            "package-lock.json changed",
+            "../package-lock.json changed",
         );
         staleWhile(
             build.currentEntry(pack)!,

@@ -5,18 +5,18 @@ import { PROJECT_ROOT } from "../../tools/engine";
 import { until } from "./wait";
 
 /**
- * Copies the policy pack to `<root>/policy` as the engine would find it: its files without node_modules and
- * bin/, its node_modules linked, and what it uses of the project (components/model.ts, the builder
- * tools/compile-ahead.js) beside it. Returns the pack's folder.
+ * Copies the policy pack to `<root>/policy` as the engine would find it: its files without bin/, and beside it what
+ * it uses of the project: the packages it shares as the root's npm workspace (node_modules linked, the lock file),
+ * components/model.ts and the builder tools/compile-ahead.js. Returns the pack's folder.
  */
 export function copyPolicyPack(root: string): string {
     const pack = path.join(root, "policy");
     fs.cpSync(path.join(PROJECT_ROOT, "policy"), pack, {
         recursive: true,
-        filter: (src) => !/[\\/](node_modules|bin)$/.test(src),
+        filter: (src) => !/[\\/]bin$/.test(src),
     });
-    fs.symlinkSync(path.join(PROJECT_ROOT, "policy/node_modules"), path.join(pack, "node_modules"));
-    for (const file of ["components/model.ts", "tools/compile-ahead.js"]) {
+    fs.symlinkSync(path.join(PROJECT_ROOT, "node_modules"), path.join(root, "node_modules"));
+    for (const file of ["package-lock.json", "components/model.ts", "tools/compile-ahead.js"]) {
         fs.mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
         fs.copyFileSync(path.join(PROJECT_ROOT, file), path.join(root, file));
     }
@@ -36,7 +36,7 @@ export interface StartedPack {
  * the pack's folder) with `nodeOptions`; resolves once it printed its port or exited.
  */
 export function startPack(pack: string, nodeOptions: string): Promise<StartedPack> {
-    const runner = path.join(pack, "node_modules/@pulumi/pulumi/cmd/run-policy-pack/index.js");
+    const runner = require.resolve("@pulumi/pulumi/cmd/run-policy-pack", { paths: [pack] });
     const child = spawn(process.execPath, [runner, "127.0.0.1:1", "."], {
         cwd: pack,
         env: { ...process.env, NODE_OPTIONS: nodeOptions },
@@ -93,7 +93,7 @@ export async function stopPack(started: StartedPack): Promise<void> {
  * each call resolves with the answer as a plain object, or rejects with the gRPC error.
  */
 export function analyzerClient(pack: string, port: number) {
-    const modules = path.join(pack, "node_modules");
+    const modules = path.join(pack, "../node_modules");
     const grpc = require(path.join(modules, "@grpc/grpc-js"));
     const rpc = require(path.join(modules, "@pulumi/pulumi/proto/analyzer_grpc_pb.js"));
     const messages = require(path.join(modules, "@pulumi/pulumi/proto/analyzer_pb.js"));

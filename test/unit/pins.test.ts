@@ -36,10 +36,13 @@ describe("version pins", () => {
             json("policy/package.json").dependencies["@pulumi/pulumi"],
             pins.PULUMI_VERSION,
         );
+        // The pack is an npm workspace of the root: one lock file, one installed @pulumi/pulumi for both.
+        assert.deepEqual(json("package.json").workspaces, ["policy"]);
         assert.equal(
-            json("policy/package-lock.json").packages["node_modules/@pulumi/pulumi"].version,
+            json("package-lock.json").packages["node_modules/@pulumi/pulumi"].version,
             pins.PULUMI_VERSION,
         );
+        assert.equal(fs.existsSync(path.join(PROJECT_ROOT, "policy/package-lock.json")), false);
     });
 
     it("every npm dependency is pinned exactly", () => {

@@ -84,7 +84,8 @@ describe("start-up preload: @pulumi/pulumi's serialization support on first use"
     });
 
     it("converts a policy request's properties from protobuf once, and still gives each policy its own copy", () => {
-        const packModules = path.join(PROJECT_ROOT, "policy/node_modules");
+        // The pack's packages: it is an npm workspace of the root, so they are the root's.
+        const packModules = path.join(PROJECT_ROOT, "node_modules");
         const result = withPreload(`
             require(${JSON.stringify(path.join(packModules, "@pulumi/policy"))});
             const { deserializeProperties } = require(${JSON.stringify(path.join(packModules, "@pulumi/policy/deserialize.js"))});
