@@ -63,12 +63,16 @@ describe("policy pack requests: with the start-up preload, a shorter start and t
         assert.ok(started.port, started.stderr());
         const client = analyzerClient(pack, started.port);
         try {
-            assert.deepEqual(loadedOf(await loadedModulesNow()), [], "loaded before its port");
+            assert.deepEqual(
+                loadedOf(await loadedModules(started, loadedFile)),
+                [],
+                "loaded before its port",
+            );
             await client.getAnalyzerInfo();
             await client.configure();
             // No request yet: only the pack's own warm-up, after its configuration, loads these.
             await until("the pack's warm-up after its configuration", async () => {
-                const loaded = loadedOf(await loadedModulesNow());
+                const loaded = loadedOf(await loadedModules(started, loadedFile));
                 const notYet = REQUEST_PATH.filter((what) => !loaded.includes(what));
                 if (notYet.length > 0) throw new Error(`not loaded: ${notYet.join(", ")}`);
                 return true;
@@ -76,10 +80,6 @@ describe("policy pack requests: with the start-up preload, a shorter start and t
         } finally {
             client.close();
             await stopPack(started);
-        }
-
-        async function loadedModulesNow() {
-            return loadedModules(started, loadedFile);
         }
     });
 

@@ -100,12 +100,14 @@ export function analyzerClient(pack: string, port: number) {
     const { Struct } = require(path.join(modules, "google-protobuf/google/protobuf/struct_pb.js"));
     const { Empty } = require(path.join(modules, "google-protobuf/google/protobuf/empty_pb.js"));
     const client = new rpc.AnalyzerClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-    const call = (method: string, request: unknown): Promise<Record<string, unknown>> =>
+    const message = (method: string, request: unknown): Promise<any> =>
         new Promise((resolve, reject) =>
-            client[method](request, (err: Error | null, answer: { toObject(): object }) =>
-                err ? reject(err) : resolve(answer.toObject() as Record<string, unknown>),
+            client[method](request, (err: Error | null, answer: unknown) =>
+                err ? reject(err) : resolve(answer),
             ),
         );
+    const call = async (method: string, request: unknown): Promise<Record<string, unknown>> =>
+        (await message(method, request)).toObject();
     /** A resource as the engine sends it: type, name, URN and its inputs (plain data). */
     const resource = <T>(
         message: T & Record<string, (v: unknown) => void>,
@@ -123,11 +125,7 @@ export function analyzerClient(pack: string, port: number) {
         getAnalyzerInfo: () => call("getAnalyzerInfo", new Empty()),
         /** Configures every policy as the engine does for a stack without policy config: its level, its schema's defaults. */
         configure: async () => {
-            const info = await new Promise<any>((resolve, reject) =>
-                client.getAnalyzerInfo(new Empty(), (err: Error | null, answer: unknown) =>
-                    err ? reject(err) : resolve(answer),
-                ),
-            );
+            const info = await message("getAnalyzerInfo", new Empty());
             const request = new messages.ConfigureAnalyzerRequest();
             for (const policy of info.getPoliciesList()) {
                 const schema = policy.getConfigschema()?.getProperties()?.toJavaScript() ?? {};
