@@ -18,8 +18,9 @@ const STACK = "outage";
 const CHECKPOINT = `.pulumi/stacks/asm-tcp-shift/${STACK}.json`;
 
 /**
- * The object server gone for longer than the CLI's retries of a checkpoint write (about two minutes of
- * waiting here, mostly idle: the tier runs this file beside another).
+ * The object server gone for longer than the CLI's retries of a checkpoint write (pulumi/pkg/backend/diy/state.go:
+ * 10 retries, 1 s apart and growing by 1.2x, each with the S3 client's own retries; about 80 s here, mostly idle, so
+ * scripts/test-all.sh runs this file beside the integration and rollout tiers).
  */
 describe("a long outage of the object-store backend", () => {
     let server: TestObjectStore;

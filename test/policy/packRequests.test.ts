@@ -7,6 +7,7 @@ import { POLICY_GATE } from "../../components/model";
 import { PROJECT_ROOT } from "../../tools/engine";
 import {
     analyzerClient,
+    buildCopiedPack,
     copyPolicyPack,
     loadedModules,
     startPack,
@@ -52,8 +53,7 @@ describe("policy pack requests: with the start-up preload, a shorter start and t
     before(async () => {
         copyPolicyPack(root);
         writeLoadedModulesReporter(reporter, loadedFile);
-        const build = require(path.join(PROJECT_ROOT, "policy/build.js"));
-        assert.deepEqual(build.build(pack), []);
+        assert.deepEqual(buildCopiedPack(pack), []);
         stack = await happyStack();
     });
     after(() => fs.rmSync(root, { recursive: true, force: true }));

@@ -5,6 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { PROJECT_ROOT } from "../../tools/engine";
 import {
+    buildCopiedPack,
     copyPolicyPack,
     startPack,
     stopPack,
@@ -29,7 +30,7 @@ describe("policy pack start: the compiled pack while current, else the sources, 
     before(() => {
         copyPolicyPack(root);
         writeLoadedModulesReporter(path.join(root, "report.cjs"), loadedFile);
-        assert.deepEqual(build.build(pack), []);
+        assert.deepEqual(buildCopiedPack(pack), []);
     });
     after(() => fs.rmSync(root, { recursive: true, force: true }));
 

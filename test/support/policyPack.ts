@@ -7,7 +7,8 @@ import { until } from "./wait";
 /**
  * Copies the policy pack to `<root>/policy` as the engine would find it: its files without bin/, and beside it what
  * it uses of the project: the packages it shares as the root's npm workspace (node_modules linked, the lock file),
- * components/model.ts and the builder tools/compile-ahead.js. Returns the pack's folder.
+ * components/ (it imports model.ts; a build records the names beside it) and the builder tools/compile-ahead.js.
+ * Returns the pack's folder.
  */
 export function copyPolicyPack(root: string): string {
     const pack = path.join(root, "policy");
@@ -16,11 +17,35 @@ export function copyPolicyPack(root: string): string {
         filter: (src) => !/[\\/]bin$/.test(src),
     });
     fs.symlinkSync(path.join(PROJECT_ROOT, "node_modules"), path.join(root, "node_modules"));
-    for (const file of ["package-lock.json", "components/model.ts", "tools/compile-ahead.js"]) {
+    for (const file of ["package-lock.json", "components", "tools/compile-ahead.js"]) {
         fs.mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
-        fs.copyFileSync(path.join(PROJECT_ROOT, file), path.join(root, file));
+        fs.cpSync(path.join(PROJECT_ROOT, file), path.join(root, file), { recursive: true });
     }
     return pack;
+}
+
+/**
+ * Gives a pack copied by copyPolicyPack a current compiled build: the project's own (scripts/setup.sh builds it) when
+ * it is current for the copy too, which the same check as the pack's entry decides; else a new build. Returns the
+ * build's errors, [] once the copy's build is current.
+ */
+export function buildCopiedPack(pack: string): string[] {
+    const build = require(
+        path.join(PROJECT_ROOT, "policy/build.js"),
+    ) as typeof import("../../policy/build");
+    const projectBin = path.join(PROJECT_ROOT, "policy", "bin");
+    const entry = build.currentEntry(path.join(PROJECT_ROOT, "policy"));
+    if (entry) {
+        // The manifest and the one build folder it names (bin/ may also keep older builds).
+        const folder = path.relative(projectBin, entry).split(path.sep)[0];
+        for (const name of ["build.json", folder])
+            fs.cpSync(path.join(projectBin, name), path.join(pack, "bin", name), {
+                recursive: true,
+            });
+        if (build.staleness(pack) === undefined) return [];
+        fs.rmSync(path.join(pack, "bin"), { recursive: true, force: true });
+    }
+    return build.build(pack);
 }
 
 /** A pack started as the engine starts it; `port` is set once it printed it, `code` if it exited before. */
