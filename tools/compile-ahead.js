@@ -23,8 +23,13 @@ const path = require("path");
 /** The TypeScript entry, as the runner would load it without main.js. */
 const ENTRY = "index.ts";
 const MANIFEST = "build.json";
-/** Names whose appearance beside a source could change what an import resolves to. */
-const SOURCE_NAME = /\.(ts|tsx|js|jsx|cjs|mjs|json)$/;
+/**
+ * Names whose appearance beside a source could change what an import resolves to. Not dot names: those are tools'
+ * settings (.prettierrc.json), which an import reaches only by naming them, and then they are inputs. Counting them
+ * made every scratch copy of the project (tools/engine.ts scratchProject, which keeps dot entries its own) run from
+ * its sources.
+ */
+const SOURCE_NAME = /^[^.].*\.(ts|tsx|js|jsx|cjs|mjs|json)$/;
 /** Compiled builds younger than this are never removed: a process starting right now may be loading one. */
 const KEEP_MS = 10 * 60 * 1000;
 

@@ -79,6 +79,11 @@ describe("policy pack: compiled only while current", () => {
         fs.writeFileSync(extra, "export const extra = 1;\n");
         assert.equal(build.staleness(pack), "files were added to or removed from policies");
         fs.rmSync(extra);
+        // A tool's settings beside the sources: no import resolves to a dot name without naming it.
+        const settings = path.join(pack, "policies/.prettierrc.json");
+        fs.writeFileSync(settings, "{}\n");
+        assert.equal(build.staleness(pack), undefined);
+        fs.rmSync(settings);
         staleWhile(
             path.join(pack, "policies/workloads.ts"),
             (file) => fs.rmSync(file),

@@ -10,7 +10,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { describe, it } from "node:test";
-import { PROJECT_ROOT, engineEnv, scratchProject } from "../../tools/engine";
+import * as compileAhead from "../../tools/compile-ahead";
+import { PROJECT_ROOT, engineEnv, ensureProgramBuilt, scratchProject } from "../../tools/engine";
 
 const LOCAL_PASSPHRASE = fs
     .readFileSync(path.join(PROJECT_ROOT, "scripts/lib.sh"), "utf8")
@@ -185,5 +186,24 @@ describe("scratchProject: a scratch copy runs the real program", () => {
             ),
             [],
         );
+    });
+
+    it("runs the project's compiled program, not its sources", () => {
+        // What every flow does first (scripts/setup.sh, openStack): a no-op once the project's build is current.
+        ensureProgramBuilt();
+        assert.equal(compileAhead.staleness(PROJECT_ROOT), undefined);
+        const dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-scratch-")));
+        try {
+            assert.equal(compileAhead.staleness(dir), undefined);
+            assert.equal(
+                compileAhead.currentEntry(dir),
+                path.join(
+                    dir,
+                    path.relative(PROJECT_ROOT, compileAhead.currentEntry(PROJECT_ROOT)!),
+                ),
+            );
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
     });
 });
