@@ -5,13 +5,15 @@ import { POLICY_PACK_DIR } from "./engine";
 
 /**
  * The policy pack config for a stack: policy/config/<stack>.json when it exists (per-environment
- * enforcement), with the live v2 weight added so max-weight-step can judge the step. Returns a file path.
+ * enforcement), with the live v2 weight added so max-weight-step can judge the step. `use` gets the path of a
+ * file written for it alone; the file and its folder are removed once `use` settles.
  */
-export function policyConfigFor(
+export async function withPolicyConfig<T>(
     stack: string,
     previousV2Weight: number | undefined,
-    overrides: { file?: string; maxWeightStep?: number } = {},
-): string {
+    overrides: { file?: string; maxWeightStep?: number },
+    use: (file: string) => Promise<T>,
+): Promise<T> {
     const base = overrides.file ?? path.join(POLICY_PACK_DIR, "config", `${stack}.json`);
     const config: Record<string, Record<string, unknown>> = fs.existsSync(base)
         ? JSON.parse(fs.readFileSync(base, "utf8"))
@@ -26,7 +28,12 @@ export function policyConfigFor(
             maxWeightStep: overrides.maxWeightStep,
         };
     }
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "asm-policy-")), `${stack}.json`);
-    fs.writeFileSync(file, JSON.stringify(config, null, 2));
-    return file;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-policy-"));
+    try {
+        const file = path.join(dir, `${stack}.json`);
+        fs.writeFileSync(file, JSON.stringify(config, null, 2));
+        return await use(file);
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
 }

@@ -7,7 +7,7 @@
  */
 import { POLICY_GATE } from "../components/model";
 import { EngineOptions, POLICY_PACK_DIR, ensurePolicyPackBuilt, openStack } from "./engine";
-import { policyConfigFor } from "./policyConfig";
+import { withPolicyConfig } from "./policyConfig";
 import { readStackFile } from "./stackFiles";
 
 /** GitHub rejects comments over 65,536 characters; leave room for the summary and the fence. */
@@ -78,19 +78,17 @@ export async function runPreview(
         .outputs()
         .then((o) => (o.v2Weight ? Number(o.v2Weight.value) : undefined))
         .catch(() => undefined);
-    const policyPackConfigs = [
-        policyConfigFor(
-            stackName,
-            previous ?? (own.v2Weight !== undefined ? Number(own.v2Weight) : undefined),
-        ),
-    ];
+    const previousWeight =
+        previous ?? (own.v2Weight !== undefined ? Number(own.v2Weight) : undefined);
     try {
         ensurePolicyPackBuilt();
-        const result = await stack.preview({
-            policyPacks: [POLICY_PACK_DIR],
-            policyPackConfigs,
-            diff: true,
-        });
+        const result = await withPolicyConfig(stackName, previousWeight, {}, (config) =>
+            stack.preview({
+                policyPacks: [POLICY_PACK_DIR],
+                policyPackConfigs: [config],
+                diff: true,
+            }),
+        );
         return {
             stack: stackName,
             ok: true,

@@ -15,7 +15,7 @@ import {
     stateStoreOf,
 } from "./engine";
 import { StackLockedError, assertUnlocked } from "./locks";
-import { policyConfigFor } from "./policyConfig";
+import { withPolicyConfig } from "./policyConfig";
 import { readStackFile } from "./stackFiles";
 
 /** The keys that make up a rollout's state; everything else (targets, clusters, secrets) belongs to each environment. */
@@ -78,22 +78,31 @@ export async function promote(opts: PromoteOptions): Promise<PromoteResult> {
     );
 
     await writeKeys(target, carried);
-    const policy = {
-        policyPacks: [POLICY_PACK_DIR],
-        policyPackConfigs: [policyConfigFor(opts.to, previousWeight, { file: opts.policyConfig })],
-    };
     const result: PromoteResult = { outcome: "previewed", carried, previewStdout: "" };
     try {
         ensurePolicyPackBuilt();
-        const preview = await target.preview({ ...policy, diff: true, onOutput: opts.onOutput });
-        result.previewStdout = preview.stdout;
-        if (!opts.yes) {
+        await withPolicyConfig(
+            opts.to,
+            previousWeight,
+            { file: opts.policyConfig },
+            async (config) => {
+                const policy = { policyPacks: [POLICY_PACK_DIR], policyPackConfigs: [config] };
+                const preview = await target.preview({
+                    ...policy,
+                    diff: true,
+                    onOutput: opts.onOutput,
+                });
+                result.previewStdout = preview.stdout;
+                if (!opts.yes) return;
+                await target.up({ ...policy, onOutput: opts.onOutput });
+                result.outcome = "applied";
+            },
+        );
+        if (result.outcome !== "applied") {
             await writeKeys(target, previous);
             log("promote", `preview only: ${opts.to} is unchanged; re-run with --yes to apply`);
             return result;
         }
-        await target.up({ ...policy, onOutput: opts.onOutput });
-        result.outcome = "applied";
         log("promote", `applied to ${opts.to}`);
         return result;
     } catch (err) {

@@ -17,7 +17,7 @@ import {
     EngineOptions,
 } from "./engine";
 import { HeldLock, StackLockedError, acquireRolloutLock, clearLockHint } from "./locks";
-import { policyConfigFor } from "./policyConfig";
+import { withPolicyConfig } from "./policyConfig";
 import { currentVirtualService, routesOf } from "./routes";
 import { formatReport, verify } from "./verify";
 import * as path from "path";
@@ -104,11 +104,13 @@ async function applyWeight(
     maxStep: number | undefined,
 ): Promise<void> {
     await stack.setConfig("v2Weight", { value: String(weight) });
-    await gatedUp(stack, {
-        ownLock: lock.key,
-        policyPacks: [POLICY_PACK_DIR],
-        policyPackConfigs: [policyConfigFor(stack.name, previous, { maxWeightStep: maxStep })],
-    });
+    await withPolicyConfig(stack.name, previous, { maxWeightStep: maxStep }, (config) =>
+        gatedUp(stack, {
+            ownLock: lock.key,
+            policyPacks: [POLICY_PACK_DIR],
+            policyPackConfigs: [config],
+        }),
+    );
 }
 
 /** The update was refused because someone else holds the stack (our lock check, or the CLI's own). */

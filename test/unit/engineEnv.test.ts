@@ -9,7 +9,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import * as compileAhead from "../../tools/compile-ahead";
 import { PROJECT_ROOT, engineEnv, ensureProgramBuilt, scratchProject } from "../../tools/engine";
 
@@ -145,6 +145,13 @@ describe("engineEnv: the same definition for the Automation API", () => {
 });
 
 describe("scratchProject: a scratch copy runs the real program", () => {
+    const scratches: string[] = [];
+    after(() => scratches.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
+    const scratch = () => {
+        const dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-scratch-")));
+        scratches.push(dir);
+        return dir;
+    };
     /** Every project file the program loads, following relative imports from index.ts. */
     function programFiles(
         file = path.join(PROJECT_ROOT, "index.ts"),
@@ -165,7 +172,7 @@ describe("scratchProject: a scratch copy runs the real program", () => {
     }
 
     it("holds every module the program imports and none of the project's stacks or state", () => {
-        const dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-scratch-")));
+        const dir = scratch();
         const files = programFiles();
         assert.ok(files.size > 10, `the program's import graph has ${files.size} files`);
         for (const file of [
@@ -192,18 +199,11 @@ describe("scratchProject: a scratch copy runs the real program", () => {
         // What every flow does first (scripts/setup.sh, openStack): a no-op once the project's build is current.
         ensureProgramBuilt();
         assert.equal(compileAhead.staleness(PROJECT_ROOT), undefined);
-        const dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-scratch-")));
-        try {
-            assert.equal(compileAhead.staleness(dir), undefined);
-            assert.equal(
-                compileAhead.currentEntry(dir),
-                path.join(
-                    dir,
-                    path.relative(PROJECT_ROOT, compileAhead.currentEntry(PROJECT_ROOT)!),
-                ),
-            );
-        } finally {
-            fs.rmSync(dir, { recursive: true, force: true });
-        }
+        const dir = scratch();
+        assert.equal(compileAhead.staleness(dir), undefined);
+        assert.equal(
+            compileAhead.currentEntry(dir),
+            path.join(dir, path.relative(PROJECT_ROOT, compileAhead.currentEntry(PROJECT_ROOT)!)),
+        );
     });
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -14,8 +14,13 @@ import {
 } from "../../tools/locks";
 import { openStateStore, parseS3Url, signV4 } from "../../tools/stateStore";
 
-const fileStore = () =>
-    openStateStore(`file://${fs.mkdtempSync(path.join(os.tmpdir(), "asm-locks-"))}`);
+const stores: string[] = [];
+after(() => stores.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
+const fileStore = () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-locks-"));
+    stores.push(dir);
+    return openStateStore(`file://${dir}`);
+};
 /** A pid that no longer exists: a process that ran and was reaped. */
 const deadPid = () => spawnSync("sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
 const lockBody = (pid: number | string, hostname = os.hostname()) =>

@@ -1,13 +1,17 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { isPulumiPlugin, repairCheckpoint } from "../../tools/recover";
 import { openStateStore } from "../../tools/stateStore";
 
+const backends: string[] = [];
+after(() => backends.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
+
 function backend(files: Record<string, string>): string {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-recover-"));
+    backends.push(dir);
     for (const [name, content] of Object.entries(files)) {
         const file = path.join(dir, ".pulumi", name);
         fs.mkdirSync(path.dirname(file), { recursive: true });
