@@ -21,6 +21,7 @@ import * as net from "net";
 import { ingressOf, meshEnv } from "../tools/mesh";
 import { stringify } from "yaml";
 import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, scratchProject } from "../tools/engine";
+import { staleness } from "../tools/compile-ahead";
 import { kubectl } from "../tools/kubectl";
 import { liveVirtualService } from "../tools/routes";
 
@@ -169,6 +170,13 @@ async function weightChange() {
         await floor.up();
         await stack.up();
         await gatedUp(stack);
+        // What the engine runs: this program's compiled copy while current, as a user's runs get it (else its
+        // sources, through ts-node); the floor is always its TypeScript source, as a user writes it.
+        const stale = staleness(dir);
+        report(
+            "weight: this program runs",
+            stale === undefined ? "compiled (bin/)" : `from its sources (${stale})`,
+        );
 
         const times: Record<string, number[]> = {
             floor: [],
