@@ -16,9 +16,9 @@ import {
     renderStackOnBucket,
     soundCheckpoint,
     stateCanaryWeight,
-    waitFor,
 } from "../support/backend";
 import { TestObjectStore } from "../support/objectstore";
+import { until } from "../support/wait";
 
 const STACK = "team";
 const CHECKPOINT = `.pulumi/stacks/asm-tcp-shift/${STACK}.json`;
@@ -54,7 +54,7 @@ describe("contention and faults on the object-store backend", () => {
         await stack.setConfig("v2Weight", { value: "10" });
         const updatesBefore = (await stack.history()).length;
         const first = up();
-        const lock = await waitFor("the first up's lock object", updateLock);
+        const lock = await until("the first up's lock object", updateLock, 60_000, 25);
         const second = up();
         // The project's own gated up (preview, then up) refuses before its preview.
         const gatedStarted = Date.now();
@@ -130,8 +130,11 @@ describe("contention and faults on the object-store backend", () => {
                 engine,
                 workDir: dir,
             });
-            const lock = await waitFor("the first shift's rollout lock", () =>
-                readLocks(store, STACK).then((ls) => ls.find((l) => l.kind === "rollout")),
+            const lock = await until(
+                "the first shift's rollout lock",
+                () => readLocks(store, STACK).then((ls) => ls.find((l) => l.kind === "rollout")),
+                60_000,
+                25,
             );
             const started = Date.now();
             const second = await shift({
@@ -221,7 +224,7 @@ describe("contention and faults on the object-store backend", () => {
                 }
             },
         });
-        await waitFor("the kill", () => (killedAt ? true : undefined));
+        await until("the kill", () => killedAt > 0, 60_000, 25);
         // Meanwhile another command reports the outage plainly.
         const during = await pulumiCli(["stack", "output", "--stack", STACK], dir, cliEnv()).done;
         assert.notEqual(during.code, 0);
@@ -258,7 +261,7 @@ describe("contention and faults on the object-store backend", () => {
     it("a job killed mid-update leaves a stale lock that recover clears; the next up converges", async () => {
         await stack.setConfig("v2Weight", { value: "50" });
         const job = up("--skip-preview");
-        const lock = await waitFor("the job's lock", updateLock);
+        const lock = await until("the job's lock", updateLock, 60_000, 25);
         job.kill();
         await job.done;
         await assert.rejects(stack.up(), /the stack is currently locked by 1 lock/);

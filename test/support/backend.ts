@@ -83,23 +83,6 @@ export function pulumiCli(args: string[], cwd: string, env: NodeJS.ProcessEnv): 
     };
 }
 
-/** Polls until probe returns something (or throws after timeoutMs). */
-export async function waitFor<T>(
-    what: string,
-    probe: () => Promise<T | undefined> | T | undefined,
-    timeoutMs = 60_000,
-    everyMs = 25,
-): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const value = await probe();
-        if (value !== undefined) return value;
-        if (Date.now() > deadline)
-            throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, everyMs));
-    }
-}
-
 /**
  * Structural soundness of a checkpoint as read from the backend: it parses, and every parent, provider
  * and dependency of a resource comes before it (what the engine's own integrity check requires).

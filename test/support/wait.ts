@@ -1,8 +1,12 @@
-/** Polls `f` every 50 ms until it returns something truthy; fails with `what` (and its last error) after `timeoutMs`. */
+/**
+ * Polls `f` every `everyMs` until it returns something truthy; fails with `what` (and its last error) after
+ * `timeoutMs`. An error from `f` counts as not yet.
+ */
 export async function until<T>(
     what: string,
     f: () => T | undefined | false | Promise<T | undefined | false>,
     timeoutMs = 30_000,
+    everyMs = 50,
 ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let lastError: unknown;
@@ -17,6 +21,6 @@ export async function until<T>(
             throw new Error(
                 `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ""}`,
             );
-        await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, everyMs));
     }
 }
