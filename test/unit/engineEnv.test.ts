@@ -9,9 +9,10 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import * as compileAhead from "../../tools/compile-ahead";
 import { PROJECT_ROOT, engineEnv, ensureProgramBuilt, scratchProject } from "../../tools/engine";
+import { tempDirs } from "../support/tempDirs";
 
 const LOCAL_PASSPHRASE = fs
     .readFileSync(path.join(PROJECT_ROOT, "scripts/lib.sh"), "utf8")
@@ -145,13 +146,8 @@ describe("engineEnv: the same definition for the Automation API", () => {
 });
 
 describe("scratchProject: a scratch copy runs the real program", () => {
-    const scratches: string[] = [];
-    after(() => scratches.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
-    const scratch = () => {
-        const dir = scratchProject(fs.mkdtempSync(path.join(os.tmpdir(), "asm-scratch-")));
-        scratches.push(dir);
-        return dir;
-    };
+    const scratches = tempDirs();
+    const scratch = () => scratchProject(scratches.make("asm-scratch-"));
     /** Every project file the program loads, following relative imports from index.ts. */
     function programFiles(
         file = path.join(PROJECT_ROOT, "index.ts"),

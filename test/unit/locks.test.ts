@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { spawnSync } from "child_process";
-import * as fs from "fs";
 import * as os from "os";
-import * as path from "path";
 import {
     StackLockedError,
     acquireRolloutLock,
@@ -13,14 +11,10 @@ import {
     updateLockPrefix,
 } from "../../tools/locks";
 import { openStateStore, parseS3Url, signV4 } from "../../tools/stateStore";
+import { tempDirs } from "../support/tempDirs";
 
-const stores: string[] = [];
-after(() => stores.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
-const fileStore = () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-locks-"));
-    stores.push(dir);
-    return openStateStore(`file://${dir}`);
-};
+const stores = tempDirs();
+const fileStore = () => openStateStore(`file://${stores.make("asm-locks-")}`);
 /** A pid that no longer exists: a process that ran and was reaped. */
 const deadPid = () => spawnSync("sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
 const lockBody = (pid: number | string, hostname = os.hostname()) =>

@@ -1,17 +1,15 @@
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { isPulumiPlugin, repairCheckpoint } from "../../tools/recover";
 import { openStateStore } from "../../tools/stateStore";
+import { tempDirs } from "../support/tempDirs";
 
-const backends: string[] = [];
-after(() => backends.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
+const backends = tempDirs();
 
 function backend(files: Record<string, string>): string {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-recover-"));
-    backends.push(dir);
+    const dir = backends.make("asm-recover-");
     for (const [name, content] of Object.entries(files)) {
         const file = path.join(dir, ".pulumi", name);
         fs.mkdirSync(path.dirname(file), { recursive: true });
