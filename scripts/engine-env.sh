@@ -9,9 +9,8 @@
 #  - passphrase: PULUMI_CONFIG_PASSPHRASE(_FILE), else the documented passphrase of the `local` stack, and only
 #    for the `local` stack;
 #  - no update check, and no plugin downloads (a missing plugin fails fast instead of hanging offline);
-#  - the program is transpiled without type checks (npm test type-checks it; see npm run bench);
-#  - faster start of the Node.js processes the engine runs (the program, the policy pack): @pulumi/pulumi's package
-#    manager loaded on first use (tools/lazy-sdk.cjs) and compiled code cached between runs (Node >= 22.1).
+#  - compiled code of the Node.js processes the engine runs (the program, the policy pack) cached between runs
+#    (Node's NODE_COMPILE_CACHE, Node >= 22.1).
 # shellcheck shell=bash
 
 ENGINE_ENV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,22 +19,19 @@ ENGINE_ENV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # The variables engine_env and engine_passphrase set, in the order the script prints them.
 ENGINE_ENV_VARS=(PATH PULUMI_SKIP_UPDATE_CHECK PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK
-  PULUMI_NODEJS_TRANSPILE_ONLY PULUMI_BACKEND_URL AWS_EC2_METADATA_DISABLED NODE_OPTIONS NODE_COMPILE_CACHE PULUMI_CONFIG_PASSPHRASE)
+  PULUMI_BACKEND_URL AWS_EC2_METADATA_DISABLED NODE_COMPILE_CACHE PULUMI_CONFIG_PASSPHRASE)
 
 # Exports the engine environment, all but the passphrase (engine_passphrase).
 engine_env() {
-  local preload="--require \"$ENGINE_ENV_ROOT/tools/lazy-sdk.cjs\"" bin
+  local bin
   bin="$(bash "$ENGINE_ENV_ROOT/scripts/toolchain.sh" --print-path):$ENGINE_ENV_ROOT/node_modules/.bin"
   if [[ ":$PATH:" != *":$bin:"* ]]; then export PATH="$bin:$PATH"; fi
   export PULUMI_SKIP_UPDATE_CHECK=${PULUMI_SKIP_UPDATE_CHECK:-true}
   export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=${PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION:-true}
   export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=${PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK:-true}
-  export PULUMI_NODEJS_TRANSPILE_ONLY=${PULUMI_NODEJS_TRANSPILE_ONLY:-true}
   if [[ -z "${PULUMI_BACKEND_URL:-}" ]]; then export PULUMI_BACKEND_URL="file://$ENGINE_ENV_ROOT/.local/state"; fi
   if [[ "$PULUMI_BACKEND_URL" == file://* ]]; then mkdir -p "${PULUMI_BACKEND_URL#file://}"; fi
   export AWS_EC2_METADATA_DISABLED=${AWS_EC2_METADATA_DISABLED:-true}
-  # Added to the user's NODE_OPTIONS, once (a tool started through this environment passes it on to the engine).
-  if [[ "${NODE_OPTIONS:-}" != *lazy-sdk.cjs* ]]; then export NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }$preload"; fi
   export NODE_COMPILE_CACHE=${NODE_COMPILE_CACHE:-$CACHE_DIR/node-compile-cache}
 }
 

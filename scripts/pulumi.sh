@@ -44,10 +44,4 @@ if [[ "$PULUMI_BACKEND_URL" == s3://* && -z "${AWS_ACCESS_KEY_ID:-}" && "$PULUMI
   log "PULUMI_BACKEND_URL is a bucket but AWS_ACCESS_KEY_ID is not set: for the local object store run \`eval \"\$(bash scripts/objectstore.sh up)\"\`; for OSS export a RAM user's AccessKey as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
 fi
 cd "$ROOT"
-# The program (for the commands that run it) and the policy pack (when given) compiled first unless current (see
-# tools/compile-ahead.js); their errors are the engine's to report, from the sources.
-compile=()
-if [[ " $* " =~ \ (up|update|preview|watch)\  ]]; then compile+=("$ROOT"); fi
-if [[ " $* " == *" --policy-pack"* ]]; then compile+=("$ROOT/policy"); fi
-if [[ ${#compile[@]} -gt 0 ]]; then node "$ROOT/tools/compile-ahead.js" "${compile[@]}" || true; fi
 exec pulumi "$@"

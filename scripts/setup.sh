@@ -12,7 +12,3 @@ if [[ ! -f "$stamp" ]] || ! cmp -s "$ROOT/package-lock.json" "$stamp"; then
   (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error >&2)
   cp "$ROOT/package-lock.json" "$stamp"
 fi
-# The program and the policy pack, compiled unless current (tools/compile-ahead.js): the engine then runs them
-# without the TypeScript compiler. On errors one stays uncompiled and runs from its sources, which report them;
-# setup goes on.
-node "$ROOT/tools/compile-ahead.js" "$ROOT" "$ROOT/policy" || log "what did not compile runs from its TypeScript sources until it does"

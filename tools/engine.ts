@@ -3,7 +3,6 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { DEFAULTS } from "../config";
-import { ensureBuilt } from "./compile-ahead";
 import { assertUnlocked } from "./locks";
 import { StateStore, openStateStore } from "./stateStore";
 
@@ -90,7 +89,6 @@ export function stateStoreOf(stack: Stack): StateStore {
 
 /** Opens (or creates) a stack of the project with the pinned CLI and the offline environment. */
 export async function openStack(stackName: string, opts: EngineOptions = {}): Promise<Stack> {
-    ensureProgramBuilt();
     const pulumiBin = toolchainBinary("pulumi");
     const pulumiCommand = await PulumiCommand.get({
         root: path.dirname(path.dirname(pulumiBin)),
@@ -124,35 +122,20 @@ export function sharedWithScratch(entry: string): boolean {
     );
 }
 
-/**
- * Compiles the program unless it is current (tools/compile-ahead.js), so the engine runs it without the TypeScript
- * compiler. Correctness never depends on it: a program not compiled, or edited since, runs from its sources (main.js),
- * and its own errors are left for the engine to report, as it always did.
- */
-export function ensureProgramBuilt(): void {
-    ensureBuilt(PROJECT_ROOT);
-}
-
-/** The same for the policy pack, which the engine then starts without the TypeScript compiler. */
-export function ensurePolicyPackBuilt(policyPacks: string[] = [POLICY_PACK_DIR]): void {
-    if (policyPacks.some((pack) => path.resolve(pack) === POLICY_PACK_DIR))
-        ensureBuilt(POLICY_PACK_DIR);
-}
-
 export interface GatedUpOptions {
     /** A rollout lock this caller holds itself (see locks.ts), not counted as someone else's. */
     ownLock?: string;
     policyPacks?: string[];
     policyPackConfigs?: string[];
     onOutput?: (out: string) => void;
+    /** The update's engine events (the preview's are not passed on). */
     onEvent?: (event: import("@pulumi/pulumi/automation").EngineEvent) => void;
 }
 
 /**
- * The policy-gated `pulumi up`: one engine run with the pack, which changes nothing unless every mandatory
- * policy passes. During an update the engine checks each resource just before its step and runs stack policies
- * after every step; the program's policy gate (preflight/policyGate.ts) holds every resource back until the pack
- * has checked the whole desired state, resource and stack policies alike, so no separate preview is needed.
+ * The policy-gated `pulumi up`, as the CLI's own `pulumi up --policy-pack` runs it: a preview with the pack first,
+ * which stops on any mandatory violation before anything changes, then the update with the same pack. (The
+ * Automation API's `up` skips the CLI's preview, so it is asked for here.)
  */
 export async function gatedUp(stack: Stack, opts: GatedUpOptions = {}) {
     // A stack another job holds fails here, at once, instead of after a preview of several seconds.
@@ -161,7 +144,7 @@ export async function gatedUp(stack: Stack, opts: GatedUpOptions = {}) {
         policyPacks: opts.policyPacks ?? [POLICY_PACK_DIR],
         policyPackConfigs: opts.policyPackConfigs,
     };
-    ensurePolicyPackBuilt(policy.policyPacks);
+    const preview = await stack.preview({ ...policy, onOutput: opts.onOutput });
     const result = await stack.up({ ...policy, onOutput: opts.onOutput, onEvent: opts.onEvent });
-    return { result };
+    return { preview, result };
 }

@@ -5,8 +5,8 @@
  * GitHub's 65,536-character comment limit.
  *   npm run preview -- --stack local [--markdown FILE]
  */
-import { POLICY_GATE } from "../components/model";
-import { EngineOptions, POLICY_PACK_DIR, ensurePolicyPackBuilt, openStack } from "./engine";
+import type { EngineEvent, PolicyEvent } from "@pulumi/pulumi/automation";
+import { EngineOptions, POLICY_PACK_DIR, openStack } from "./engine";
 import { withPolicyConfig } from "./policyConfig";
 import { readStackFile } from "./stackFiles";
 
@@ -21,19 +21,16 @@ export interface PreviewSummary {
     output: string;
 }
 
-/** Policy violation lines as the CLI prints them under "Policies:" (e.g. "- [mandatory]  name  (type: resource)"). */
-export function policyViolations(output: string): string[] {
-    const lines = output.split("\n");
-    const found: string[] = [];
-    for (let i = 0; i < lines.length; i++) {
-        const m = lines[i].match(/^\s*- \[(mandatory|advisory|remediate)\]\s+(\S+)\s+\((.*)\)\s*$/);
-        if (!m) continue;
-        // A preview also checks each resource and the stack, so the policy gate's copy of a violation is a duplicate.
-        if (m[3].includes(POLICY_GATE.type)) continue;
-        const message = (lines[i + 2] ?? "").trim();
-        found.push(`[${m[1]}] ${m[2]} (${m[3]}): ${message}`);
-    }
-    return found;
+/** One line per policy violation, from the engine's own policy events (never scraped from its text output). */
+export function violationLine(e: PolicyEvent): string {
+    const level = e.enforcementLevel === "mandatory" ? "mandatory" : "advisory";
+    const where = e.resourceUrn ? e.resourceUrn.split("::").slice(-2).join(" ") : "stack";
+    const message = e.message
+        .split("\n")
+        .map((line) => line.trim())
+        .filter(Boolean)
+        .join(" ");
+    return `[${level}] ${e.policyName} (${where}): ${message}`;
 }
 
 export function toMarkdown(s: PreviewSummary): string {
@@ -80,30 +77,33 @@ export async function runPreview(
         .catch(() => undefined);
     const previousWeight =
         previous ?? (own.v2Weight !== undefined ? Number(own.v2Weight) : undefined);
+    const violations: string[] = [];
+    const onEvent = (event: EngineEvent) => {
+        if (event.policyEvent) violations.push(violationLine(event.policyEvent));
+    };
     try {
-        ensurePolicyPackBuilt();
         const result = await withPolicyConfig(stackName, previousWeight, {}, (config) =>
             stack.preview({
                 policyPacks: [POLICY_PACK_DIR],
                 policyPackConfigs: [config],
                 diff: true,
+                onEvent,
             }),
         );
         return {
             stack: stackName,
             ok: true,
             changes: result.changeSummary as Record<string, number>,
-            violations: policyViolations(result.stdout),
+            violations,
             output: result.stdout,
         };
     } catch (err) {
-        const output = (err as Error).message;
         return {
             stack: stackName,
             ok: false,
             changes: {},
-            violations: policyViolations(output),
-            output,
+            violations,
+            output: (err as Error).message,
         };
     }
 }

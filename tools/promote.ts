@@ -7,13 +7,7 @@
  */
 import { ConfigValue, Stack } from "@pulumi/pulumi/automation";
 import { log } from "./log";
-import {
-    EngineOptions,
-    POLICY_PACK_DIR,
-    ensurePolicyPackBuilt,
-    openStack,
-    stateStoreOf,
-} from "./engine";
+import { EngineOptions, POLICY_PACK_DIR, openStack, stateStoreOf } from "./engine";
 import { StackLockedError, assertUnlocked } from "./locks";
 import { withPolicyConfig } from "./policyConfig";
 import { readStackFile } from "./stackFiles";
@@ -80,7 +74,6 @@ export async function promote(opts: PromoteOptions): Promise<PromoteResult> {
     await writeKeys(target, carried);
     const result: PromoteResult = { outcome: "previewed", carried, previewStdout: "" };
     try {
-        ensurePolicyPackBuilt();
         await withPolicyConfig(
             opts.to,
             previousWeight,

@@ -5,7 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { spawn, spawnSync } from "child_process";
-import { OBJECT_NAMES, POLICY_GATE, deploymentName } from "../../components/model";
+import { OBJECT_NAMES, deploymentName } from "../../components/model";
 import {
     EngineOptions,
     PROJECT_ROOT,
@@ -103,11 +103,7 @@ describe("real engine on the local cluster", () => {
         const { result } = await gatedUp(stack, { onEvent: (e) => events.push(e) });
         // The policy gate's record of the desired state (state only) changes with every weight; objects are what count here.
         const updated = events
-            .filter(
-                (e) =>
-                    e.resOutputsEvent?.metadata.op === "update" &&
-                    !e.resOutputsEvent.metadata.urn.includes(POLICY_GATE.type),
-            )
+            .filter((e) => e.resOutputsEvent?.metadata.op === "update")
             .map((e) => e.resOutputsEvent!.metadata.urn.split("::").pop());
         return { result, updated };
     }

@@ -10,8 +10,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { describe, it } from "node:test";
-import * as compileAhead from "../../tools/compile-ahead";
-import { PROJECT_ROOT, engineEnv, ensureProgramBuilt, scratchProject } from "../../tools/engine";
+import { PROJECT_ROOT, engineEnv, scratchProject } from "../../tools/engine";
 import { tempDirs } from "../support/tempDirs";
 
 const LOCAL_PASSPHRASE = fs
@@ -104,15 +103,13 @@ describe("npm run pulumi: the local passphrase follows the stack the command tar
     it("the user's settings win over every offline default", () => {
         const env = cliEnv(["version"], {
             PULUMI_BACKEND_URL: "file:///tmp/asm-engine-env-mine",
-            PULUMI_NODEJS_TRANSPILE_ONLY: "false",
+            NODE_COMPILE_CACHE: "/tmp/asm-engine-env-compile-cache",
             NODE_OPTIONS: "--max-old-space-size=512",
         });
         assert.equal(env.PULUMI_BACKEND_URL, "file:///tmp/asm-engine-env-mine");
-        assert.equal(env.PULUMI_NODEJS_TRANSPILE_ONLY, "false");
-        assert.match(
-            env.NODE_OPTIONS,
-            /^--max-old-space-size=512 --require ".*tools\/lazy-sdk\.cjs"$/,
-        );
+        assert.equal(env.NODE_COMPILE_CACHE, "/tmp/asm-engine-env-compile-cache");
+        // Nothing is preloaded into the engine's Node.js processes: the user's NODE_OPTIONS pass through as given.
+        assert.equal(env.NODE_OPTIONS, "--max-old-space-size=512");
         assert.equal(env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION, "true");
     });
 });
@@ -188,18 +185,6 @@ describe("scratchProject: a scratch copy runs the real program", () => {
                 (e) => /^Pulumi\..+\.yaml$/.test(e) || e.startsWith(".") || e === "rendered",
             ),
             [],
-        );
-    });
-
-    it("runs the project's compiled program, not its sources", () => {
-        // What every flow does first (scripts/setup.sh, openStack): a no-op once the project's build is current.
-        ensureProgramBuilt();
-        assert.equal(compileAhead.staleness(PROJECT_ROOT), undefined);
-        const dir = scratch();
-        assert.equal(compileAhead.staleness(dir), undefined);
-        assert.equal(
-            compileAhead.currentEntry(dir),
-            path.join(dir, path.relative(PROJECT_ROOT, compileAhead.currentEntry(PROJECT_ROOT)!)),
         );
     });
 });

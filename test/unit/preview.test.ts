@@ -1,23 +1,33 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MAX_DIFF_CHARS, policyViolations, toMarkdown } from "../../tools/preview";
+import type { PolicyEvent } from "@pulumi/pulumi/automation";
+import { MAX_DIFF_CHARS, toMarkdown, violationLine } from "../../tools/preview";
 
-const FAILED_OUTPUT = `Previewing update (staging):
-Policies:
-    ❌ asm-tcp-shift@v0.1.0 (local: /work/main/policy)
-        - [mandatory]  max-weight-step  (asm-tcp-shift:policy:DesiredState: policy-gate)
-          One update moves the canary weight by at most maxWeightStep percentage points.
-          tcp-echo-routing-virtualservice (kubernetes:networking.istio.io/v1:VirtualService): before any change: VirtualService tcp-echo: v2 weight moves 0 -> 80 (80 points); the largest allowed step is 50.
-        - [mandatory]  max-weight-step  (kubernetes:networking.istio.io/v1:VirtualService: tcp-echo-routing-virtualservice)
-          One update moves the canary weight by at most maxWeightStep percentage points.
-          VirtualService tcp-echo: v2 weight moves 0 -> 80 (80 points); the largest allowed step is 50.
-`;
+/** A policy event as the engine emits it for a mandatory violation on the VirtualService. */
+const VIOLATION: PolicyEvent = {
+    resourceUrn:
+        "urn:pulumi:staging::asm-tcp-shift::asm-tcp-shift:index:TcpEchoCanary$kubernetes:networking.istio.io/v1:VirtualService::tcp-echo-routing-virtualservice",
+    message:
+        "One update moves the canary weight by at most maxWeightStep percentage points.\nVirtualService tcp-echo: v2 weight moves 0 -> 80 (80 points); the largest allowed step is 50.",
+    color: "never",
+    policyName: "max-weight-step",
+    policyPackName: "asm-tcp-shift",
+    policyPackVersion: "0.1.0",
+    policyPackVersionTag: "0.1.0",
+    enforcementLevel: "mandatory",
+};
+const FAILED_OUTPUT = "Previewing update (staging):\n…";
 
 describe("preview summary", () => {
-    it("extracts policy violations with their level, name, resource and message, without the policy gate's copies", () => {
-        assert.deepEqual(policyViolations(FAILED_OUTPUT), [
-            "[mandatory] max-weight-step (kubernetes:networking.istio.io/v1:VirtualService: tcp-echo-routing-virtualservice): VirtualService tcp-echo: v2 weight moves 0 -> 80 (80 points); the largest allowed step is 50.",
-        ]);
+    it("gives each policy event its level, name, resource and the first line of its message", () => {
+        assert.equal(
+            violationLine(VIOLATION),
+            "[mandatory] max-weight-step (asm-tcp-shift:index:TcpEchoCanary$kubernetes:networking.istio.io/v1:VirtualService tcp-echo-routing-virtualservice): One update moves the canary weight by at most maxWeightStep percentage points. VirtualService tcp-echo: v2 weight moves 0 -> 80 (80 points); the largest allowed step is 50.",
+        );
+        assert.match(
+            violationLine({ ...VIOLATION, resourceUrn: undefined }),
+            /^\[mandatory\] max-weight-step \(stack\)/,
+        );
     });
 
     it("puts the verdict, counts and violations before the folded diff", () => {
@@ -25,7 +35,7 @@ describe("preview summary", () => {
             stack: "staging",
             ok: false,
             changes: {},
-            violations: policyViolations(FAILED_OUTPUT),
+            violations: [violationLine(VIOLATION)],
             output: FAILED_OUTPUT,
         });
         assert.match(md, /^### Pulumi preview: `staging` ❌ failed/);
