@@ -18,11 +18,11 @@ import * as path from "path";
 import { performance } from "perf_hooks";
 import { execFileSync, spawnSync } from "child_process";
 import * as net from "net";
-import { ingressOf, meshEnv } from "../tools/mesh";
+import { ingressOf, meshEnv } from "../tools/cluster/mesh";
 import { stringify } from "yaml";
-import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, scratchProject } from "../tools/engine";
-import { kubectl } from "../tools/kubectl";
-import { liveVirtualService } from "../tools/routes";
+import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, scratchProject } from "../tools/engine/engine";
+import { kubectl } from "../tools/cluster/kubectl";
+import { liveVirtualService } from "../tools/rollout/routes";
 
 const quick = process.argv.includes("--quick");
 const only = process.argv.includes("--only")

@@ -30,3 +30,9 @@ export function splitWeights(canaryWeight: number): WeightSplit {
     }
     return { stable: MAX_WEIGHT - canaryWeight, canary: canaryWeight };
 }
+
+/** The same split keyed by subset name (`v1`, `v2`), as the VirtualService routes it and istiod hands it to gateways. */
+export function splitBySubset(canaryWeight: number): Record<string, number> {
+    const { stable, canary } = splitWeights(canaryWeight);
+    return { [VERSIONS.stable.subset]: stable, [VERSIONS.canary.subset]: canary };
+}

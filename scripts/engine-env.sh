@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The offline engine environment, defined once. scripts/pulumi.sh sources it for the CLI; tools/engine.ts runs
+# The offline engine environment, defined once. scripts/pulumi.sh sources it for the CLI; tools/engine/engine.ts runs
 #   bash scripts/engine-env.sh STACK
 # and takes what it prints (NAME=VALUE, NUL-terminated) for the Automation API. It never overrides what the user set:
 #  - PATH: the toolchain (scripts/toolchain.sh) and the project's node_modules/.bin first;

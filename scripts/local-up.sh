@@ -29,4 +29,4 @@ p up --yes --skip-preview --stack local --policy-pack policy
 
 log "routes as applied:"
 ensure_node
-PATH="$(bash scripts/toolchain.sh --print-path):$ROOT/node_modules/.bin:$PATH" tsx tools/commands/routes.ts --stack local
+PATH="$(bash scripts/toolchain.sh --print-path):$ROOT/node_modules/.bin:$PATH" tsx tools/cli/routes.ts --stack local

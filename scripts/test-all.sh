@@ -15,7 +15,7 @@ bash scripts/setup.sh
 ensure_node
 export PATH="$ROOT/node_modules/.bin:$PATH"
 
-# Test files start faster: @pulumi/pulumi's package manager on first use, compiled code cached (see tools/engine.ts).
+# Node caches the compiled code of test files and of the engine's Node.js processes between runs.
 export NODE_COMPILE_CACHE=${NODE_COMPILE_CACHE:-$CACHE_DIR/node-compile-cache}
 
 passed=0 failed=0
@@ -31,6 +31,15 @@ count_tier() {
   p=${p:-0} f=${f:-0}
   # A runner that died before reporting counts as a failure, never as zero tests passed.
   if [[ $status -ne 0 && $f -eq 0 ]]; then f=1; fi
+  # So does a tier that ran fewer tests than its floor (scripts/test-floors): a glob that stopped matching, a file
+  # that no longer loads, or tests that were dropped.
+  local floor
+  floor=$(awk -v t="$tier" '$1 == t { print $2 }' "$ROOT/scripts/test-floors")
+  if [[ -z "$floor" ]]; then
+    log "tier $tier has no floor in scripts/test-floors"; f=$((f + 1))
+  elif [[ $((p + f)) -lt $floor ]]; then
+    log "tier $tier ran $((p + f)) tests, fewer than its floor of $floor (scripts/test-floors)"; f=$((f + 1))
+  fi
   passed=$((passed + p)); failed=$((failed + f))
   results+=("$tier: $p passed, $f failed (${seconds} s)")
 }

@@ -4,12 +4,12 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
-import { EngineOptions, engineEnv, gatedUp, openStack, scratchProject } from "../../tools/engine";
-import { StackLockedError, readLocks } from "../../tools/locks";
-import { recover } from "../../tools/recover";
-import { renderedVirtualService, routesOf } from "../../tools/routes";
-import { shift } from "../../tools/shift";
-import { StateStore } from "../../tools/stateStore";
+import { EngineOptions, engineEnv, gatedUp, openStack, scratchProject } from "../../tools/engine/engine";
+import { StackLockedError, readLocks } from "../../tools/state/locks";
+import { recover } from "../../tools/state/recover";
+import { renderedVirtualService, routesOf } from "../../tools/rollout/routes";
+import { shift } from "../../tools/rollout/shift";
+import { StateStore } from "../../tools/state/stateStore";
 import {
     pulumiCli,
     removeStackOnBucket,

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
-import { EngineOptions } from "../../tools/engine";
-import { recover } from "../../tools/recover";
-import { renderedVirtualService, routesOf } from "../../tools/routes";
-import { StateStore } from "../../tools/stateStore";
+import { EngineOptions } from "../../tools/engine/engine";
+import { recover } from "../../tools/state/recover";
+import { renderedVirtualService, routesOf } from "../../tools/rollout/routes";
+import { StateStore } from "../../tools/state/stateStore";
 import {
     removeStackOnBucket,
     renderStackOnBucket,

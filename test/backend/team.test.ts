@@ -11,14 +11,14 @@ import {
     gatedUp,
     openStack,
     scratchProject,
-} from "../../tools/engine";
-import { readLocks } from "../../tools/locks";
-import { runPreview } from "../../tools/preview";
-import { promote } from "../../tools/promote";
-import { recover } from "../../tools/recover";
-import { renderedVirtualService, routesOf } from "../../tools/routes";
-import { shift } from "../../tools/shift";
-import { StateStore } from "../../tools/stateStore";
+} from "../../tools/engine/engine";
+import { readLocks } from "../../tools/state/locks";
+import { runPreview } from "../../tools/rollout/preview";
+import { promote } from "../../tools/rollout/promote";
+import { recover } from "../../tools/state/recover";
+import { renderedVirtualService, routesOf } from "../../tools/rollout/routes";
+import { shift } from "../../tools/rollout/shift";
+import { StateStore } from "../../tools/state/stateStore";
 import { soundCheckpoint } from "../support/backend";
 import { TestObjectStore, startObjectStore } from "../support/objectstore";
 

@@ -14,10 +14,10 @@ import {
     openStack,
     scratchProject,
     toolchainBinary,
-} from "../../tools/engine";
-import { killOrphanedPlugins, recover } from "../../tools/recover";
-import { kubectl, kubectlJson } from "../../tools/kubectl";
-import { routesOf } from "../../tools/routes";
+} from "../../tools/engine/engine";
+import { killOrphanedPlugins, recover } from "../../tools/state/recover";
+import { kubectl, kubectlJson } from "../../tools/cluster/kubectl";
+import { routesOf } from "../../tools/rollout/routes";
 import { TEST_CLUSTER, TEST_KUBECONFIG, handEditWeights, testCluster } from "../support/cluster";
 
 const NAMESPACE = "itest";

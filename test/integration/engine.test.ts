@@ -5,8 +5,8 @@ import * as os from "os";
 import * as path from "path";
 import { spawnSync } from "child_process";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
-import { gatedUp, openStack, scratchProject, toolchainBinary } from "../../tools/engine";
-import { renderedVirtualService, routesOf } from "../../tools/routes";
+import { gatedUp, openStack, scratchProject, toolchainBinary } from "../../tools/engine/engine";
+import { renderedVirtualService, routesOf } from "../../tools/rollout/routes";
 
 /**
  * The real Pulumi engine (pinned CLI, language host, kubernetes provider, policy pack) on the render

@@ -6,8 +6,8 @@ import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
 import { DEFAULTS } from "../../config";
 import { OBJECT_NAMES } from "../../components/model";
-import { gatedUp, openStack, scratchProject } from "../../tools/engine";
-import { gatewayConfigDump, receivedRoutes, waitForReceivedSplit } from "../../tools/mesh";
+import { gatedUp, openStack, scratchProject } from "../../tools/engine/engine";
+import { gatewayConfigDump, receivedRoutes, waitForReceivedSplit } from "../../tools/cluster/mesh";
 import { apply, env, get, k, meshCluster, podIPs, until } from "../support/mesh";
 
 const NAMESPACE = "conformance";

@@ -7,15 +7,15 @@ import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
 import { DEFAULTS } from "../../config";
 import { ECHO_PREFIXES } from "../../components/model";
-import { gatedUp, openStack, scratchProject, toolchainBinPath } from "../../tools/engine";
+import { gatedUp, openStack, scratchProject, toolchainBinPath } from "../../tools/engine/engine";
 import {
     gatewayConfigDump,
     ingressOf,
     receivedRoutes,
     waitForReceivedSplit,
-} from "../../tools/mesh";
-import { formatReceived, receivedByGateway } from "../../tools/routes";
-import { verify } from "../../tools/verify";
+} from "../../tools/cluster/mesh";
+import { formatReceived, receivedByGateway } from "../../tools/rollout/routes";
+import { verify } from "../../tools/rollout/verify";
 import {
     MESH_KUBECONFIG,
     apply,

@@ -5,10 +5,11 @@ import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
 import { DEFAULTS } from "../../config";
-import { EngineOptions, gatedUp, openStack, scratchProject } from "../../tools/engine";
-import { ingressOf, waitForReceivedSplit } from "../../tools/mesh";
-import { liveVirtualService, routesOf } from "../../tools/routes";
-import { Gate, ShiftOptions, shift, splitFor } from "../../tools/shift";
+import { EngineOptions, gatedUp, openStack, scratchProject } from "../../tools/engine/engine";
+import { ingressOf, waitForReceivedSplit } from "../../tools/cluster/mesh";
+import { liveVirtualService, routesOf } from "../../tools/rollout/routes";
+import { Gate, ShiftOptions, shift } from "../../tools/rollout/shift";
+import { splitBySubset } from "../../components/weights";
 import { MESH_KUBECONFIG, apply, env, k, meshCluster, podIPs, until } from "../support/mesh";
 import { handEditWeights } from "../support/cluster";
 
@@ -40,7 +41,7 @@ describe("shift through the local mesh", () => {
         };
     };
     const awaitApplied = async (w: number) => {
-        await waitForReceivedSplit(env(), DEFAULTS.gatewayPort, splitFor(w));
+        await waitForReceivedSplit(env(), DEFAULTS.gatewayPort, splitBySubset(w));
     };
     const run = (o: Partial<ShiftOptions> & Pick<ShiftOptions, "steps">) =>
         shift({

@@ -4,9 +4,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { parse } from "yaml";
-import { EngineOptions, openStack, scratchProject } from "../../tools/engine";
-import { promote } from "../../tools/promote";
-import { renderedVirtualService, routesOf } from "../../tools/routes";
+import { EngineOptions, openStack, scratchProject } from "../../tools/engine/engine";
+import { promote } from "../../tools/rollout/promote";
+import { renderedVirtualService, routesOf } from "../../tools/rollout/routes";
 
 describe("promote", () => {
     let dir: string;

@@ -3,10 +3,10 @@ import { after, before, describe, it } from "node:test";
 import * as net from "net";
 import { execFile } from "child_process";
 import * as path from "path";
-import { EchoServer, freePort, startEchoServer } from "../../tools/echoServers";
-import { PROJECT_ROOT } from "../../tools/engine";
+import { EchoServer, freePort, startEchoServer } from "../support/echoServers";
+import { PROJECT_ROOT } from "../../tools/engine/engine";
 import { RunningProxy, startWeightedProxy } from "../support/weightedProxy";
-import { verify, VerifyOptions } from "../../tools/verify";
+import { verify, VerifyOptions } from "../../tools/rollout/verify";
 import { seededRandom } from "../support/random";
 import { ECHO_PREFIXES } from "../../components/model";
 
@@ -49,7 +49,7 @@ describe("verify against tcp-echo servers behind a weighted proxy", () => {
         new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
             execFile(
                 process.execPath,
-                ["--import", "tsx", path.join(PROJECT_ROOT, "tools/commands/verify.ts"), ...args],
+                ["--import", "tsx", path.join(PROJECT_ROOT, "tools/cli/verify.ts"), ...args],
                 { cwd: PROJECT_ROOT },
                 (err, stdout, stderr) =>
                     resolve({

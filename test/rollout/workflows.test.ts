@@ -4,7 +4,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { PROJECT_ROOT, toolchainBinary } from "../../tools/engine";
+import { PROJECT_ROOT, toolchainBinary } from "../../tools/engine/engine";
 
 const WORKFLOWS = path.join(PROJECT_ROOT, ".github/workflows");
 const SETUP_ACTION = path.join(PROJECT_ROOT, ".github/actions/setup/action.yml");

@@ -4,8 +4,8 @@ import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
 import { VERSIONS } from "../../components/model";
-import { EngineOptions, openStack, scratchProject, toolchainBinary } from "../../tools/engine";
-import { StateStore } from "../../tools/stateStore";
+import { EngineOptions, openStack, scratchProject, toolchainBinary } from "../../tools/engine/engine";
+import { StateStore } from "../../tools/state/stateStore";
 import { TestObjectStore, startObjectStore } from "./objectstore";
 
 /** A render-target stack whose state lives in a bucket of its own local S3 server. */

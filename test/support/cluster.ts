@@ -1,7 +1,7 @@
 import { execFileSync } from "child_process";
 import * as path from "path";
 import { OBJECT_NAMES } from "../../components/model";
-import { PROJECT_ROOT } from "../../tools/engine";
+import { PROJECT_ROOT } from "../../tools/engine/engine";
 
 /** Name of the integration tests' own local cluster, apart from the `local` stack's. */
 export const TEST_CLUSTER = "asm-tcp-shift-itest";

@@ -1,9 +1,9 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { PROJECT_ROOT, toolchainBinary } from "../../tools/engine";
-import { kubectl, kubectlJson } from "../../tools/kubectl";
-import { MeshEnv, meshEnv } from "../../tools/mesh";
+import { PROJECT_ROOT, toolchainBinary } from "../../tools/engine/engine";
+import { kubectl, kubectlJson } from "../../tools/cluster/kubectl";
+import { MeshEnv, meshEnv } from "../../tools/cluster/mesh";
 
 export { until } from "./wait";
 

@@ -1,9 +1,9 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { freePort } from "../../tools/echoServers";
-import { PROJECT_ROOT } from "../../tools/engine";
-import { StateStore, openStateStore } from "../../tools/stateStore";
+import { freePort } from "./echoServers";
+import { PROJECT_ROOT } from "../../tools/engine/engine";
+import { StateStore, openStateStore } from "../../tools/state/stateStore";
 
 /** A test's own object store (versitygw via scripts/objectstore.sh), apart from the project's. */
 export interface TestObjectStore {

@@ -1,5 +1,5 @@
 /**
- * Every command in tools/commands/ on the one CLI skeleton: --help exits 0, usage errors exit 64 with the
+ * Every command in tools/cli/ on the one CLI skeleton: --help exits 0, usage errors exit 64 with the
  * usage, numeric flags are checked before anything runs, and failures are one line without a stack trace.
  * In-process through the skeleton's `execute`, with the output captured; one real process at the end.
  */
@@ -8,11 +8,11 @@ import { execFile } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { describe, it } from "node:test";
-import { Command, EXIT_USAGE, Io, execute } from "../../tools/commands/cli";
-import { PROJECT_ROOT } from "../../tools/engine";
-import { liveVirtualService } from "../../tools/routes";
+import { Command, EXIT_USAGE, Io, execute } from "../../tools/cli/cli";
+import { PROJECT_ROOT } from "../../tools/engine/engine";
+import { liveVirtualService } from "../../tools/rollout/routes";
 
-const COMMANDS_DIR = path.join(PROJECT_ROOT, "tools/commands");
+const COMMANDS_DIR = path.join(PROJECT_ROOT, "tools/cli");
 const COMMAND_NAMES = fs
     .readdirSync(COMMANDS_DIR)
     .filter((f) => f.endsWith(".ts") && f !== "cli.ts")
@@ -49,7 +49,7 @@ describe("the CLI skeleton, for every command", () => {
             "verify",
         ]);
         for (const name of COMMAND_NAMES)
-            assert.equal(scripts[name], `bash scripts/with-node.sh tsx tools/commands/${name}.ts`);
+            assert.equal(scripts[name], `bash scripts/with-node.sh tsx tools/cli/${name}.ts`);
     });
     for (const name of COMMAND_NAMES) {
         it(`${name}: --help and -h print the usage and exit 0`, async () => {

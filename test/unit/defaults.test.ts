@@ -4,8 +4,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { DEFAULTS, parseSettings } from "../../config";
-import { readStackSettings } from "../../tools/stackFiles";
-import { PROJECT_ROOT } from "../../tools/engine";
+import { readStackSettings } from "../../tools/engine/stackFiles";
+import { PROJECT_ROOT } from "../../tools/engine/engine";
 import {
     APP_NAME,
     ECHO_PREFIXES,

@@ -10,7 +10,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { describe, it } from "node:test";
-import { PROJECT_ROOT, engineEnv, scratchProject } from "../../tools/engine";
+import { PROJECT_ROOT, engineEnv, scratchProject } from "../../tools/engine/engine";
 import { tempDirs } from "../support/tempDirs";
 
 const LOCAL_PASSPHRASE = fs

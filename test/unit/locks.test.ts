@@ -9,8 +9,8 @@ import {
     readLocks,
     rolloutLockPrefix,
     updateLockPrefix,
-} from "../../tools/locks";
-import { openStateStore, parseS3Url, signV4 } from "../../tools/stateStore";
+} from "../../tools/state/locks";
+import { openStateStore, parseS3Url, signV4 } from "../../tools/state/stateStore";
 import { tempDirs } from "../support/tempDirs";
 
 const stores = tempDirs();

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { GatewayPodDump, meshDirFor, nonZero, receivedRoutes, subsetOf } from "../../tools/mesh";
-import { splitFor } from "../../tools/shift";
+import { GatewayPodDump, meshDirFor, nonZero, receivedRoutes, subsetOf } from "../../tools/cluster/mesh";
+import { splitBySubset } from "../../components/weights";
 
 const pod = (
     name: string,
@@ -59,8 +59,8 @@ describe("reading the gateway's config dump", () => {
         assert.deepEqual(receivedRoutes([pod("c", null)], 31401), []);
     });
     it("compares splits without their zero weights, as istiod drops them", () => {
-        assert.deepEqual(nonZero(splitFor(0)), { v1: 100 });
-        assert.deepEqual(nonZero(splitFor(20)), { v1: 80, v2: 20 });
+        assert.deepEqual(nonZero(splitBySubset(0)), { v1: 100 });
+        assert.deepEqual(nonZero(splitBySubset(20)), { v1: 80, v2: 20 });
     });
     it("finds the mesh folder of a cluster's kubeconfig", () => {
         assert.equal(meshDirFor("/p/.local/cluster/kubeconfig"), "/p/.local/mesh");

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as fs from "fs";
 import * as path from "path";
-import { PROJECT_ROOT } from "../../tools/engine";
+import { PROJECT_ROOT } from "../../tools/engine/engine";
 
 /** toolchain.versions is shell: KEY=value lines. */
 function toolchainVersions(): Record<string, string> {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as fs from "fs";
 import * as path from "path";
-import { withPolicyConfig } from "../../tools/policyConfig";
+import { withPolicyConfig } from "../../tools/engine/policyConfig";
 
 /** The policy config file shift, preview and promote hand the engine: what it holds, and that it does not outlive its use. */
 describe("withPolicyConfig", () => {

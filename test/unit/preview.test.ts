@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { PolicyEvent } from "@pulumi/pulumi/automation";
-import { MAX_DIFF_CHARS, toMarkdown, violationLine } from "../../tools/preview";
+import { MAX_DIFF_CHARS, toMarkdown, violationLine } from "../../tools/rollout/preview";
 
 /** A policy event as the engine emits it for a mandatory violation on the VirtualService. */
 const VIOLATION: PolicyEvent = {
@@ -19,7 +19,7 @@ const VIOLATION: PolicyEvent = {
 const FAILED_OUTPUT = "Previewing update (staging):\n…";
 
 describe("preview summary", () => {
-    it("gives each policy event its level, name, resource and the first line of its message", () => {
+    it("gives each policy event its level, name, resource and its message on one line", () => {
         assert.equal(
             violationLine(VIOLATION),
             "[mandatory] max-weight-step (asm-tcp-shift:index:TcpEchoCanary$kubernetes:networking.istio.io/v1:VirtualService tcp-echo-routing-virtualservice): One update moves the canary weight by at most maxWeightStep percentage points. VirtualService tcp-echo: v2 weight moves 0 -> 80 (80 points); the largest allowed step is 50.",

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SLB_ANNOTATIONS, TYPE_TOKENS, PROGRAM_ANNOTATIONS } from "../../components/model";
 import { ConfigError, DEFAULTS } from "../../config";
-import { freePort } from "../../tools/echoServers";
+import { freePort } from "../support/echoServers";
 import {
     checkStackTarget,
     makeProviders,

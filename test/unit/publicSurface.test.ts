@@ -7,7 +7,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { describe, it } from "node:test";
-import { PROJECT_ROOT } from "../../tools/engine";
+import { PROJECT_ROOT } from "../../tools/engine/engine";
 
 /** Entry points the Pulumi packages document (the SDK's root and its Automation API; every other package's root). */
 const PUBLIC_ENTRY_POINTS = new Set(["@pulumi/pulumi/automation"]);

@@ -3,7 +3,7 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { describe, it } from "node:test";
-import { PROJECT_ROOT } from "../../tools/engine";
+import { PROJECT_ROOT } from "../../tools/engine/engine";
 
 /** Folders that are not the project's sources: installed packages, local state, outputs (bin/: the compiled program). */
 const NOT_SOURCE = new Set(["node_modules", ".git", ".local", "rendered", "bin"]);

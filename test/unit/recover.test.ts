@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as fs from "fs";
 import * as path from "path";
-import { isPulumiPlugin, repairCheckpoint } from "../../tools/recover";
-import { openStateStore } from "../../tools/stateStore";
+import { isPulumiPlugin, repairCheckpoint } from "../../tools/state/recover";
+import { openStateStore } from "../../tools/state/stateStore";
 import { tempDirs } from "../support/tempDirs";
 
 const backends = tempDirs();

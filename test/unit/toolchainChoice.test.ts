@@ -4,7 +4,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { PROJECT_ROOT } from "../../tools/engine";
+import { PROJECT_ROOT } from "../../tools/engine/engine";
 
 /**
  * Which pulumi the toolchain takes (scripts/pulumi-cli.sh): the user's, at any supported version, with its own

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { wilsonInterval } from "../../tools/verify";
+import { wilsonInterval } from "../../tools/rollout/verify";
 import { pickBackend } from "../support/weightedProxy";
 
 describe("wilsonInterval", () => {

@@ -1,5 +1,5 @@
 /**
- * The skeleton every command in tools/commands/ is built on, so they all behave alike:
+ * The skeleton every command in tools/cli/ is built on, so they all behave alike:
  *  - `--help`/`-h` prints the usage on stdout and exits 0;
  *  - an unknown flag, a positional argument, a missing or malformed value: the message and the usage on
  *    stderr, exit 64 (EX_USAGE of sysexits.h);

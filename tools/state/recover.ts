@@ -17,10 +17,10 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { PROJECT } from "../config";
-import { EngineOptions, PROJECT_ROOT, engineEnv, stateStoreFor, toolchainBinary } from "./engine";
+import { PROJECT } from "../../config";
+import { EngineOptions, PROJECT_ROOT, engineEnv, stateStoreFor, toolchainBinary } from "../engine/engine";
 import { StackLockedError, describeLock, readLocks } from "./locks";
-import { readStackFile, readStackSettings } from "./stackFiles";
+import { readStackFile, readStackSettings } from "../engine/stackFiles";
 import { StateStore } from "./stateStore";
 
 function readable(data: Buffer | undefined): boolean {

@@ -1,10 +1,10 @@
 /**
  * npm run verify -- (--port PORT --expect-weight W | --stack NAME) [...]: the measured split behind a TCP
- * endpoint against the expected v2 weight (see tools/verify.ts).
+ * endpoint against the expected v2 weight (see tools/rollout/verify.ts).
  */
 import { VERSIONS } from "../../components/model";
-import { stackOutputs } from "../stackOutputs";
-import { VerifyOptions, formatReport, verify } from "../verify";
+import { stackOutputs } from "../engine/stackOutputs";
+import { VerifyOptions, formatReport, verify } from "../rollout/verify";
 import { UsageError, defineCommand, intFlag, numberFlag, runCommand } from "./cli";
 
 export const EXIT = { consistent: 0, inconsistent: 1, inconclusive: 2, usage: 64 } as const;

@@ -1,9 +1,9 @@
 /**
  * npm run routes -- [--stack local] [--json]: the TCP routes as the stack's target holds them, and on the local
- * cluster the split each gateway pod received from istiod (see tools/routes.ts).
+ * cluster the split each gateway pod received from istiod (see tools/rollout/routes.ts).
  */
-import { readStackSettings } from "../stackFiles";
-import { currentVirtualService, formatReceived, receivedByGateway, routesOf } from "../routes";
+import { readStackSettings } from "../engine/stackFiles";
+import { currentVirtualService, formatReceived, receivedByGateway, routesOf } from "../rollout/routes";
 import { defineCommand, runCommand } from "./cli";
 
 export const command = defineCommand({

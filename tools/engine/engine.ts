@@ -2,12 +2,12 @@ import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation"
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { DEFAULTS } from "../config";
-import { assertUnlocked } from "./locks";
-import { StateStore, openStateStore } from "./stateStore";
+import { DEFAULTS } from "../../config";
+import { assertUnlocked } from "../state/locks";
+import { StateStore, openStateStore } from "../state/stateStore";
 
 /** Root of the project: the Pulumi program and its Pulumi.yaml. */
-export const PROJECT_ROOT = path.resolve(__dirname, "..");
+export const PROJECT_ROOT = path.resolve(__dirname, "../..");
 export const POLICY_PACK_DIR = path.join(PROJECT_ROOT, "policy");
 
 export interface EngineOptions {

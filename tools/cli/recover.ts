@@ -1,6 +1,6 @@
-/** npm run recover -- --stack NAME [--force]: brings a stack back after a killed update (see tools/recover.ts). */
-import { log } from "../log";
-import { recover } from "../recover";
+/** npm run recover -- --stack NAME [--force]: brings a stack back after a killed update (see tools/state/recover.ts). */
+import { log } from "./log";
+import { recover } from "../state/recover";
 import { defineCommand, required, runCommand } from "./cli";
 
 export const command = defineCommand({

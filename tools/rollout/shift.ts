@@ -7,7 +7,7 @@
 import { spawnSync } from "child_process";
 import * as readline from "readline";
 import { Stack } from "@pulumi/pulumi/automation";
-import { log } from "./log";
+import { log } from "../cli/log";
 import {
     POLICY_PACK_DIR,
     PROJECT_ROOT,
@@ -15,20 +15,16 @@ import {
     openStack,
     stateStoreOf,
     EngineOptions,
-} from "./engine";
-import { HeldLock, StackLockedError, acquireRolloutLock, clearLockHint } from "./locks";
-import { withPolicyConfig } from "./policyConfig";
+} from "../engine/engine";
+import { HeldLock, StackLockedError, acquireRolloutLock, clearLockHint } from "../state/locks";
+import { withPolicyConfig } from "../engine/policyConfig";
 import { currentVirtualService, routesOf } from "./routes";
 import { formatReport, verify } from "./verify";
 import * as path from "path";
-import { ECHO_PREFIXES, VERSIONS } from "../components/model";
-import { meshEnv, waitForReceivedSplit } from "./mesh";
-import { readStackSettings } from "./stackFiles";
-
-/** Subset -> weight for a v2 weight, as the VirtualService routes it. */
-export function splitFor(weight: number): Record<string, number> {
-    return { [VERSIONS.stable.subset]: 100 - weight, [VERSIONS.canary.subset]: weight };
-}
+import { ECHO_PREFIXES, VERSIONS } from "../../components/model";
+import { meshEnv, waitForReceivedSplit } from "../cluster/mesh";
+import { splitBySubset } from "../../components/weights";
+import { readStackSettings } from "../engine/stackFiles";
 
 export type Gate =
     | { kind: "none" }
@@ -173,7 +169,7 @@ export function appliedWaiterFor(
     if (settings.target !== "local") return undefined;
     const env = meshEnv(path.resolve(workDir, settings.localKubeconfig));
     return async (weight) => {
-        await waitForReceivedSplit(env, settings.gatewayPort, splitFor(weight));
+        await waitForReceivedSplit(env, settings.gatewayPort, splitBySubset(weight));
     };
 }
 

@@ -1,5 +1,5 @@
-/** npm run promote -- --from STACK --to STACK [--yes]: carries a rollout to the next environment (see tools/promote.ts). */
-import { promote } from "../promote";
+/** npm run promote -- --from STACK --to STACK [--yes]: carries a rollout to the next environment (see tools/rollout/promote.ts). */
+import { promote } from "../rollout/promote";
 import { UsageError, defineCommand, required, runCommand } from "./cli";
 
 export const command = defineCommand({

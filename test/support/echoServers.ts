@@ -1,6 +1,6 @@
 import { ChildProcess, spawn } from "child_process";
 import * as net from "net";
-import { toolchainBinary } from "./engine";
+import { toolchainBinary } from "../../tools/engine/engine";
 
 export interface EchoServer {
     name: string;

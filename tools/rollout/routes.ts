@@ -2,16 +2,16 @@
  * Prints the TCP routes of a stack as the target holds them: the live VirtualService on a cluster,
  * or the rendered manifest on the render target. On the local cluster it also prints, beside each
  * route, the split the ingress gateway actually received from istiod (the gateway's config dump) and
- * the endpoints of each subset. The command is tools/commands/routes.ts.
+ * the endpoints of each subset. The command is tools/cli/routes.ts.
  */
 import * as fs from "fs";
 import * as path from "path";
 import { parseAllDocuments } from "yaml";
-import { OBJECT_NAMES } from "../components/model";
-import { PROJECT_ROOT } from "./engine";
-import { kubectlJson } from "./kubectl";
-import { readStackSettings } from "./stackFiles";
-import { ReceivedRoute, gatewayConfigDump, meshEnv, receivedRoutes } from "./mesh";
+import { OBJECT_NAMES } from "../../components/model";
+import { PROJECT_ROOT } from "../engine/engine";
+import { kubectlJson } from "../cluster/kubectl";
+import { readStackSettings } from "../engine/stackFiles";
+import { ReceivedRoute, gatewayConfigDump, meshEnv, receivedRoutes } from "../cluster/mesh";
 
 export interface LiveRoute {
     port: number;

@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { PROJECT, Settings, parseSettings } from "../config";
+import { PROJECT, Settings, parseSettings } from "../../config";
 import { PROJECT_ROOT } from "./engine";
 
 /** The project's own config keys of a stack file (Pulumi.<stack>.yaml), without the namespace prefix. */

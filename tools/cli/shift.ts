@@ -1,5 +1,5 @@
-/** npm run shift -- --stack NAME --steps W1,W2,...: progressive, gated traffic shifting (see tools/shift.ts). */
-import { Gate, appliedWaiterFor, shift } from "../shift";
+/** npm run shift -- --stack NAME --steps W1,W2,...: progressive, gated traffic shifting (see tools/rollout/shift.ts). */
+import { Gate, appliedWaiterFor, shift } from "../rollout/shift";
 import {
     UsageError,
     choiceFlag,

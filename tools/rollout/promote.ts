@@ -6,11 +6,11 @@
  * config is restored: nothing changes.
  */
 import { ConfigValue, Stack } from "@pulumi/pulumi/automation";
-import { log } from "./log";
-import { EngineOptions, POLICY_PACK_DIR, openStack, stateStoreOf } from "./engine";
-import { StackLockedError, assertUnlocked } from "./locks";
-import { withPolicyConfig } from "./policyConfig";
-import { readStackFile } from "./stackFiles";
+import { log } from "../cli/log";
+import { EngineOptions, POLICY_PACK_DIR, openStack, stateStoreOf } from "../engine/engine";
+import { StackLockedError, assertUnlocked } from "../state/locks";
+import { withPolicyConfig } from "../engine/policyConfig";
+import { readStackFile } from "../engine/stackFiles";
 
 /** The keys that make up a rollout's state; everything else (targets, clusters, secrets) belongs to each environment. */
 export const ROLLOUT_KEYS = ["v2Weight", "image", "imageV1", "imageV2"] as const;

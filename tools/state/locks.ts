@@ -12,7 +12,7 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
-import { PROJECT } from "../config";
+import { PROJECT } from "../../config";
 import { StateStore } from "./stateStore";
 
 export type LockKind = "update" | "rollout";

@@ -1,9 +1,9 @@
-/** npm run preview -- --stack NAME [--markdown FILE]: the pull-request check (see tools/preview.ts). */
+/** npm run preview -- --stack NAME [--markdown FILE]: the pull-request check (see tools/rollout/preview.ts). */
 import * as fs from "fs";
 import * as path from "path";
-import { PROJECT_ROOT } from "../engine";
-import { log } from "../log";
-import { runPreview, toMarkdown } from "../preview";
+import { PROJECT_ROOT } from "../engine/engine";
+import { log } from "./log";
+import { runPreview, toMarkdown } from "../rollout/preview";
 import { defineCommand, required, runCommand } from "./cli";
 
 export const command = defineCommand({

@@ -1,5 +1,5 @@
 import { execFileSync } from "child_process";
-import { toolchainBinary } from "./engine";
+import { toolchainBinary } from "../engine/engine";
 
 /** Runs the pinned kubectl against a kubeconfig and returns stdout. */
 export function kubectl(kubeconfig: string, args: string[], input?: string): string {

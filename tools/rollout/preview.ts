@@ -6,9 +6,9 @@
  *   npm run preview -- --stack local [--markdown FILE]
  */
 import type { EngineEvent, PolicyEvent } from "@pulumi/pulumi/automation";
-import { EngineOptions, POLICY_PACK_DIR, openStack } from "./engine";
-import { withPolicyConfig } from "./policyConfig";
-import { readStackFile } from "./stackFiles";
+import { EngineOptions, POLICY_PACK_DIR, openStack } from "../engine/engine";
+import { withPolicyConfig } from "../engine/policyConfig";
+import { readStackFile } from "../engine/stackFiles";
 
 /** GitHub rejects comments over 65,536 characters; leave room for the summary and the fence. */
 export const MAX_DIFF_CHARS = 60_000;
@@ -21,16 +21,21 @@ export interface PreviewSummary {
     output: string;
 }
 
-/** One line per policy violation, from the engine's own policy events (never scraped from its text output). */
-export function violationLine(e: PolicyEvent): string {
-    const level = e.enforcementLevel === "mandatory" ? "mandatory" : "advisory";
-    const where = e.resourceUrn ? e.resourceUrn.split("::").slice(-2).join(" ") : "stack";
-    const message = e.message
+/** A policy event's message on one line, without the engine's colour tags (`<{%reset%}>`). */
+export function policyMessage(e: PolicyEvent): string {
+    return e.message
+        .replace(/<\{%[^%]*%\}>/g, "")
         .split("\n")
         .map((line) => line.trim())
         .filter(Boolean)
         .join(" ");
-    return `[${level}] ${e.policyName} (${where}): ${message}`;
+}
+
+/** One line per policy violation, from the engine's own policy events (never scraped from its text output). */
+export function violationLine(e: PolicyEvent): string {
+    const level = e.enforcementLevel === "mandatory" ? "mandatory" : "advisory";
+    const where = e.resourceUrn ? e.resourceUrn.split("::").slice(-2).join(" ") : "stack";
+    return `[${level}] ${e.policyName} (${where}): ${policyMessage(e)}`;
 }
 
 export function toMarkdown(s: PreviewSummary): string {
