@@ -20,7 +20,13 @@ import { execFileSync, spawnSync } from "child_process";
 import * as net from "net";
 import { ingressOf, meshEnv } from "../tools/cluster/mesh";
 import { stringify } from "yaml";
-import { POLICY_PACK_DIR, PROJECT_ROOT, gatedUp, openStack, scratchProject } from "../tools/engine/engine";
+import {
+    POLICY_PACK_DIR,
+    PROJECT_ROOT,
+    gatedUp,
+    openStack,
+    scratchProject,
+} from "../tools/engine/engine";
 import { kubectl } from "../tools/cluster/kubectl";
 import { liveVirtualService } from "../tools/rollout/routes";
 

@@ -2,7 +2,7 @@
 # README command 1: everything from a fresh machine to `pulumi up` on the embedded `local` stack.
 #   npm run local [-- <v2Weight>]
 # Node 22, npm packages, the pinned toolchain (built from Go modules on first run), the local
-# cluster when the stack targets it, then a policy-gated `pulumi up`, then the routes as applied.
+# cluster when the stack targets it, then `pulumi up` with the policy pack (preview first), then the routes as applied.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -24,8 +24,8 @@ if [[ -n "$weight" ]]; then p config set v2Weight "$weight" --stack local; fi
 # The cluster may be a new one since the last up (cluster:down, a lost .local/kwok): objects of a cluster
 # that no longer answers are dropped from the state, and the up recreates them. A live cluster is just refreshed.
 PULUMI_K8S_DELETE_UNREACHABLE=true p refresh --yes --skip-preview --stack local >/dev/null
-# One engine run: the policy gate checks everything with the pack before the first change (see README).
-p up --yes --skip-preview --stack local --policy-pack policy
+# The CLI previews with the pack first and stops on a mandatory violation before anything changes (docs/design.md).
+p up --yes --stack local --policy-pack policy
 
 log "routes as applied:"
 ensure_node

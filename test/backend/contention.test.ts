@@ -4,7 +4,13 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
-import { EngineOptions, engineEnv, gatedUp, openStack, scratchProject } from "../../tools/engine/engine";
+import {
+    EngineOptions,
+    engineEnv,
+    gatedUp,
+    openStack,
+    scratchProject,
+} from "../../tools/engine/engine";
 import { StackLockedError, readLocks } from "../../tools/state/locks";
 import { recover } from "../../tools/state/recover";
 import { renderedVirtualService, routesOf } from "../../tools/rollout/routes";

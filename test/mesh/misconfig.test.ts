@@ -326,7 +326,10 @@ describe("misconfigurations: the live mesh and the policy pack", () => {
                     `${c.name} breaks traffic on the live mesh (${live}) but preview with the policy pack passes`,
                 );
                 for (const m of c.mentions)
-                    assert.ok(message.includes(m), `the refusal names ${JSON.stringify(m)}: ${message}`);
+                    assert.ok(
+                        message.includes(m),
+                        `the refusal names ${JSON.stringify(m)}: ${message}`,
+                    );
             },
         );
     }

@@ -4,7 +4,12 @@ import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
 import { VERSIONS } from "../../components/model";
-import { EngineOptions, openStack, scratchProject, toolchainBinary } from "../../tools/engine/engine";
+import {
+    EngineOptions,
+    openStack,
+    scratchProject,
+    toolchainBinary,
+} from "../../tools/engine/engine";
 import { StateStore } from "../../tools/state/stateStore";
 import { TestObjectStore, startObjectStore } from "./objectstore";
 

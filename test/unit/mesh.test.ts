@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { GatewayPodDump, meshDirFor, nonZero, receivedRoutes, subsetOf } from "../../tools/cluster/mesh";
+import {
+    GatewayPodDump,
+    meshDirFor,
+    nonZero,
+    receivedRoutes,
+    subsetOf,
+} from "../../tools/cluster/mesh";
 import { splitBySubset } from "../../components/weights";
 
 const pod = (

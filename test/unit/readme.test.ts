@@ -1,52 +1,68 @@
-/** The README's Layout section matches the tree: every folder and top-level program file is listed, and every listed path exists. */
+/**
+ * The README a newcomer reads first: two commands at the top, under 300 lines, every link to the docs resolving,
+ * and a Layout that names only paths that exist.
+ */
 import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { describe, it } from "node:test";
 import { PROJECT_ROOT } from "../../tools/engine/engine";
 
-/** Folders that are not the project's sources: installed packages, local state, outputs (bin/: the compiled program). */
-const NOT_SOURCE = new Set(["node_modules", ".git", ".local", "rendered", "bin"]);
+const read = (file: string) => fs.readFileSync(path.join(PROJECT_ROOT, file), "utf8");
+const README = read("README.md");
 
-function layoutPaths(): string[] {
-    const readme = fs.readFileSync(path.join(PROJECT_ROOT, "README.md"), "utf8");
-    const block = readme.split("## Layout\n")[1]?.split("```")[1];
-    assert.ok(block, "README has a Layout section with a code block");
-    return block
-        .split("\n")
-        .map((line) => line.split(/\s{2,}/)[0].trim())
-        .filter(Boolean)
-        .flatMap((first) => first.split(/,\s*/))
-        .map((p) => p.replace(/\/$/, ""));
+/** Relative Markdown link targets of a file, without anchors. */
+function relativeLinks(file: string): string[] {
+    return [...read(file).matchAll(/\]\(([^)\s]+)\)/g)]
+        .map(([, target]) => target.split("#")[0])
+        .filter((target) => target && !/^[a-z]+:/.test(target));
 }
 
-describe("README layout", () => {
-    const listed = layoutPaths();
-
-    it("lists every top-level folder, every folder of tools/, and the program's own files", () => {
-        const folders = fs
-            .readdirSync(PROJECT_ROOT, { withFileTypes: true })
-            .filter((e) => e.isDirectory() && !NOT_SOURCE.has(e.name))
-            .map((e) => e.name);
-        const toolFolders = fs
-            .readdirSync(path.join(PROJECT_ROOT, "tools"), { withFileTypes: true })
-            .filter((e) => e.isDirectory())
-            .map((e) => `tools/${e.name}`);
-        const programFiles = fs.readdirSync(PROJECT_ROOT).filter((f) => f.endsWith(".ts"));
-        for (const entry of [...folders, ...toolFolders, ...programFiles]) {
-            assert.ok(
-                listed.some((p) => p === entry || p.startsWith(`${entry}/`)),
-                `${entry} is missing from the README's Layout`,
-            );
-        }
+describe("README", () => {
+    it("opens with exactly two commands: set up and up the local stack, and every test tier", () => {
+        const first = README.split("```")[1];
+        const commands = first
+            .split("\n")
+            .slice(1)
+            .map((line) => line.split("#")[0].trim())
+            .filter(Boolean);
+        assert.deepEqual(commands, ["npm run local", "npm test"]);
+        const scripts = JSON.parse(read("package.json")).scripts;
+        assert.ok(scripts.local && scripts.test);
+        assert.match(read(".ci/run"), /^npm test$/m, "CI runs the README's test command");
     });
 
-    it("lists only paths that exist", () => {
-        for (const p of listed.filter((p) => !p.includes("<"))) {
+    it("stays under 300 lines", () => assert.ok(README.split("\n").length < 300));
+
+    it("links only to files that exist, and so does every page of docs/", () => {
+        const pages = [
+            "README.md",
+            ...fs.readdirSync(path.join(PROJECT_ROOT, "docs")).map((f) => `docs/${f}`),
+        ];
+        const missing = pages.flatMap((page) =>
+            relativeLinks(page)
+                .map((target) => path.join(path.dirname(page), target))
+                .filter((target) => !fs.existsSync(path.join(PROJECT_ROOT, target)))
+                .map((target) => `${page} -> ${target}`),
+        );
+        assert.deepEqual(missing, []);
+        assert.ok(relativeLinks("README.md").length >= 6, "the README links its docs");
+    });
+
+    it("names only paths that exist in its Layout", () => {
+        const block = README.split("## Layout\n")[1]?.split("```")[1];
+        assert.ok(block, "README has a Layout section with a code block");
+        const listed = block
+            .split("\n")
+            .map((line) => line.split(/\s{2,}/)[0].trim())
+            .filter(Boolean)
+            .flatMap((first) => first.split(/,\s*/))
+            .map((p) => p.replace(/\/$/, ""));
+        assert.ok(listed.length > 10);
+        for (const p of listed)
             assert.ok(
                 fs.existsSync(path.join(PROJECT_ROOT, p)),
-                `the README's Layout lists ${p}, which does not exist`,
+                `the Layout lists ${p}, which does not exist`,
             );
-        }
     });
 });

@@ -3,7 +3,12 @@
  * cluster the split each gateway pod received from istiod (see tools/rollout/routes.ts).
  */
 import { readStackSettings } from "../engine/stackFiles";
-import { currentVirtualService, formatReceived, receivedByGateway, routesOf } from "../rollout/routes";
+import {
+    currentVirtualService,
+    formatReceived,
+    receivedByGateway,
+    routesOf,
+} from "../rollout/routes";
 import { defineCommand, runCommand } from "./cli";
 
 export const command = defineCommand({

@@ -18,7 +18,13 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { PROJECT } from "../../config";
-import { EngineOptions, PROJECT_ROOT, engineEnv, stateStoreFor, toolchainBinary } from "../engine/engine";
+import {
+    EngineOptions,
+    PROJECT_ROOT,
+    engineEnv,
+    stateStoreFor,
+    toolchainBinary,
+} from "../engine/engine";
 import { StackLockedError, describeLock, readLocks } from "./locks";
 import { readStackFile, readStackSettings } from "../engine/stackFiles";
 import { StateStore } from "./stateStore";
