@@ -61,7 +61,8 @@ up() {
       --wait 120s
   fi
   mkdir -p "$(dirname "$KUBECONFIG_OUT")"
-  kwokctl get kubeconfig --name "$NAME" > "$KUBECONFIG_OUT"
+  # The admin kubeconfig is readable by its owner only from the moment it exists (written under umask 077, then moved).
+  (umask 077 && kwokctl get kubeconfig --name "$NAME" > "$KUBECONFIG_OUT.tmp") && mv -f "$KUBECONFIG_OUT.tmp" "$KUBECONFIG_OUT"
   chmod 600 "$KUBECONFIG_OUT"
   for _ in $(seq 60); do served && break; sleep 1; done
   served || die "the local API server did not become ready; see: KWOK_WORKDIR=$KWOK_WORKDIR kwokctl logs kube-apiserver --name $NAME"

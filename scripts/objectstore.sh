@@ -31,7 +31,11 @@ pid_of_server() {
 healthy() { curl -sf -o /dev/null --max-time 2 "http://$ENDPOINT/health"; }
 # Signed bucket requests without a body (curl signs the payload hash header it is given, as S3 requires).
 EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
-s3() { curl -s --max-time 10 --aws-sigv4 "aws:amz:$REGION:s3" -u "$ACCESS_KEY:$SECRET_KEY" -H "x-amz-content-sha256: $EMPTY_SHA256" "$@"; }
+# The credentials reach curl on its standard input (`-K -`), never on its command line, where every process could read them.
+s3() {
+  printf 'user = "%s:%s"\n' "$ACCESS_KEY" "$SECRET_KEY" |
+    curl -s --max-time 10 -K - --aws-sigv4 "aws:amz:$REGION:s3" -H "x-amz-content-sha256: $EMPTY_SHA256" "$@"
+}
 
 print_env() {
   cat <<EOF

@@ -1,5 +1,5 @@
 import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
-import { execFileSync } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { DEFAULTS } from "../../config";
@@ -147,4 +147,32 @@ export async function gatedUp(stack: Stack, opts: GatedUpOptions = {}) {
     const preview = await stack.preview({ ...policy, onOutput: opts.onOutput });
     const result = await stack.up({ ...policy, onOutput: opts.onOutput, onEvent: opts.onEvent });
     return { preview, result };
+}
+
+/**
+ * Stores a secret config value through the CLI's standard input (`pulumi config set --secret KEY` with no value
+ * reads it from there). The Automation API's `setConfig` passes the value as an argument, where every process on the
+ * machine can read it from the process table.
+ */
+export async function setSecretConfig(stack: Stack, key: string, value: string): Promise<void> {
+    const ws = stack.workspace;
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries({ ...process.env, ...ws.envVars }))
+        if (v !== undefined) env[k] = v;
+    await new Promise<void>((resolve, reject) => {
+        const child = spawn(
+            toolchainBinary("pulumi"),
+            ["config", "set", "--secret", key, "--stack", stack.name, "--non-interactive"],
+            { cwd: ws.workDir, env, stdio: ["pipe", "ignore", "pipe"] },
+        );
+        let stderr = "";
+        child.stderr.on("data", (d) => (stderr += d));
+        child.on("error", reject);
+        child.on("close", (code) =>
+            code === 0
+                ? resolve()
+                : reject(new Error(`pulumi config set --secret ${key} failed: ${stderr.trim()}`)),
+        );
+        child.stdin.end(value);
+    });
 }
