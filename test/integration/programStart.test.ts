@@ -11,7 +11,7 @@ import * as compileAhead from "../../tools/compile-ahead";
 const PROGRAM_FILES = [
     "index.ts",
     "program.ts",
-    "config.ts",
+    "config",
     "components",
     "preflight",
     "main.js",
