@@ -520,7 +520,7 @@ describe("a target that cannot be read is a problem of the key that points at it
         const unreachable = [
             "apiVersion: v1",
             "kind: Config",
-            "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:" + port + "'}}]",
+            "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:" + port + "'}}]",
             "users: [{name: u, user: {token: t}}]",
             "contexts: [{name: x, context: {cluster: c, user: u}}]",
             "current-context: x",
@@ -538,7 +538,7 @@ describe("a target that cannot be read is a problem of the key that points at it
                 assert.match(
                     err.message,
                     new RegExp(
-                        `cannot reach the API server http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`,
+                        `cannot reach the API server https://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`,
                     ),
                 );
                 return true;
