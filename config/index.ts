@@ -6,7 +6,15 @@
  */
 export * from "./errors";
 export { closest, editDistance, unknownNameMessage } from "./fields";
-export * from "./keys";
+export {
+    ASM_FIELDS,
+    SETTING_KEYS,
+    SLB_ADDRESS_TYPES,
+    SLB_FIELDS,
+    SLB_MODES,
+    TARGETS,
+} from "./keys";
+export type { SlbAddressType, SlbMode, Target } from "./keys";
 export * from "./defaults";
 export * from "./settings";
 

@@ -70,7 +70,7 @@ function entry(
     const entries = config[list];
     if (!Array.isArray(entries) || entries.length === 0)
         throw new KubeconfigError(
-            `the kubeconfig has no ${list} (a list of {name, ${field}}), so it has no ${field} for ${wanted}`,
+            `the kubeconfig has no ${list} (a list of {name, ${field}}) for its ${wanted}`,
         );
     const index =
         name === undefined
@@ -111,7 +111,7 @@ function readNamedFile(file: unknown, field: string): Buffer {
     try {
         return fs.readFileSync(file);
     } catch (err) {
-        throw new KubeconfigError(`the file the kubeconfig's ${field} names ${unreadable(err)}`);
+        throw new KubeconfigError(`the kubeconfig's ${field} names a file that ${unreadable(err)}`);
     }
 }
 
@@ -136,7 +136,7 @@ function pem(owner: Mapping, at: string, field: string): Buffer | undefined {
     value = readNamedFile(owner[field], `${at}.${field}`);
     if (!PEM.test(value.toString("latin1")))
         throw new KubeconfigError(
-            `the file the kubeconfig's ${at}.${field} names holds no PEM data (-----BEGIN ...)`,
+            `the kubeconfig's ${at}.${field} names a file that holds no PEM data (-----BEGIN ...)`,
         );
     return value;
 }

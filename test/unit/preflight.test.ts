@@ -461,7 +461,7 @@ const BROKEN_KUBECONFIGS: { case: string; kubeconfig: string; says: RegExp }[] =
     {
         case: "no clusters",
         kubeconfig: kubeconfigWith(`{token: ${TOKEN_MARKER}}`).replace(/^clusters:.*$/m, ""),
-        says: /has no clusters .* for contexts\[0\]\.context\.cluster/,
+        says: /has no clusters \(a list of \{name, cluster\}\) for its contexts\[0\]\.context\.cluster/,
     },
     {
         case: "no users",
@@ -499,14 +499,14 @@ const BROKEN_KUBECONFIGS: { case: string; kubeconfig: string; says: RegExp }[] =
     {
         case: "a token file that does not exist",
         kubeconfig: kubeconfigWith(`{tokenFile: /nonexistent/${TOKEN_MARKER}}`),
-        says: /^the file the kubeconfig's users\[0\]\.user\.tokenFile names does not exist$/,
+        says: /^the kubeconfig's users\[0\]\.user\.tokenFile names a file that does not exist$/,
     },
     {
         case: "a client certificate file that does not exist",
         kubeconfig: kubeconfigWith(
             `{client-certificate: /nonexistent/${CERT_MARKER}.crt, client-key: /nonexistent/${CERT_MARKER}.key}`,
         ),
-        says: /^the file the kubeconfig's users\[0\]\.user\.client-certificate names does not exist$/,
+        says: /^the kubeconfig's users\[0\]\.user\.client-certificate names a file that does not exist$/,
     },
     {
         case: "a certificate authority file that does not exist",
@@ -514,7 +514,7 @@ const BROKEN_KUBECONFIGS: { case: string; kubeconfig: string; says: RegExp }[] =
             "{}",
             `{server: "https://127.0.0.1:1", certificate-authority: /nonexistent/${CERT_MARKER}}`,
         ),
-        says: /^the file the kubeconfig's clusters\[0\]\.cluster\.certificate-authority names does not exist$/,
+        says: /^the kubeconfig's clusters\[0\]\.cluster\.certificate-authority names a file that does not exist$/,
     },
     {
         case: "certificate data that is not base64",
