@@ -2,7 +2,8 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
-import { ConfigError, ConfigProblem, PROJECT, Settings, parseSettings } from "./config";
+import { ConfigError, PROJECT, Settings } from "./config";
+import { StackSecrets, imagesAreSecret, readStackConfig } from "./config/secrets";
 import { loadAlicloud } from "./components/alicloud";
 import {
     CanaryIngress,
@@ -22,80 +23,14 @@ import {
     reusedClbProblems,
 } from "./preflight";
 
-/** Secret config, read only through Pulumi's secret channel. */
-export interface StackSecrets {
-    /** kubeconfig of the ACK cluster (data plane). */
-    dataPlaneKubeconfig?: pulumi.Output<string>;
-    /** kubeconfig of the ASM instance (control plane); see README for the intranet-endpoint caveat. */
-    controlPlaneKubeconfig?: pulumi.Output<string>;
-}
-
-export const SECRET_KEYS = ["dataPlaneKubeconfig", "controlPlaneKubeconfig"] as const;
-/** Settings that may be stored as secrets; the program keeps them secret in every resource and output. */
-export const SECRET_CAPABLE_KEYS = ["image", "imageV1", "imageV2"] as const;
-
-// Internal to the SDK but stable for years; it is how `Config.get` decides to warn about secrets.
-// eslint-disable-next-line @typescript-eslint/no-require-imports -- the SDK's typings leave it out
-const sdkConfig = require("@pulumi/pulumi/runtime/config");
-const isConfigSecret: (key: string) => boolean = sdkConfig.isConfigSecret;
-
-/** An image key is stored as a secret (e.g. a private registry path): the images then stay secret in the state. */
-export function imagesAreSecret(): boolean {
-    return SECRET_CAPABLE_KEYS.some((key) => isConfigSecret(`${PROJECT}:${key}`));
-}
-
-/** Reads and validates the stack config; throws a {@link ConfigError} naming each bad key before any resource exists. */
-export function readStackConfig(): { settings: Settings; secrets: StackSecrets } {
-    const config = new pulumi.Config(PROJECT);
-    const secretKeys = new Set<string>(SECRET_KEYS);
-    // Every problem at once, settings and secrets alike, so one round of edits fixes them all.
-    const problems: ConfigProblem[] = [];
-    let settings: Settings | undefined;
-    try {
-        settings = parseSettings((key) => (secretKeys.has(key) ? undefined : config.get(key)));
-    } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
-        problems.push(...err.problems);
-    }
-    const target = settings?.target ?? config.get("target") ?? "asm";
-    const secrets: StackSecrets = {};
-    for (const key of SECRET_KEYS) {
-        const fullKey = `${PROJECT}:${key}`;
-        // Read raw: Config.get on a secret key would log a warning for doing exactly this check.
-        const present = pulumi.runtime.getConfig(fullKey) !== undefined;
-        if (present && !isConfigSecret(fullKey)) {
-            problems.push({
-                key,
-                message: `holds a kubeconfig in plain text; set it with \`pulumi config set --secret ${key} < file\``,
-            });
-        } else if (present) {
-            secrets[key] = config.requireSecret(key);
-        } else if (target === "asm") {
-            problems.push({
-                key,
-                message:
-                    'is required when target is "asm": a kubeconfig, stored with `pulumi config set --secret`',
-            });
-        }
-    }
-    // Any other setting stored as a secret would be written in plain text into the objects and outputs in the
-    // state (a shared bucket, for a team): refuse it rather than leak it.
-    const capable = new Set<string>([...SECRET_KEYS, ...SECRET_CAPABLE_KEYS]);
-    for (const fullKey of Object.keys(pulumi.runtime.allConfig())) {
-        const key = fullKey.startsWith(`${PROJECT}:`)
-            ? fullKey.slice(PROJECT.length + 1)
-            : undefined;
-        if (key && !capable.has(key) && isConfigSecret(fullKey)) {
-            problems.push({
-                key,
-                message:
-                    "is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; set it without --secret (only kubeconfigs and images can be kept secret)",
-            });
-        }
-    }
-    if (problems.length > 0 || !settings) throw new ConfigError(problems);
-    return { settings, secrets };
-}
+// The stack's config as the engine hands it over lives in config/secrets.ts; the tests and tools import it here.
+export {
+    SECRET_CAPABLE_KEYS,
+    SECRET_KEYS,
+    imagesAreSecret,
+    readStackConfig,
+} from "./config/secrets";
+export type { StackSecrets } from "./config/secrets";
 
 /** Whether the stack talks to the alicloud API: to create its CLB, or to read the tags of the one it reuses. */
 export function needsAlicloud(settings: Settings): boolean {

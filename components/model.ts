@@ -1,7 +1,7 @@
 /**
  * The facts of the tcp-echo traffic-shifting scenario. Every component, policy and test reads
  * them from here so that a port, a subset name or a label cannot drift between resources. Config
- * defaults (image, ports, gateway name, Istio API version) live in Pulumi.yaml; see `DEFAULTS` in config.ts.
+ * defaults (image, ports, gateway name, Istio API version) live in Pulumi.yaml; see `DEFAULTS` in config/defaults.ts.
  *
  * Glossary of the two versions, each word in its place:
  *  - track (`stable` / `canary`): the program's own word, used inside components and settings;
@@ -156,26 +156,54 @@ export function versionLabels(track: Track): { app: string; version: string } {
 }
 
 /**
- * An image reference counts as pinned with an explicit tag other than `latest`, or a sha256 digest.
- * A registry port (`host:5000/repo`) is not a tag.
+ * An image reference as Docker's reference grammar reads it (distribution/reference, regexp.go): an optional
+ * registry host with an optional port, then lowercase path components joined by `.`, `_`, `__` or dashes.
+ */
+const IMAGE_REPOSITORY =
+    /^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
+const IMAGE_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+/** The longest repository name a registry accepts (distribution/reference, NameTotalLengthMax). */
+const IMAGE_REPOSITORY_MAX_LENGTH = 255;
+
+/**
+ * An image reference counts as pinned with an explicit tag other than `latest`, or a sha256 digest; the
+ * repository before either must be a valid reference too, digest or not. A registry port (`host:5000/repo`) is
+ * not a tag. The problem never quotes a part of the image: the caller quotes it, unless it is a secret.
  */
 export function imagePinProblem(image: string): string | undefined {
-    const [name, digest] = image.split("@", 2);
-    if (digest !== undefined) {
-        return /^sha256:[a-f0-9]{64}$/.test(digest)
-            ? undefined
-            : `digest "${digest}" is not sha256:<64 hex>`;
-    }
-    const lastSegment = name.slice(name.lastIndexOf("/") + 1);
-    const colon = lastSegment.indexOf(":");
-    if (colon < 0) return "has no tag or digest; pin it as repo:tag or repo@sha256:<digest>";
-    const tag = lastSegment.slice(colon + 1);
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag))
-        return `tag "${tag}" is not a valid image tag`;
+    const at = image.indexOf("@");
+    const nameAndTag = at < 0 ? image : image.slice(0, at);
+    const digest = at < 0 ? undefined : image.slice(at + 1);
+    if (digest !== undefined && !/^sha256:[a-f0-9]{64}$/.test(digest))
+        return "has a digest that is not sha256:<64 lowercase hex digits>";
+    const colon = nameAndTag.indexOf(":", nameAndTag.lastIndexOf("/") + 1);
+    const name = colon < 0 ? nameAndTag : nameAndTag.slice(0, colon);
+    const tag = colon < 0 ? undefined : nameAndTag.slice(colon + 1);
+    if (tag !== undefined && !IMAGE_TAG.test(tag))
+        return "has a tag that is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, not starting with '.' or '-')";
+    if (!IMAGE_REPOSITORY.test(name) || name.length > IMAGE_REPOSITORY_MAX_LENGTH)
+        return "has a repository name that is not a valid image reference ([registry[:port]/]path, the path in lowercase letters, digits and '.', '_', '-' separators)";
+    if (digest !== undefined) return undefined;
+    if (tag === undefined)
+        return "has no tag or digest; pin it as repo:tag or repo@sha256:<digest>";
     if (tag === "latest")
         return 'uses the moving tag "latest"; pin a version tag or a sha256 digest';
-    if (!/^[a-z0-9]+([._\-/:][a-z0-9]+)*$/.test(name.slice(0, name.length - tag.length - 1))) {
-        return "repository name is not a valid image reference";
-    }
     return undefined;
 }
+
+/**
+ * Ports Istio's proxies listen on in every sidecar and gateway pod, per "Ports used by Istio"
+ * (https://istio.io/latest/docs/ops/deployment/requirements/#ports-used-by-istio): 15000 Envoy admin, 15001
+ * outbound, 15004 debug, 15006 inbound, 15008 HBONE, 15020 merged metrics, 15021 health checks, 15053 DNS and
+ * 15090 Envoy's Prometheus telemetry. A Service or gateway port among them collides with the proxy's own
+ * listeners (its traffic is captured or refused instead of reaching tcp-echo), so the whole band is refused.
+ */
+export const ISTIO_RESERVED_PORTS = { from: 15000, to: 15090 } as const;
+
+/** Why `port` cannot be a tcp-echo or gateway port, or undefined when it can. */
+export function reservedPortProblem(port: number): string | undefined {
+    const { from, to } = ISTIO_RESERVED_PORTS;
+    if (port < from || port > to) return undefined;
+    return `${port} is in ${from}..${to}, the ports Istio's sidecar and gateway proxies keep for themselves (admin, outbound, inbound, HBONE, health, metrics); choose a port from 1 to ${from - 1} or ${to + 1} to 65535`;
+}
+

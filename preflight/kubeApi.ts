@@ -1,7 +1,8 @@
 import * as fs from "fs";
 import * as http from "http";
 import * as https from "https";
-import { parse } from "yaml";
+import * as tls from "tls";
+import { parseDocument } from "yaml";
 
 /** What the preflight needs of a Kubernetes API server: read-only GETs. */
 export interface KubeApi {
@@ -11,72 +12,263 @@ export interface KubeApi {
     get(path: string): Promise<{ status: number; body: any }>;
 }
 
-/** A kubeconfig the preflight cannot use, with the reason. */
+/**
+ * A kubeconfig the preflight cannot use, with the reason. The reason names fields by their place
+ * (`users[0].user.tokenFile`) and YAML errors by line and column, never by the kubeconfig's text: that text
+ * holds tokens and keys, and a refusal is printed to terminals and CI logs.
+ */
 export class KubeconfigError extends Error {}
 
-interface NamedEntry<T> {
-    name: string;
-    [key: string]: unknown;
-    value?: T;
+type Mapping = Record<string, unknown>;
+
+function isMapping(value: unknown): value is Mapping {
+    return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function pick<T>(list: unknown, name: string | undefined, field: string, what: string): T {
-    const entries = Array.isArray(list) ? (list as NamedEntry<T>[]) : [];
-    const found = name === undefined ? entries[0] : entries.find((e) => e.name === name);
-    if (!found || found[field] === undefined)
+/** What a value is, for a message that must not show the value. */
+function kindOf(value: unknown): string {
+    if (value === null || value === undefined) return "empty";
+    if (Array.isArray(value)) return "a list";
+    if (Buffer.isBuffer(value)) return "binary data";
+    return typeof value === "object" ? "a mapping" : `a ${typeof value}`;
+}
+
+/** The kubeconfig's data. YAML errors are reported by their code and position: the parser's message quotes the line. */
+function parseKubeconfig(text: string): Mapping {
+    if (text.trim() === "") throw new KubeconfigError("the kubeconfig is empty");
+    // parseDocument, unlike parse, logs nothing (parse emits a process warning quoting the line of an unknown tag).
+    const doc = parseDocument(text);
+    const error = doc.errors[0];
+    if (error) {
+        const at = error.linePos?.[0];
+        const where = at ? ` at line ${at.line}, column ${at.col}` : "";
         throw new KubeconfigError(
-            `the kubeconfig has no ${what} ${name ? `"${name}"` : ""}`.trim(),
+            `the kubeconfig is not valid YAML (${error.code.toLowerCase().replace(/_/g, " ")}${where})`,
         );
-    return found[field] as T;
+    }
+    let data: unknown;
+    try {
+        data = doc.toJS();
+    } catch {
+        throw new KubeconfigError("the kubeconfig's YAML cannot be resolved (an alias it uses)");
+    }
+    if (!isMapping(data))
+        throw new KubeconfigError(
+            `the kubeconfig is not a YAML mapping (its top level is ${kindOf(data)})`,
+        );
+    return data;
 }
 
-function pem(data: unknown, file: unknown): Buffer | undefined {
-    if (typeof data === "string") return Buffer.from(data, "base64");
-    if (typeof file === "string") return fs.readFileSync(file);
-    return undefined;
+/** The entry of a named list (`contexts`, `clusters`, `users`) with its place, for messages. */
+function entry(
+    config: Mapping,
+    list: "contexts" | "clusters" | "users",
+    field: "context" | "cluster" | "user",
+    name: unknown,
+    wanted: string,
+): { value: Mapping; at: string } {
+    const entries = config[list];
+    if (!Array.isArray(entries) || entries.length === 0)
+        throw new KubeconfigError(
+            `the kubeconfig has no ${list} (a list of {name, ${field}}) for its ${wanted}`,
+        );
+    const index =
+        name === undefined
+            ? 0
+            : entries.findIndex((e) => isMapping(e) && e.name !== undefined && e.name === name);
+    if (index < 0)
+        throw new KubeconfigError(
+            `the kubeconfig's ${wanted} names no entry of ${list} (names are compared exactly)`,
+        );
+    const found: unknown = entries[index];
+    const value = isMapping(found) ? found[field] : undefined;
+    const at = `${list}[${index}].${field}`;
+    if (!isMapping(value))
+        throw new KubeconfigError(`the kubeconfig's ${at} is missing or not a mapping`);
+    return { value, at };
 }
+
+/** Why reading a file named in the kubeconfig failed, by its error code only. */
+function unreadable(err: unknown): string {
+    const code = (err as NodeJS.ErrnoException)?.code;
+    switch (code) {
+        case "ENOENT":
+            return "does not exist";
+        case "EACCES":
+        case "EPERM":
+            return "is not readable (permission denied)";
+        case "EISDIR":
+            return "is a folder";
+        default:
+            return `cannot be read${typeof code === "string" ? ` (${code})` : ""}`;
+    }
+}
+
+/** The text of a file the kubeconfig names in `field`, or a one-line error naming that field. */
+function readNamedFile(file: unknown, field: string): Buffer {
+    if (typeof file !== "string" || file === "")
+        throw new KubeconfigError(`the kubeconfig's ${field} is not a file path`);
+    try {
+        return fs.readFileSync(file);
+    } catch (err) {
+        throw new KubeconfigError(`the kubeconfig's ${field} names a file that ${unreadable(err)}`);
+    }
+}
+
+const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
+const PEM = /-----BEGIN [A-Z0-9 ]+-----/;
+
+/** A PEM certificate or key, from `<field>-data` (base64) or the file `<field>` names; undefined when neither is set. */
+function pem(owner: Mapping, at: string, field: string): Buffer | undefined {
+    const data = owner[`${field}-data`];
+    let value: Buffer;
+    if (data !== undefined) {
+        if (typeof data !== "string" || !BASE64.test(data))
+            throw new KubeconfigError(`the kubeconfig's ${at}.${field}-data is not base64`);
+        value = Buffer.from(data, "base64");
+        if (!PEM.test(value.toString("latin1")))
+            throw new KubeconfigError(
+                `the kubeconfig's ${at}.${field}-data is base64, but not of PEM data (-----BEGIN ...)`,
+            );
+        return value;
+    }
+    if (owner[field] === undefined) return undefined;
+    value = readNamedFile(owner[field], `${at}.${field}`);
+    if (!PEM.test(value.toString("latin1")))
+        throw new KubeconfigError(
+            `the kubeconfig's ${at}.${field} names a file that holds no PEM data (-----BEGIN ...)`,
+        );
+    return value;
+}
+
+/** A bearer token as an HTTP header carries it: printable ASCII, no spaces or line breaks. */
+const TOKEN = /^[\x21-\x7e]+$/;
 
 /**
  * A read-only client from kubeconfig text: the current context's server with client certificates, a bearer token
  * or basic auth (what ACK and ASM kubeconfigs and the local cluster's use). Exec and auth-provider plugins are not
- * run. The text stays in memory; nothing of it is logged.
+ * run. The text stays in memory; nothing of it is logged, and no error quotes it.
  */
 export function kubeApiFromKubeconfig(text: string): KubeApi {
-    let config: any;
     try {
-        config = parse(text);
+        return fromKubeconfig(text);
     } catch (err) {
-        throw new KubeconfigError(`the kubeconfig is not YAML: ${(err as Error).message}`);
+        if (err instanceof KubeconfigError) throw err;
+        // Only the error's kind: a library's message may quote what it was given.
+        throw new KubeconfigError(
+            `the kubeconfig cannot be used (${(err as Error)?.name ?? "unexpected error"})`,
+        );
     }
-    const contextName: string | undefined = config?.["current-context"] || undefined;
-    const context = pick<any>(config?.contexts, contextName, "context", "context");
-    const cluster = pick<any>(config?.clusters, context.cluster, "cluster", "cluster");
+}
+
+function fromKubeconfig(text: string): KubeApi {
+    const config = parseKubeconfig(text);
+    const current = config["current-context"];
+    const context = entry(
+        config,
+        "contexts",
+        "context",
+        current === "" || current === null ? undefined : current,
+        "current-context",
+    );
+    const cluster = entry(
+        config,
+        "clusters",
+        "cluster",
+        context.value.cluster,
+        `${context.at}.cluster`,
+    );
     const user =
-        context.user === undefined ? {} : pick<any>(config?.users, context.user, "user", "user");
-    if (user.exec || user["auth-provider"]) {
+        context.value.user === undefined
+            ? { value: {} as Mapping, at: "user" }
+            : entry(config, "users", "user", context.value.user, `${context.at}.user`);
+    if (user.value.exec || user.value["auth-provider"]) {
         throw new KubeconfigError(
             "the kubeconfig authenticates through an exec or auth-provider plugin; use one with a client certificate or a token (ASM's DescribeServiceMeshKubeconfig gives one)",
         );
     }
-    const server = String(cluster.server ?? "");
-    const url = new URL(server);
+
+    const serverField = `${cluster.at}.server`;
+    let url: URL;
+    try {
+        url = new URL(String(cluster.value.server ?? ""));
+    } catch {
+        throw new KubeconfigError(`the kubeconfig's ${serverField} is not a URL`);
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:")
+        throw new KubeconfigError(`the kubeconfig's ${serverField} is not an https:// URL`);
+    if (url.username || url.password)
+        throw new KubeconfigError(
+            `the kubeconfig's ${serverField} carries credentials in its URL; give them as the user's token or certificate`,
+        );
+    // Host, port and path only: what messages show of the server.
+    const server = `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
+
     const headers: Record<string, string> = { Accept: "application/json" };
-    const token =
-        user.token ??
-        (typeof user.tokenFile === "string"
-            ? fs.readFileSync(user.tokenFile, "utf8").trim()
-            : undefined);
-    if (token) headers.Authorization = `Bearer ${token}`;
-    else if (user.username !== undefined)
-        headers.Authorization = `Basic ${Buffer.from(`${user.username}:${user.password ?? ""}`).toString("base64")}`;
-    const tls: https.RequestOptions = {
-        ca: pem(cluster["certificate-authority-data"], cluster["certificate-authority"]),
-        cert: pem(user["client-certificate-data"], user["client-certificate"]),
-        key: pem(user["client-key-data"], user["client-key"]),
-        rejectUnauthorized: cluster["insecure-skip-tls-verify"] !== true,
-        servername: cluster["tls-server-name"],
+    const token = bearerToken(user.value, user.at);
+    if (token !== undefined) headers.Authorization = `Bearer ${token}`;
+    else if (user.value.username !== undefined)
+        headers.Authorization = `Basic ${Buffer.from(`${String(user.value.username)}:${String(user.value.password ?? "")}`).toString("base64")}`;
+    if (headers.Authorization && url.protocol !== "https:") {
+        // Over plain HTTP the credential would cross the network readable by anyone on the path.
+        throw new KubeconfigError(
+            `the kubeconfig would send ${token !== undefined ? "a bearer token" : "a password"} to ${server} in clear text; use the API server's https:// address`,
+        );
+    }
+
+    const cert = pem(user.value, user.at, "client-certificate");
+    const key = pem(user.value, user.at, "client-key");
+    if ((cert === undefined) !== (key === undefined))
+        throw new KubeconfigError(
+            `the kubeconfig's ${user.at} has a client ${cert ? "certificate but no client-key" : "key but no client-certificate"}`,
+        );
+    const tlsOptions: https.RequestOptions = {
+        ca: pem(cluster.value, cluster.at, "certificate-authority"),
+        cert,
+        key,
+        rejectUnauthorized: cluster.value["insecure-skip-tls-verify"] !== true,
+        servername:
+            typeof cluster.value["tls-server-name"] === "string"
+                ? cluster.value["tls-server-name"]
+                : undefined,
     };
-    const base = server.replace(/\/+$/, "");
+    if (url.protocol === "https:") {
+        try {
+            // Made now so that a bad certificate or key is the kubeconfig's problem, not the first request's.
+            tls.createSecureContext({ ca: tlsOptions.ca, cert, key });
+        } catch (err) {
+            const code = (err as NodeJS.ErrnoException)?.code;
+            throw new KubeconfigError(
+                `the kubeconfig's certificates or key cannot be used${typeof code === "string" ? ` (${code})` : ""}; check ${cluster.at}.certificate-authority-data and ${user.at}.client-certificate-data / client-key-data`,
+            );
+        }
+    }
+    return client(url, server, headers, tlsOptions);
+}
+
+/** The user's token, from `token` or the file `tokenFile` names. */
+function bearerToken(user: Mapping, at: string): string | undefined {
+    let token: unknown = user.token;
+    let field = `${at}.token`;
+    if (token === undefined && user.tokenFile !== undefined) {
+        field = `${at}.tokenFile`;
+        token = readNamedFile(user.tokenFile, field).toString("utf8").trim();
+    }
+    if (token === undefined || token === "") return undefined;
+    if (typeof token !== "string" || !TOKEN.test(token))
+        throw new KubeconfigError(
+            `the kubeconfig's ${field} is not a bearer token (one line of printable characters without spaces)`,
+        );
+    return token;
+}
+
+function client(
+    url: URL,
+    server: string,
+    headers: Record<string, string>,
+    tlsOptions: https.RequestOptions,
+): KubeApi {
+    const base = url.href.replace(/\/+$/, "");
     return {
         server,
         get(path: string) {
@@ -89,7 +281,7 @@ export function kubeApiFromKubeconfig(text: string): KubeApi {
                         method: "GET",
                         headers,
                         timeout: 15_000,
-                        ...(url.protocol === "https:" ? tls : {}),
+                        ...(url.protocol === "https:" ? tlsOptions : {}),
                     },
                     (res) => {
                         const chunks: Buffer[] = [];

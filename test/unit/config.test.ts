@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ConfigError, DEFAULTS, imagePinProblem, parseSettings } from "../../config";
+import {
+    ConfigError,
+    DEFAULTS,
+    closest,
+    editDistance,
+    imagePinProblem,
+    parseSettings,
+} from "../../config";
 import { ACK_CLUSTER_ID, happyConfig, readerFor, settingsFor } from "../support/settings";
 
 const ASM = { target: "asm", asm: { clusterIds: [ACK_CLUSTER_ID] } };
@@ -248,6 +255,36 @@ const BAD_INPUTS: { case: string; config: Record<string, unknown>; key: string; 
         says: /only allowed with target "asm"/,
     },
     {
+        case: "slb field misspelt",
+        config: { slb: { mode: "managed", addresstype: "intranet" } },
+        key: "slb",
+        says: /^unknown field "addresstype"; did you mean "addressType"\? \(known: mode, id, addressType, vswitchId, acknowledgeListenerOverride, otherListenerPorts\)$/,
+    },
+    {
+        case: "asm field misspelt",
+        config: { asm: { gatewayname: "tcp-echo-gw" } },
+        key: "asm",
+        says: /^unknown field "gatewayname"; did you mean "gatewayName"\? \(known: clusterIds, gatewayReplicas, gatewayName, useExistingGateway\)$/,
+    },
+    {
+        case: "image digest after a repository that is no reference",
+        config: { image: `bad image!@sha256:${"a".repeat(64)}` },
+        key: "image",
+        says: /repository name that is not a valid image reference/,
+    },
+    {
+        case: "service port on Istio's outbound capture port",
+        config: { servicePort: 15001 },
+        key: "servicePort",
+        says: /15001 is in 15000\.\.15090.*Istio.*from 1 to 14999 or 15091 to 65535/,
+    },
+    {
+        case: "gateway port on Istio's health-check port",
+        config: { gatewayPort: 15021 },
+        key: "gatewayPort",
+        says: /15021 is in 15000\.\.15090.*from 1 to 14999 or 15091 to 65535/,
+    },
+    {
         case: "gateway replicas 0",
         config: { ...ASM, asm: { clusterIds: [ACK_CLUSTER_ID], gatewayReplicas: 0 } },
         key: "asm.gatewayReplicas",
@@ -342,5 +379,164 @@ describe("stack config", () => {
     it("tells a registry port from a tag", () => {
         assert.equal(imagePinProblem("localhost:5000/tcp-echo:1.2"), undefined);
         assert.match(imagePinProblem("localhost:5000/tcp-echo") ?? "", /no tag/);
+    });
+});
+
+describe("object keys refuse fields they do not know", () => {
+    it("refuses slb: {mode: create, addresstype: intranet} rather than create an internet CLB", () => {
+        const config = happyConfig({
+            ...ASM,
+            slb: { mode: "create", addresstype: "intranet", vswitchId: "vsw-bp1example12345678" },
+        });
+        assert.throws(
+            () => parseSettings(readerFor(config)),
+            (err: unknown) =>
+                err instanceof ConfigError &&
+                /asm-tcp-shift:slb: unknown field "addresstype"; did you mean "addressType"\?/.test(
+                    err.message,
+                ),
+        );
+    });
+
+    it("reports unknown fields together with every other problem", () => {
+        assert.throws(
+            () =>
+                parseSettings(
+                    readerFor(
+                        happyConfig({
+                            v2Weight: 101,
+                            slb: { mode: "share", adressTpye: "intranet", colour: "red" },
+                            asm: { gatewayReplica: 2 },
+                        }),
+                    ),
+                ),
+            (err: unknown) => {
+                assert.ok(err instanceof ConfigError);
+                assert.deepEqual(err.problems.map((p) => p.key).sort(), [
+                    "asm",
+                    "slb",
+                    "slb",
+                    "slb.mode",
+                    "v2Weight",
+                ]);
+                const messages = err.problems.map((p) => p.message).join("\n");
+                assert.match(messages, /"adressTpye"; did you mean "addressType"\?/);
+                assert.match(messages, /"gatewayReplica"; did you mean "gatewayReplicas"\?/);
+                // Nothing known is near "colour": no guess, only the known fields.
+                assert.match(messages, /unknown field "colour" \(known: mode, id,/);
+                return true;
+            },
+        );
+    });
+
+    it("still reports the retired slb.spec as retired, not as unknown", () => {
+        assert.throws(
+            () => parseSettings(readerFor(happyConfig({ slb: { spec: "slb.s1.small" } }))),
+            (err: unknown) =>
+                err instanceof ConfigError &&
+                err.problems.length === 1 &&
+                err.problems[0].key === "slb.spec",
+        );
+    });
+});
+
+describe("edit distance and the closest name", () => {
+    it("counts insertions, deletions, substitutions and adjacent swaps as one each", () => {
+        for (const [a, b, distance] of [
+            ["", "", 0],
+            ["mode", "", 4],
+            ["", "mode", 4],
+            ["mode", "mode", 0],
+            ["kitten", "sitting", 3],
+            ["addresstype", "addressType", 1],
+            ["adressType", "addressType", 1],
+            ["addressTpye", "addressType", 1],
+            ["adressTpye", "addressType", 2],
+            ["ab", "ba", 1],
+        ] as const) {
+            assert.equal(editDistance(a, b), distance, `${a} -> ${b}`);
+            assert.equal(editDistance(b, a), distance, `${b} -> ${a}`);
+        }
+    });
+
+    it("guesses the nearest name ignoring case, and nothing when none is near", () => {
+        const known = ["mode", "id", "addressType", "vswitchId"];
+        assert.equal(closest("addresstype", known), "addressType");
+        assert.equal(closest("vswitchID", known), "vswitchId");
+        assert.equal(closest("mod", known), "mode");
+        assert.equal(closest("colour", known), undefined);
+        assert.equal(closest("anything", []), undefined);
+    });
+});
+
+describe("image references", () => {
+    const digest = `sha256:${"0123456789abcdef".repeat(4)}`;
+
+    it("accepts pinned references of every documented form", () => {
+        for (const image of [
+            "istio/tcp-echo-server:1.2",
+            "docker.io/istio/tcp-echo-server:1.2",
+            "registry.example.com:5000/team/tcp-echo:1.2",
+            "localhost:5000/tcp-echo:v1_2-rc.3",
+            "Registry.Example.com/a/b_c__d-e.f:1",
+            `istio/tcp-echo-server@${digest}`,
+            `istio/tcp-echo-server:1.2@${digest}`,
+            `registry.example.com:5000/tcp-echo@${digest}`,
+        ])
+            assert.equal(imagePinProblem(image), undefined, image);
+    });
+
+    it("checks the repository before a digest as it does before a tag", () => {
+        for (const image of [
+            `bad image!@${digest}`,
+            `@${digest}`,
+            `Istio/Tcp-Echo@${digest}`,
+            `istio//tcp-echo@${digest}`,
+            `-istio/tcp-echo@${digest}`,
+            `istio/tcp-echo-@${digest}`,
+            "istio/Tcp-Echo:1.2",
+            "istio//tcp-echo:1.2",
+        ])
+            assert.match(
+                imagePinProblem(image) ?? "",
+                /repository name that is not a valid/,
+                image,
+            );
+        assert.match(
+            imagePinProblem(`istio/tcp-echo:bad tag@${digest}`) ?? "",
+            /not a valid image tag/,
+        );
+        assert.match(imagePinProblem(`istio/tcp-echo@${digest}x`) ?? "", /sha256/);
+    });
+
+    it("quotes no part of the image, which may be a secret", () => {
+        for (const image of [
+            "registry.example.com/SECRET/tcp-echo@sha256:SECRET",
+            "registry.example.com/SECRET/tcp-echo:SECRET!",
+            "SECRET!/tcp-echo:1.2",
+            "registry.example.com/SECRET/tcp-echo",
+        ])
+            assert.doesNotMatch(imagePinProblem(image) ?? "", /SECRET/, image);
+    });
+});
+
+describe("Istio's reserved ports", () => {
+    it("refuses 15000 to 15090 for the Service and the gateway, and allows the ports around them", () => {
+        for (const key of ["servicePort", "gatewayPort"]) {
+            for (const port of [14999, 15091, 9000, 31400])
+                assert.equal(settingsFor({ [key]: port })[key as "servicePort"], port);
+            for (const port of [15000, 15006, 15008, 15020, 15090])
+                assert.throws(
+                    () => settingsFor({ [key]: port }),
+                    (err: unknown) =>
+                        err instanceof ConfigError &&
+                        err.problems.some(
+                            (p) =>
+                                p.key === key &&
+                                /from 1 to 14999 or 15091 to 65535/.test(p.message),
+                        ),
+                    `${key} ${port}`,
+                );
+        }
     });
 });

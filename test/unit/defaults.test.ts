@@ -3,7 +3,8 @@ import { describe, it } from "node:test";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { DEFAULTS, parseSettings } from "../../config";
+import { DEFAULTS, ProjectDefaultsError, parseSettings, readProjectDefaults } from "../../config";
+import { tempDirs } from "../support/tempDirs";
 import { readStackSettings } from "../../tools/engine/stackFiles";
 import { PROJECT_ROOT } from "../../tools/engine/engine";
 import {
@@ -154,6 +155,92 @@ describe("each default lives once (Pulumi.yaml) and the program, the tools and t
                 `README default of ${key}`,
             );
         }
+    });
+});
+
+describe("the project's defaults are checked as they are read, not cast", () => {
+    const dirs = tempDirs();
+    const projectFile = path.join(PROJECT_ROOT, "Pulumi.yaml");
+
+    /** A copy of Pulumi.yaml with `edit` applied to its text. */
+    function editedProject(edit: (text: string) => string): string {
+        const file = path.join(dirs.make("asm-tcp-shift-project-"), "Pulumi.yaml");
+        fs.writeFileSync(file, edit(fs.readFileSync(projectFile, "utf8")));
+        return file;
+    }
+
+    function problemsOf(file: string): { key: string; message: string }[] {
+        try {
+            readProjectDefaults(file);
+        } catch (err) {
+            assert.ok(err instanceof ProjectDefaultsError, String(err));
+            assert.ok(err.message.startsWith(`${file} does not hold valid config defaults`));
+            return err.problems.map((p) => ({ ...p }));
+        }
+        assert.fail(`${file} was accepted`);
+    }
+
+    it("reads the project's own Pulumi.yaml", () => {
+        assert.deepEqual(readProjectDefaults(projectFile), DEFAULTS);
+    });
+
+    it("names each malformed default, all at once, with the value a stack would be refused for", () => {
+        const file = editedProject((text) =>
+            text
+                .replace("    default: 1\n", "    default: many\n")
+                .replace("    default: 9000\n", "    default: 15001\n")
+                .replace("      addressType: internet\n", "      addresstype: internet\n")
+                .replace("    default: rendered\n", "    default: [rendered]\n")
+                .replace(
+                    / {2}gatewayPort:\n(.*\n){2} {4}default: 31400\n/,
+                    "  gatewayPort:\n    type: integer\n",
+                )
+                .replace("      gatewayName: ingressgateway\n", "      gatewayName: Ingress_GW\n")
+                .replace(
+                    "  localKubeconfig:",
+                    "  gatewayport:\n    default: 31400\n  localKubeconfig:",
+                ),
+        );
+        const problems = problemsOf(file);
+        const byKey = Object.fromEntries(problems.map((p) => [p.key, p.message]));
+        assert.match(byKey["config.replicas.default"], /integer from 1 to 50; got "many"/);
+        assert.match(byKey["config.servicePort.default"], /15001 is in 15000\.\.15090/);
+        assert.match(
+            byKey["config.slb.default"],
+            /unknown field "addresstype"; did you mean "addressType"\?/,
+        );
+        assert.match(byKey["config.slb.default.addressType"], /has no default/);
+        assert.match(byKey["config.renderDir.default"], /must be a path/);
+        assert.match(byKey["config.gatewayPort.default"], /has no default/);
+        assert.match(byKey["config.asm.default.gatewayName"], /DNS-1123 label/);
+        assert.match(
+            byKey["config.gatewayport"],
+            /unknown key "gatewayport"; did you mean "gatewayPort"\?/,
+        );
+        assert.equal(problems.length, 8, JSON.stringify(problems, null, 2));
+    });
+
+    it("refuses a default for a field that names one stack's own resources, and a file that is not the project's", () => {
+        const file = editedProject((text) =>
+            text
+                .replace("name: asm-tcp-shift\n", "name: other-project\n")
+                .replace(
+                    "      mode: managed\n",
+                    "      mode: reuse\n      id: lb-2ze8x7example1234\n",
+                ),
+        );
+        assert.deepEqual(
+            problemsOf(file).map((p) => p.key),
+            ["name", "config.slb.default.id"],
+        );
+    });
+
+    it("refuses a file without a config block, or no YAML at all", () => {
+        assert.deepEqual(
+            problemsOf(editedProject(() => "name: asm-tcp-shift\n")).map((p) => p.key),
+            ["config"],
+        );
+        assert.match(problemsOf(editedProject(() => "config: [\n"))[0].message, /is not YAML/);
     });
 });
 

@@ -1,10 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SLB_ANNOTATIONS, TYPE_TOKENS, PROGRAM_ANNOTATIONS } from "../../components/model";
+import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
+import * as path from "path";
 import { ConfigError, DEFAULTS } from "../../config";
+import { PROJECT_ROOT } from "../../tools/engine/engine";
 import { freePort } from "../support/echoServers";
 import {
     checkStackTarget,
+    imagesAreSecret,
     makeProviders,
     readStackConfig,
     reusedClbTagProblems,
@@ -22,6 +27,9 @@ import {
     recordResources,
     unwrap,
 } from "../support/mocks";
+
+/** Folders that hold no source of the project: installed packages, local state, outputs. */
+const NOT_SOURCE = new Set(["node_modules", ".git", ".local", "rendered", "bin"]);
 
 function providerName(resource: RecordedResource): string | undefined {
     // Provider references are "<urn>::<id>"; the URN ends with the provider's resource name.
@@ -199,6 +207,44 @@ describe("secret settings", () => {
         assert.deepEqual(images, [DEFAULTS.image, PRIVATE].sort());
     });
 
+    it("never quotes a secret value in a refusal", async () => {
+        await recordResources(
+            {
+                target: "render",
+                v2Weight: 20,
+                imageV2: "registry.example.com/zq7team/tcp-echo-server:latest",
+                imageV1: "registry.example.com/zq7team/tcp-echo@sha256:zq7digest",
+                namespace: "ZQ7_NAMESPACE",
+                slb: { mode: "zq7mode", otherListenerPorts: ["zq7port"] },
+            },
+            ["imageV1", "imageV2", "namespace", "slb"],
+        );
+        assert.throws(
+            () => readStackConfig(),
+            (err: unknown) => {
+                assert.ok(err instanceof ConfigError);
+                assert.deepEqual(
+                    err.problems.map((p) => p.key),
+                    [
+                        "namespace",
+                        "imageV1",
+                        "imageV2",
+                        "slb.mode",
+                        "slb.otherListenerPorts[0]",
+                        "namespace",
+                        "slb",
+                    ],
+                );
+                assert.match(
+                    err.message,
+                    /imageV2: image \(a secret value, not shown\) uses the moving tag "latest"/,
+                );
+                assert.doesNotMatch(err.message, /zq7/i);
+                return true;
+            },
+        );
+    });
+
     it("refuses any other setting stored as a secret: it would land in the state in plain text", async () => {
         await recordResources({ target: "render", v2Weight: 20, namespace: "team-a" }, [
             "namespace",
@@ -210,6 +256,71 @@ describe("secret settings", () => {
                 /namespace: is stored as a secret/.test(err.message) &&
                 /v2Weight: is stored as a secret/.test(err.message),
         );
+    });
+});
+
+describe("the program's config keys", () => {
+    it("refuses a key of the project it does not know, naming the closest known one", async () => {
+        await recordResources({
+            target: "render",
+            v2Weight: 20,
+            gatewayport: 31500,
+            colour: "red",
+        });
+        assert.throws(
+            () => readStackConfig(),
+            (err: unknown) => {
+                assert.ok(err instanceof ConfigError);
+                assert.deepEqual(
+                    err.problems.map((p) => p.key),
+                    ["gatewayport", "colour"],
+                );
+                assert.match(
+                    err.message,
+                    /asm-tcp-shift:gatewayport: unknown key "gatewayport"; did you mean "gatewayPort"\? \(known: v2Weight, target, .*, dataPlaneKubeconfig, controlPlaneKubeconfig\)/,
+                );
+                assert.doesNotMatch(err.problems[1].message, /did you mean/);
+                return true;
+            },
+        );
+    });
+
+    it("reads other namespaces' keys (the providers') without judging them", async () => {
+        await recordResources({ target: "render", v2Weight: 20 });
+        pulumi.runtime.setConfig("alicloud:region", "cn-hangzhou");
+        assert.equal(readStackConfig().settings.target, "render");
+    });
+});
+
+describe("secret handling uses only the SDK's public entry points", () => {
+    it("imports no @pulumi module by an internal path", () => {
+        const sources = (dir: string): string[] =>
+            fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+                if (NOT_SOURCE.has(e.name)) return [];
+                const file = path.join(dir, e.name);
+                return e.isDirectory()
+                    ? sources(file)
+                    : /\.(ts|js|cjs|mjs)$/.test(e.name)
+                      ? [file]
+                      : [];
+            });
+        // Public entry points: a package's index and the Automation API.
+        const deep =
+            /(?:from\s+|require\(\s*|import\(\s*)["'](@pulumi\/[^/"']+\/(?!automation["'])[^"']+)["']/g;
+        const found = sources(PROJECT_ROOT).flatMap((file) =>
+            [...fs.readFileSync(file, "utf8").matchAll(deep)].map(
+                (m) => `${path.relative(PROJECT_ROOT, file)}: ${m[1]}`,
+            ),
+        );
+        assert.deepEqual(found, []);
+    });
+
+    it("finds isConfigSecret on pulumi.runtime, where the program reads it", async () => {
+        assert.equal(typeof (pulumi.runtime as any).isConfigSecret, "function");
+        await recordResources({ target: "render", v2Weight: 20, imageV2: "x/y:1" }, ["imageV2"]);
+        assert.equal(imagesAreSecret(), true);
+        await recordResources({ target: "render", v2Weight: 20, imageV2: "x/y:1" });
+        assert.equal(imagesAreSecret(), false);
     });
 });
 
@@ -520,7 +631,7 @@ describe("a target that cannot be read is a problem of the key that points at it
         const unreachable = [
             "apiVersion: v1",
             "kind: Config",
-            "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:" + port + "'}}]",
+            "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:" + port + "'}}]",
             "users: [{name: u, user: {token: t}}]",
             "contexts: [{name: x, context: {cluster: c, user: u}}]",
             "current-context: x",
@@ -538,7 +649,7 @@ describe("a target that cannot be read is a problem of the key that points at it
                 assert.match(
                     err.message,
                     new RegExp(
-                        `cannot reach the API server http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`,
+                        `cannot reach the API server https://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`,
                     ),
                 );
                 return true;

@@ -1,0 +1,187 @@
+import { Problems } from "./errors";
+
+// Value parsers: each takes the raw value as the CLI stores it and reports what is wrong under its key.
+
+export function integer(
+    p: Problems,
+    key: string,
+    raw: unknown,
+    min: number,
+    max: number,
+    meaning = "",
+): number | undefined {
+    const value = typeof raw === "string" && /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
+    if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+        return p.fail(
+            key,
+            `must be an integer from ${min} to ${max}${meaning}; got ${p.show(key, raw)}`,
+        );
+    }
+    return value;
+}
+
+export function oneOf<T extends string>(
+    p: Problems,
+    key: string,
+    raw: unknown,
+    allowed: readonly T[],
+): T | undefined {
+    if (typeof raw !== "string" || !(allowed as readonly string[]).includes(raw)) {
+        return p.fail(
+            key,
+            `must be one of ${allowed.map((a) => `"${a}"`).join(", ")}; got ${p.show(key, raw)}`,
+        );
+    }
+    return raw as T;
+}
+
+export function boolean(p: Problems, key: string, raw: unknown): boolean | undefined {
+    return typeof raw === "boolean"
+        ? raw
+        : p.fail(key, `must be true or false; got ${p.show(key, raw)}`);
+}
+
+export function matching(
+    p: Problems,
+    key: string,
+    raw: unknown,
+    pattern: RegExp,
+    what: string,
+): string | undefined {
+    return typeof raw === "string" && pattern.test(raw)
+        ? raw
+        : p.fail(key, `${what}; got ${p.show(key, raw)}`);
+}
+
+/** A non-empty string, such as a path. */
+export function text(p: Problems, key: string, raw: unknown, what: string): string | undefined {
+    return typeof raw === "string" && raw.trim() !== ""
+        ? raw
+        : p.fail(key, `must be ${what}; got ${p.show(key, raw)}`);
+}
+
+/** Names of an object key's fields: the ones it takes, and retired ones its parser reports on its own. */
+export interface ObjectFields {
+    readonly known: readonly string[];
+    readonly retired?: readonly string[];
+}
+
+/**
+ * An object key (`slb`, `asm`) over its defaults; the CLI stores objects as JSON text. A field it does not know
+ * is refused with the closest known name: a misspelt field would otherwise be dropped, and its default used.
+ */
+export function object(
+    p: Problems,
+    key: string,
+    raw: string | undefined,
+    defaults: object,
+    fields: ObjectFields,
+): Record<string, unknown> {
+    if (raw === undefined) return { ...defaults };
+    let parsed: unknown;
+    try {
+        parsed = JSON.parse(raw);
+    } catch {
+        parsed = undefined;
+    }
+    if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+        p.fail(
+            key,
+            `must be an object (set it with --path, e.g. ${key}.${fields.known[0]}); got ${p.show(key, raw)}`,
+        );
+        return { ...defaults };
+    }
+    const allowed = new Set([...fields.known, ...(fields.retired ?? [])]);
+    for (const field of Object.keys(parsed).filter((f) => !allowed.has(f)))
+        p.fail(key, unknownNameMessage("field", field, fields.known));
+    return { ...defaults, ...(parsed as Record<string, unknown>) };
+}
+
+/** A list of strings, each matching `pattern`; the CLI stores lists as JSON text. */
+export function stringList(
+    p: Problems,
+    key: string,
+    raw: unknown,
+    pattern: RegExp,
+    what: string,
+): string[] | undefined {
+    let value = raw;
+    if (typeof raw === "string") {
+        try {
+            value = JSON.parse(raw);
+        } catch {
+            value = raw;
+        }
+    }
+    if (!Array.isArray(value) || value.some((v) => typeof v !== "string"))
+        return p.fail(key, `must be a list of ${what}; got ${p.show(key, raw)}`);
+    const bad = value.filter((v: string) => !pattern.test(v));
+    if (bad.length > 0) return p.fail(key, `entries ${p.show(key, bad)} are not ${what}`);
+    return value as string[];
+}
+
+/** A list of integers from `min` to `max`; each bad entry is reported under its index. */
+export function integerList(
+    p: Problems,
+    key: string,
+    raw: unknown,
+    min: number,
+    max: number,
+): number[] | undefined {
+    if (!Array.isArray(raw))
+        return p.fail(
+            key,
+            `must be a list of integers from ${min} to ${max}; got ${p.show(key, raw)}`,
+        );
+    return raw
+        .map((entry, i) => integer(p, `${key}[${i}]`, entry, min, max))
+        .filter((entry): entry is number => entry !== undefined);
+}
+
+/**
+ * `unknown field "addresstype"; did you mean "addressType"? (known: ...)`: the name someone most likely meant,
+ * when one is close enough to be a slip rather than another word.
+ */
+export function unknownNameMessage(what: string, name: string, known: readonly string[]): string {
+    const guess = closest(name, known);
+    return (
+        `unknown ${what} ${JSON.stringify(name)}` +
+        (guess === undefined ? "" : `; did you mean ${JSON.stringify(guess)}?`) +
+        ` (known: ${known.join(", ")})`
+    );
+}
+
+/**
+ * The candidate nearest to `name` by edit distance, ignoring case (a wrong case is the commonest slip in a
+ * camelCase name); undefined when even the nearest differs in more than a third of its letters.
+ */
+export function closest(name: string, candidates: readonly string[]): string | undefined {
+    let best: { candidate: string; distance: number } | undefined;
+    for (const candidate of candidates) {
+        const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+        if (!best || distance < best.distance) best = { candidate, distance };
+    }
+    if (!best) return undefined;
+    return best.distance <= Math.max(1, Math.floor(best.candidate.length / 3))
+        ? best.candidate
+        : undefined;
+}
+
+/**
+ * Damerau-Levenshtein distance in its optimal-string-alignment form: insertions, deletions, substitutions and
+ * swaps of two adjacent letters each count one, so `adressTpye` is two slips from `addressType`, as it looks.
+ */
+export function editDistance(a: string, b: string): number {
+    const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+        Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+    );
+    for (let i = 1; i <= a.length; i++) {
+        for (let j = 1; j <= b.length; j++) {
+            const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+            d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+            if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+                d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    }
+    return d[a.length][b.length];
+}
