@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigError, PROJECT, Settings } from "./config";
-import { StackSecrets, imagesAreSecret, readStackConfig } from "./config/secrets";
+import { StackSecrets, readStackConfig } from "./config/secrets";
 import { loadAlicloud } from "./components/alicloud";
 import {
     CanaryIngress,
@@ -24,12 +24,7 @@ import {
 } from "./preflight";
 
 // The stack's config as the engine hands it over lives in config/secrets.ts; the tests and tools import it here.
-export {
-    SECRET_CAPABLE_KEYS,
-    SECRET_KEYS,
-    imagesAreSecret,
-    readStackConfig,
-} from "./config/secrets";
+export { SECRET_CAPABLE_KEYS, SECRET_KEYS, readStackConfig } from "./config/secrets";
 export type { StackSecrets } from "./config/secrets";
 
 /** Whether the stack talks to the alicloud API: to create its CLB, or to read the tags of the one it reuses. */
@@ -218,7 +213,7 @@ export function canaryArgs(
     return {
         namespace: settings.namespace,
         images: settings.images,
-        secretImages: imagesAreSecret(),
+        secretImages: settings.secretImages ?? false,
         replicas: settings.replicas,
         servicePort: settings.servicePort,
         gatewayPort: settings.gatewayPort,
@@ -298,7 +293,7 @@ export function defineStack(
         },
         gatewayPort: settings.gatewayPort,
         namespace: settings.namespace,
-        images: imagesAreSecret() ? pulumi.secret<Record<string, string>>(images) : images,
+        images: settings.secretImages ? pulumi.secret<Record<string, string>>(images) : images,
         virtualService: pulumi.interpolate`${settings.namespace}/${canary.routing.virtualService.metadata.name}`,
         ingressAddress: address,
         ingressAddressHint:

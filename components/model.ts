@@ -206,4 +206,3 @@ export function reservedPortProblem(port: number): string | undefined {
     if (port < from || port > to) return undefined;
     return `${port} is in ${from}..${to}, the ports Istio's sidecar and gateway proxies keep for themselves (admin, outbound, inbound, HBONE, health, metrics); choose a port from 1 to ${from - 1} or ${to + 1} to 65535`;
 }
-

@@ -8,6 +8,7 @@ import { ConfigError, ConfigProblem, PROJECT } from "./errors";
 import { unknownNameMessage } from "./fields";
 import { SETTING_KEYS } from "./keys";
 import { Settings, parseSettings } from "./settings";
+import { storedSecretKeys } from "./storedSecrets";
 
 /** Secret config, read only through Pulumi's secret channel. */
 export interface StackSecrets {
@@ -23,32 +24,13 @@ export const SECRET_CAPABLE_KEYS = ["image", "imageV1", "imageV2"] as const;
 /** Every key of the project's namespace the program reads; any other is a slip the program would ignore. */
 export const CONFIG_KEYS: readonly string[] = [...SETTING_KEYS, ...SECRET_KEYS];
 
-/**
- * Whether a config key is stored as a secret. The SDK's public entry exports it on `pulumi.runtime` (its
- * `runtime/index` re-exports all of `runtime/config`), though its typings mark it internal and leave it out; it
- * is how `Config.get` decides to warn about secrets. Without it the program cannot tell a secret from plain text,
- * so it refuses to run rather than guess (a unit test pins it to the installed SDK).
- */
-export function isConfigSecret(fullKey: string): boolean {
-    const check = (pulumi.runtime as unknown as { isConfigSecret?: (key: string) => boolean })
-        .isConfigSecret;
-    if (typeof check !== "function")
-        throw new Error(
-            "@pulumi/pulumi no longer exports runtime.isConfigSecret, so this program cannot tell secret config from plain text; pin the @pulumi/pulumi version in package.json",
-        );
-    return check(fullKey);
-}
-
-/** An image key is stored as a secret (e.g. a private registry path): the images then stay secret in the state. */
-export function imagesAreSecret(): boolean {
-    return SECRET_CAPABLE_KEYS.some((key) => isConfigSecret(`${PROJECT}:${key}`));
-}
-
 /** Reads and validates the stack config; throws a {@link ConfigError} naming each bad key before any resource exists. */
-export function readStackConfig(): { settings: Settings; secrets: StackSecrets } {
+export function readStackConfig(
+    storedSecrets: ReadonlySet<string> = storedSecretKeys(pulumi.getStack()),
+): { settings: Settings; secrets: StackSecrets } {
     const config = new pulumi.Config(PROJECT);
     const secretKeys = new Set<string>(SECRET_KEYS);
-    const isSecret = (key: string) => isConfigSecret(`${PROJECT}:${key}`);
+    const isSecret = (key: string) => storedSecrets.has(key);
     // Every problem at once, settings and secrets alike, so one round of edits fixes them all.
     const problems: ConfigProblem[] = [];
     let settings: Settings | undefined;
@@ -66,7 +48,7 @@ export function readStackConfig(): { settings: Settings; secrets: StackSecrets }
         const fullKey = `${PROJECT}:${key}`;
         // Read raw: Config.get on a secret key would log a warning for doing exactly this check.
         const present = pulumi.runtime.getConfig(fullKey) !== undefined;
-        if (present && !isConfigSecret(fullKey)) {
+        if (present && !isSecret(key)) {
             problems.push({
                 key,
                 message: `holds a kubeconfig in plain text; set it with \`pulumi config set --secret ${key} < file\``,
@@ -91,7 +73,7 @@ export function readStackConfig(): { settings: Settings; secrets: StackSecrets }
         if (!known.has(key)) {
             // A misspelt key would be ignored and its default used, unseen.
             problems.push({ key, message: unknownNameMessage("key", key, CONFIG_KEYS) });
-        } else if (!capable.has(key) && isConfigSecret(fullKey)) {
+        } else if (!capable.has(key) && isSecret(key)) {
             problems.push({
                 key,
                 message:

@@ -31,6 +31,8 @@ export interface Settings {
     readonly asm: AsmSettings;
     readonly renderDir: string;
     readonly localKubeconfig: string;
+    /** An image key is stored as a secret (a private registry path, say): the images then stay secret in the state. */
+    readonly secretImages?: boolean;
 }
 
 export interface SlbSettings {
@@ -208,5 +210,8 @@ export function parseSettings(readRaw: RawConfigReader, options: ParseOptions = 
         },
         renderDir: renderDir!,
         localKubeconfig: localKubeconfig!,
+        secretImages: ["image", "imageV1", "imageV2"].some(
+            (key) => options.isSecret?.(key) ?? false,
+        ),
     };
 }

@@ -38,10 +38,19 @@ export function mockClbApiFailure(message: string): void {
     clbApiFailure = message;
 }
 
+/** The keys the last {@link recordResources} stored as secrets, as Pulumi.<stack>.yaml would list them. */
+let storedSecrets = new Set<string>();
+
+/** The program's reading of the stack config under mocks: the config and stored secrets last recorded. */
+export function mockedStackConfig(): ReturnType<typeof readStackConfig> {
+    return readStackConfig(storedSecrets);
+}
+
 export async function recordResources(
     config: Record<string, unknown> = {},
     secretKeys: string[] = [],
 ): Promise<RecordedResource[]> {
+    storedSecrets = new Set(secretKeys);
     const recorded: RecordedResource[] = [];
     const allConfig: Record<string, string> = {};
     for (const [key, value] of Object.entries(config)) {
@@ -129,7 +138,7 @@ export async function mockedProgram(
     facts: Partial<TargetFacts> = {},
 ): Promise<{ resources: RecordedResource[]; outputs: StackOutputs }> {
     const resources = await recordResources(config, secretKeys);
-    const { settings, secrets } = readStackConfig();
+    const { settings, secrets } = mockedStackConfig();
     const outputs = defineStack(settings, makeProviders(settings, secrets), {
         owner: stackOwner(),
         ...facts,

@@ -5,11 +5,12 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigError, DEFAULTS } from "../../config";
+import { secureKeysOf, storedSecretKeys } from "../../config/storedSecrets";
+import * as os from "os";
 import { PROJECT_ROOT } from "../../tools/engine/engine";
 import { freePort } from "../support/echoServers";
 import {
     checkStackTarget,
-    imagesAreSecret,
     makeProviders,
     readStackConfig,
     reusedClbTagProblems,
@@ -23,6 +24,7 @@ import {
     mockClbApiFailure,
     mockClbTags,
     mockedProgram as runProgram,
+    mockedStackConfig,
     one,
     recordResources,
     unwrap,
@@ -220,7 +222,7 @@ describe("secret settings", () => {
             ["imageV1", "imageV2", "namespace", "slb"],
         );
         assert.throws(
-            () => readStackConfig(),
+            () => mockedStackConfig(),
             (err: unknown) => {
                 assert.ok(err instanceof ConfigError);
                 assert.deepEqual(
@@ -251,7 +253,7 @@ describe("secret settings", () => {
             "v2Weight",
         ]);
         assert.throws(
-            () => readStackConfig(),
+            () => mockedStackConfig(),
             (err: Error) =>
                 /namespace: is stored as a secret/.test(err.message) &&
                 /v2Weight: is stored as a secret/.test(err.message),
@@ -268,7 +270,7 @@ describe("the program's config keys", () => {
             colour: "red",
         });
         assert.throws(
-            () => readStackConfig(),
+            () => mockedStackConfig(),
             (err: unknown) => {
                 assert.ok(err instanceof ConfigError);
                 assert.deepEqual(
@@ -288,7 +290,7 @@ describe("the program's config keys", () => {
     it("reads other namespaces' keys (the providers') without judging them", async () => {
         await recordResources({ target: "render", v2Weight: 20 });
         pulumi.runtime.setConfig("alicloud:region", "cn-hangzhou");
-        assert.equal(readStackConfig().settings.target, "render");
+        assert.equal(mockedStackConfig().settings.target, "render");
     });
 });
 
@@ -315,12 +317,50 @@ describe("secret handling uses only the SDK's public entry points", () => {
         assert.deepEqual(found, []);
     });
 
-    it("finds isConfigSecret on pulumi.runtime, where the program reads it", async () => {
-        assert.equal(typeof (pulumi.runtime as any).isConfigSecret, "function");
-        await recordResources({ target: "render", v2Weight: 20, imageV2: "x/y:1" }, ["imageV2"]);
-        assert.equal(imagesAreSecret(), true);
+    it("learns which keys are secrets from the stack settings file, as `config set --secret` writes it", () => {
+        const file = [
+            "config:",
+            '  asm-tcp-shift:v2Weight: "20"',
+            "  asm-tcp-shift:imageV2:",
+            "    secure: v1:abc",
+            "  asm-tcp-shift:slb:",
+            "    mode: reuse",
+            "    id:",
+            "      secure: v1:def",
+            "  other-project:image:",
+            "    secure: v1:ghi",
+        ].join("\n");
+        assert.deepEqual([...secureKeysOf(file)].sort(), ["imageV2", "slb"]);
+        assert.deepEqual([...secureKeysOf("encryptionsalt: x\n")], []);
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-stack-file-"));
+        try {
+            assert.deepEqual(
+                [...storedSecretKeys("dev", dir)],
+                [],
+                "no settings file: no stored secrets",
+            );
+            fs.writeFileSync(path.join(dir, "Pulumi.dev.yaml"), file);
+            assert.deepEqual([...storedSecretKeys("dev", dir)].sort(), ["imageV2", "slb"]);
+            // A broken file is reported by position, never by its text.
+            fs.writeFileSync(
+                path.join(dir, "Pulumi.dev.yaml"),
+                "config:\n  a: [SUPERSECRETTOKEN123\n",
+            );
+            assert.throws(
+                () => storedSecretKeys("dev", dir),
+                (err: Error) =>
+                    /Pulumi\.dev\.yaml is not valid YAML/.test(err.message) &&
+                    !err.message.includes("SUPERSECRET"),
+            );
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    it("keeps the images secret exactly when an image key is stored as a secret", async () => {
         await recordResources({ target: "render", v2Weight: 20, imageV2: "x/y:1" });
-        assert.equal(imagesAreSecret(), false);
+        assert.equal(readStackConfig(new Set(["imageV2"])).settings.secretImages, true);
+        assert.equal(readStackConfig(new Set()).settings.secretImages, false);
     });
 });
 
@@ -365,7 +405,7 @@ describe("whole program on the asm target", () => {
     it("rejects a kubeconfig stored in plain text", async () => {
         await recordResources(asm, []);
         assert.throws(
-            () => readStackConfig(),
+            () => mockedStackConfig(),
             /dataPlaneKubeconfig: holds a kubeconfig in plain text/,
         );
     });
@@ -379,7 +419,7 @@ describe("whole program on the asm target", () => {
             }),
         );
         assert.throws(
-            () => readStackConfig(),
+            () => mockedStackConfig(),
             (err: any) => {
                 assert.deepEqual(
                     err.problems.map((p: any) => p.key),
@@ -395,7 +435,7 @@ describe("whole program on the asm target", () => {
             asmConfig({ dataPlaneKubeconfig: undefined, controlPlaneKubeconfig: undefined }),
         );
         assert.throws(
-            () => readStackConfig(),
+            () => mockedStackConfig(),
             /controlPlaneKubeconfig: is required when target is "asm"/,
         );
     });
@@ -555,7 +595,7 @@ describe("whole program on the asm target", () => {
         for (const tag of ["kubernetes.do.not.delete", "ack.aliyun.com"]) {
             mockClbTags({ "lb-2ze8x7clustermade1": { [tag]: "x" } });
             await recordResources(reuse, secretKeys);
-            const { settings, secrets } = readStackConfig();
+            const { settings, secrets } = mockedStackConfig();
             const problems = await reusedClbTagProblems(settings, makeProviders(settings, secrets));
             assert.equal(problems.length, 1, tag);
             assert.equal(problems[0].key, "slb.id");
@@ -568,7 +608,7 @@ describe("whole program on the asm target", () => {
         }
         mockClbTags({ "lb-2ze8x7clustermade1": { owner: "platform" } });
         await recordResources(reuse, secretKeys);
-        let { settings, secrets } = readStackConfig();
+        let { settings, secrets } = mockedStackConfig();
         assert.deepEqual(
             await reusedClbTagProblems(settings, makeProviders(settings, secrets)),
             [],
@@ -576,14 +616,14 @@ describe("whole program on the asm target", () => {
         );
         mockClbTags({});
         await recordResources(reuse, secretKeys);
-        ({ settings, secrets } = readStackConfig());
+        ({ settings, secrets } = mockedStackConfig());
         assert.match(
             (await reusedClbTagProblems(settings, makeProviders(settings, secrets)))[0].message,
             /no CLB lb-2ze8x7clustermade1 exists/,
         );
         mockClbApiFailure("InvalidAccessKeyId.NotFound: Specified access key is not found.");
         await recordResources(reuse, secretKeys);
-        ({ settings, secrets } = readStackConfig());
+        ({ settings, secrets } = mockedStackConfig());
         await assert.rejects(
             reusedClbTagProblems(settings, makeProviders(settings, secrets)),
             (err: any) => {
@@ -608,7 +648,7 @@ describe("a target that cannot be read is a problem of the key that points at it
             v2Weight: 20,
             localKubeconfig: "/nonexistent/asm-tcp-shift/kubeconfig",
         });
-        const { settings, secrets } = readStackConfig();
+        const { settings, secrets } = mockedStackConfig();
         await assert.rejects(
             async () => checkStackTarget(settings, makeProviders(settings, secrets)),
             (err: any) => {
@@ -640,7 +680,7 @@ describe("a target that cannot be read is a problem of the key that points at it
             asmConfig({ dataPlaneKubeconfig: unreachable, controlPlaneKubeconfig: unreachable }),
             KUBECONFIG_KEYS,
         );
-        const { settings, secrets } = readStackConfig();
+        const { settings, secrets } = mockedStackConfig();
         await assert.rejects(
             checkStackTarget(settings, makeProviders(settings, secrets)),
             (err: any) => {
