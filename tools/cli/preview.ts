@@ -2,7 +2,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { PROJECT_ROOT } from "../engine/engine";
-import { log } from "./log";
+import { log } from "../rollout/log";
 import { runPreview, toMarkdown } from "../rollout/preview";
 import { defineCommand, required, runCommand } from "./cli";
 

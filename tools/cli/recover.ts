@@ -1,5 +1,5 @@
 /** npm run recover -- --stack NAME [--force]: brings a stack back after a killed update (see tools/state/recover.ts). */
-import { log } from "./log";
+import { log } from "../rollout/log";
 import { recover } from "../state/recover";
 import { defineCommand, required, runCommand } from "./cli";
 

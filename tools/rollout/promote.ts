@@ -6,7 +6,7 @@
  * config is restored: nothing changes.
  */
 import { ConfigValue, Stack } from "@pulumi/pulumi/automation";
-import { log } from "../cli/log";
+import { log } from "./log";
 import { EngineOptions, POLICY_PACK_DIR, openStack, stateStoreOf } from "../engine/engine";
 import { StackLockedError, assertUnlocked } from "../state/locks";
 import { withPolicyConfig } from "../engine/policyConfig";

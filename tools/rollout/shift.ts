@@ -7,7 +7,7 @@
 import { spawnSync } from "child_process";
 import * as readline from "readline";
 import { Stack } from "@pulumi/pulumi/automation";
-import { log } from "../cli/log";
+import { log } from "./log";
 import {
     POLICY_PACK_DIR,
     PROJECT_ROOT,
