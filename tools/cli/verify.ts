@@ -4,7 +4,14 @@
  */
 import { VERSIONS } from "../../components/model";
 import { stackOutputs } from "../engine/stackOutputs";
-import { VerifyOptions, formatReport, verify } from "../rollout/verify";
+import {
+    GATE_ALPHA,
+    GATE_MIN_DETECTABLE,
+    GATE_POWER,
+    VerifyOptions,
+    formatReport,
+    verify,
+} from "../rollout/verify";
 import { UsageError, defineCommand, intFlag, numberFlag, runCommand } from "./cli";
 
 export const EXIT = { consistent: 0, inconsistent: 1, inconclusive: 2, usage: 64 } as const;
@@ -13,12 +20,17 @@ export const command = defineCommand({
     name: "verify",
     usage: `usage: verify (--port PORT [--host 127.0.0.1] --expect-weight W | --stack NAME [--port ...])
               [--connections 1000] [--concurrency 50] [--timeout-ms 2000]
-              [--v1-prefix ${VERSIONS.stable.prefix}] [--v2-prefix ${VERSIONS.canary.prefix}] [--max-error-rate 0.01] [--json]
+              [--v1-prefix ${VERSIONS.stable.prefix}] [--v2-prefix ${VERSIONS.canary.prefix}] [--max-error-rate 0.01]
+              [--min-detectable ${GATE_MIN_DETECTABLE}] [--json]
 
-Opens N TCP connections, sends a line on each, classifies replies by prefix, and checks the
-expected v2 weight against the observed share's 95% Wilson interval. With --stack, the weight, the
-gateway address and the port default to the stack's outputs (v2Weight, ingressAddress, gatewayPort).
-exit codes: 0 consistent, 1 inconsistent, 2 inconclusive (errors or no replies), 64 usage`,
+Opens N TCP connections, sends a line on each, classifies replies by prefix, and tests the observed
+v2 count against the expected v2 weight with an exact two-sided binomial test at alpha ${GATE_ALPHA}: a
+correct split fails at most one run in ${1 / GATE_ALPHA}. A pass is conclusive only if a split
+--min-detectable points off would have failed with probability ${GATE_POWER * 100}%. See docs/verify.md.
+With --stack, the weight, the gateway address and the port default to the stack's outputs (v2Weight,
+ingressAddress, gatewayPort).
+exit codes: 0 consistent, 1 inconsistent, 2 inconclusive (errors, no replies, or too few replies to
+catch a --min-detectable error), 64 usage`,
     options: {
         host: { type: "string" },
         port: { type: "string" },
@@ -30,6 +42,7 @@ exit codes: 0 consistent, 1 inconsistent, 2 inconclusive (errors or no replies),
         "v1-prefix": { type: "string", default: VERSIONS.stable.prefix },
         "v2-prefix": { type: "string", default: VERSIONS.canary.prefix },
         "max-error-rate": { type: "string", default: "0.01" },
+        "min-detectable": { type: "string", default: String(GATE_MIN_DETECTABLE) },
         json: { type: "boolean", default: false },
     },
     async run(flags) {
@@ -49,6 +62,7 @@ exit codes: 0 consistent, 1 inconsistent, 2 inconclusive (errors or no replies),
             concurrency: intFlag("concurrency", flags.concurrency, 1, 10_000),
             timeoutMs: intFlag("timeout-ms", flags["timeout-ms"], 1, 600_000),
             maxErrorRate: numberFlag("max-error-rate", flags["max-error-rate"], 0, 1),
+            minDetectable: numberFlag("min-detectable", flags["min-detectable"], 0.01, 100),
         };
         // --stack fills in what the flags leave out: the weight, the gateway address and port from the outputs.
         const outputs = flags.stack ? await stackOutputs(flags.stack) : {};
@@ -83,6 +97,7 @@ exit codes: 0 consistent, 1 inconsistent, 2 inconclusive (errors or no replies),
             expectedWeight: given.expectedWeight ?? fromStack("v2Weight", "expect-weight", 0, 100),
             prefixes: { v1: flags["v1-prefix"]!, v2: flags["v2-prefix"]! },
             maxErrorRate: given.maxErrorRate,
+            minDetectable: given.minDetectable,
         };
         if (process.stderr.isTTY && !flags.json) opts.onProgress = progressBar;
         const report = await verify(opts);
