@@ -212,9 +212,21 @@ describe("locks", () => {
         assert.equal(judgeLock({}, new Date(now - day - 1000), where).stale, true);
         // This machine's view unreadable (no /proc): nothing proves a holder gone.
         const blind = { ...where, bootId: undefined, pidNamespace: undefined };
-        const ours = { pid: 5, hostname: "h", bootId: "b", pidNamespace: "pid:[1]", timestamp: old.timestamp };
-        assert.equal(judgeLock(ours, new Date(now), { ...where, startOf: () => undefined }).stale, true);
-        assert.equal(judgeLock(ours, new Date(now), { ...blind, startOf: () => undefined }).stale, false);
+        const ours = {
+            pid: 5,
+            hostname: "h",
+            bootId: "b",
+            pidNamespace: "pid:[1]",
+            timestamp: old.timestamp,
+        };
+        assert.equal(
+            judgeLock(ours, new Date(now), { ...where, startOf: () => undefined }).stale,
+            true,
+        );
+        assert.equal(
+            judgeLock(ours, new Date(now), { ...blind, startOf: () => undefined }).stale,
+            false,
+        );
     });
 
     it("a rollout lock excludes a second rollout and is gone once released", async () => {

@@ -140,7 +140,10 @@ export function judgeLock(
     if (content.bootId !== where.bootId)
         return { stale: false, reason: "written on another machine, or before this one rebooted" };
     if (content.pidNamespace !== where.pidNamespace)
-        return { stale: false, reason: `written in another pid namespace (${content.pidNamespace})` };
+        return {
+            stale: false,
+            reason: `written in another pid namespace (${content.pidNamespace})`,
+        };
     if (!Number.isInteger(content.pid) || content.pid! <= 0)
         return { stale: false, reason: "it records no pid" };
     const started = where.startOf(content.pid!);

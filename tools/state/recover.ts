@@ -22,7 +22,13 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { PROJECT } from "../../config";
-import { EngineOptions, PROJECT_ROOT, engineEnv, stateStoreFor, toolchainBinary } from "../engine/engine";
+import {
+    EngineOptions,
+    PROJECT_ROOT,
+    engineEnv,
+    stateStoreFor,
+    toolchainBinary,
+} from "../engine/engine";
 import {
     Here,
     LOCK_LEASE_HOURS,
@@ -82,9 +88,7 @@ export function isPulumiPlugin(argv: string[]): boolean {
 /** Which of the SDK's Node.js entry points a node process runs: the program, or a policy pack. */
 function nodeEntry(argv: string[]): "run" | "run-policy-pack" | undefined {
     return /@pulumi\/pulumi\/cmd\/(run|run-policy-pack)(\/index\.js)?$/.exec(argv[1] ?? "")?.[1] as
-        | "run"
-        | "run-policy-pack"
-        | undefined;
+        "run" | "run-policy-pack" | undefined;
 }
 
 function isPulumiProcess(argv: string[]): boolean {
@@ -198,7 +202,12 @@ function realDir(dir: string): string {
  *    working folder (the program's) as theirs; providers also get PULUMI_PROJECT, never the stack.
  * Every one inherits the CLI's environment, so PULUMI_BACKEND_URL when the CLI had it from there.
  */
-function claimsOf(p: ProcessInfo): { stack?: string; project?: string; dir?: string; engine?: string } {
+function claimsOf(p: ProcessInfo): {
+    stack?: string;
+    project?: string;
+    dir?: string;
+    engine?: string;
+} {
     const engine =
         optionOf(p.argv, "engine") ??
         p.argv.slice(1).find((a) => /^(127\.0\.0\.1|localhost|\[::1\]):\d+$/.test(a));
@@ -293,7 +302,10 @@ export function orphanedPluginsOf(
             leftAlone.push(
                 ...members.map((p) => ({
                     pid: p.pid,
-                    what: [path.basename(p.argv[0] ?? "?"), ...(nodeEntry(p.argv) ? [p.argv[1]] : [])].join(" "),
+                    what: [
+                        path.basename(p.argv[0] ?? "?"),
+                        ...(nodeEntry(p.argv) ? [p.argv[1]] : []),
+                    ].join(" "),
                     why,
                 })),
             );
@@ -421,7 +433,8 @@ export async function recover(stack: string, opts: RecoverOptions = {}): Promise
         ...opts.io,
         store: opts.io?.store ?? stateStoreFor(stack, opts),
         // An injected store comes without an engine environment to take the backend from.
-        backendUrl: opts.io?.backendUrl ?? (opts.io?.store ? undefined : engine().PULUMI_BACKEND_URL),
+        backendUrl:
+            opts.io?.backendUrl ?? (opts.io?.store ? undefined : engine().PULUMI_BACKEND_URL),
     };
     const runs: PulumiRun[] = [];
     const pulumi = (args: string[]) => {
