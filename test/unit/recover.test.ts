@@ -13,6 +13,7 @@ import {
     orphanedPluginsOf,
     recover,
     repairCheckpoint,
+    stopOrphanedPlugins,
 } from "../../tools/state/recover";
 import { StateStore, openStateStore } from "../../tools/state/stateStore";
 import { tempDirs } from "../support/tempDirs";
@@ -217,6 +218,22 @@ describe("orphanedPluginsOf", () => {
         assert.equal(why[203], "an update run in /home/me/asm-tcp-shift");
         assert.equal(why[302], "an update on backend s3://team-state");
         assert.equal(leftAlone.length, 9);
+    });
+
+    it("stops each plugin once, though one may still be listed on the next pass", () => {
+        const table = [INIT, ...update({ stack: "s", port: 2, first: 100 })];
+        const killed: number[] = [];
+        const { stopped } = stopOrphanedPlugins(
+            { stack: "s", workDir: WORK },
+            { processes: () => table, kill: (pid) => killed.push(pid) },
+        );
+        assert.deepEqual(
+            [killed.sort(), stopped.sort()],
+            [
+                [101, 102, 103],
+                [101, 102, 103],
+            ],
+        );
     });
 
     it("never counts plugins under a live CLI, of this stack or another", () => {

@@ -341,6 +341,8 @@ export function stopOrphanedPlugins(
         leftAlone = survey.leftAlone;
         let found = false;
         for (const p of survey.ours) {
+            // Still listed on the next pass when the signal has not been delivered yet.
+            if (stopped.includes(p.pid)) continue;
             try {
                 io.kill(p.pid);
                 stopped.push(p.pid);
