@@ -121,6 +121,8 @@ const NAMING_VARS = [
 /** Every process of our pid namespace; cwd, network namespace and environment only for Pulumi's. */
 export function readProcesses(): ProcessInfo[] {
     const procs: ProcessInfo[] = [];
+    // Off Linux there is no /proc, and no plugin can be tied to a stack: none is stopped.
+    if (!fs.existsSync("/proc/self/stat")) return procs;
     for (const entry of fs.readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
         const dir = `/proc/${entry}`;
         try {
