@@ -487,9 +487,16 @@ describe("real engine on the local cluster", () => {
         // Depending on the instant of the kill the update leaves its lock, a pending operation, or a
         // checkpoint cut short mid-write; plain `up` refuses to run in each case.
         await assert.rejects(stack.up(), /locked|failed to load checkpoint|pending/);
-        const steps = await recover("itest-cluster", { ...engine, workDir: dir });
+        // The CLI's own update lock records no boot id or pid namespace, so its holder is not provably gone: recover
+        // refuses until told, then clears it.
+        await assert.rejects(recover("itest-cluster", { ...engine, workDir: dir }), /--force/);
+        const steps = await recover("itest-cluster", { ...engine, workDir: dir, force: true });
         assert.ok(steps.includes("refreshed the state from the target"), steps.join("; "));
-        assert.deepEqual(killOrphanedPlugins(), [], "recover left no orphaned plugin behind");
+        assert.deepEqual(
+            killOrphanedPlugins("itest-cluster", dir),
+            [],
+            "recover left no orphaned plugin of the stack behind",
+        );
         await stack.up({ refresh: true });
         assert.deepEqual(
             deployments().map((d: any) => d.available),

@@ -12,7 +12,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { isScalar, parse, parseDocument, visit } from "yaml";
-import { PROJECT_ROOT } from "../../tools/engine";
+import { PROJECT_ROOT } from "../../tools/engine/engine";
 import { tempDirs } from "../support/tempDirs";
 
 type Permissions = string | Record<string, string> | undefined;
