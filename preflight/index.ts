@@ -277,18 +277,71 @@ async function existingGateway(
  * Runs every check against the live target; throws {@link PreflightError} with all problems. Returns what the
  * program needs of an existing gateway it routes through.
  */
+/**
+ * The namespaces the stack writes into must exist on the API server that will hold the objects: a Deployment or an
+ * Istio object in a missing namespace is refused by the server, but only after the objects that come first (the
+ * IstioGateway, a created CLB) were made. The stack does not create namespaces. Only a 404 counts: an identity that
+ * may not read namespaces (a role scoped to Istio's resources) is not refused for it.
+ */
+async function namespaceProblems(
+    input: PreflightInput,
+    apis: PreflightApis,
+): Promise<PreflightProblem[]> {
+    const wanted: { plane: keyof PreflightApis; namespace: string; key: string; holds: string }[] =
+        [
+            {
+                plane: "dataPlane",
+                namespace: input.namespace,
+                key: "namespace",
+                holds: "the Deployments and the Service",
+            },
+            {
+                plane: "controlPlane",
+                namespace: input.namespace,
+                key: "namespace",
+                holds: "the Gateway, DestinationRule and VirtualService",
+            },
+            ...(input.useExistingGateway
+                ? []
+                : [
+                      {
+                          plane: "controlPlane" as const,
+                          namespace: INGRESS_GATEWAY_NAMESPACE,
+                          key: "asm.gatewayName",
+                          holds: "the IstioGateway",
+                      },
+                  ]),
+        ];
+    const seen = new Set<string>();
+    const problems: PreflightProblem[] = [];
+    for (const w of wanted) {
+        const api = apis[w.plane];
+        const id = `${api.server} ${w.namespace}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const { status } = await api.get(`/api/v1/namespaces/${w.namespace}`);
+        if (status === 404)
+            problems.push({
+                key: w.key,
+                message: `namespace ${w.namespace} does not exist on ${api.server}, which would hold ${w.holds}; create it first (the stack does not create namespaces)${w.key === "namespace" ? ", or set namespace to one that exists" : ""}`,
+            });
+    }
+    return problems;
+}
+
 export async function checkTarget(
     input: PreflightInput,
     apis: PreflightApis,
 ): Promise<{ existingGateway?: ExistingGateway }> {
     const apiProblems = await istioApiProblems(input, apis.controlPlane);
-    const [owned, existing] = await Promise.all([
+    const [namespaces, owned, existing] = await Promise.all([
+        namespaceProblems(input, apis),
         ownershipProblems(input, apis, apiProblems.length > 0),
         input.useExistingGateway
             ? existingGateway(input, apis.controlPlane)
             : Promise.resolve({ problems: [] as PreflightProblem[], gateway: undefined }),
     ]);
-    const problems = [...apiProblems, ...owned, ...existing.problems];
+    const problems = [...apiProblems, ...namespaces, ...owned, ...existing.problems];
     if (problems.length > 0) throw new PreflightError(problems);
     return { existingGateway: existing.gateway };
 }

@@ -42,10 +42,14 @@ const SERVED_V1 = {
 const IG_PATH =
     "/apis/istio.alibabacloud.com/v1beta1/namespaces/istio-system/istiogateways/ingressgateway";
 
-/** An API server that knows only the given objects (path -> body); everything else is 404. */
+/**
+ * An API server that knows only the given objects (path -> body) and every namespace but `missingNamespaces`;
+ * everything else is 404.
+ */
 function fakeApi(
     objects: Record<string, unknown>,
     server = "https://fake:6443",
+    missingNamespaces: string[] = [],
 ): KubeApi & { asked: string[] } {
     const asked: string[] = [];
     return {
@@ -53,6 +57,11 @@ function fakeApi(
         asked,
         async get(path: string) {
             asked.push(path);
+            const namespace = path.match(/^\/api\/v1\/namespaces\/([^/]+)$/)?.[1];
+            if (namespace !== undefined)
+                return missingNamespaces.includes(namespace)
+                    ? { status: 404, body: { message: "not found" } }
+                    : { status: 200, body: { metadata: { name: namespace } } };
             return path in objects
                 ? { status: 200, body: objects[path] }
                 : { status: 404, body: { message: "not found" } };
@@ -92,6 +101,35 @@ describe("preflight: objects the stack would create", () => {
                 "controlPlane /apis/networking.istio.io/v1/namespaces/tcp-echo/virtualservices/tcp-echo",
                 `controlPlane ${IG_PATH}`,
             ],
+        );
+    });
+
+    it("refuses a namespace missing on the plane that would hold objects, before any object is made", async () => {
+        const problems = await problemsOf(
+            INPUT,
+            fakeApi({}, "https://ack:6443", ["tcp-echo"]),
+            fakeApi({ [DISCOVERY]: SERVED_V1 }, "https://asm:6443", ["istio-system"]),
+        );
+        assert.deepEqual(
+            problems.map((p) => p.key),
+            ["namespace", "asm.gatewayName"],
+        );
+        assert.match(
+            problems[0].message,
+            /namespace tcp-echo does not exist on https:\/\/ack:6443/,
+        );
+        assert.match(
+            problems[1].message,
+            /namespace istio-system does not exist on https:\/\/asm:6443, which would hold the IstioGateway/,
+        );
+        // Routed through an existing gateway, istio-system is not the stack's to write into.
+        assert.deepEqual(
+            await problemsOf(
+                { ...INPUT, useExistingGateway: true },
+                fakeApi({}, "https://ack:6443"),
+                fakeApi({ [DISCOVERY]: SERVED_V1 }, "https://asm:6443", ["istio-system"]),
+            ).then((ps) => ps.filter((p) => /does not exist/.test(p.message))),
+            [],
         );
     });
 
