@@ -6,8 +6,8 @@
 #  - backend: PULUMI_BACKEND_URL, else the project-local file backend in .local/state (gitignored); for an
 #    s3:// backend (OSS, the local object store) the credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
 #    never from the EC2 metadata address (AWS_EC2_METADATA_DISABLED);
-#  - passphrase: PULUMI_CONFIG_PASSPHRASE(_FILE), else the documented passphrase of the `local` stack, and only
-#    for the `local` stack;
+#  - passphrase: PULUMI_CONFIG_PASSPHRASE_<STACK>, else PULUMI_CONFIG_PASSPHRASE(_FILE), else the documented
+#    passphrase of the `local` stack, and only for the `local` stack;
 #  - no update check, and no plugin downloads (a missing plugin fails fast instead of hanging offline);
 #  - compiled code of the Node.js processes the engine runs (the program, the policy pack) cached between runs
 #    (Node's NODE_COMPILE_CACHE, Node >= 22.1).
@@ -35,9 +35,15 @@ engine_env() {
   export NODE_COMPILE_CACHE=${NODE_COMPILE_CACHE:-$CACHE_DIR/node-compile-cache}
 }
 
-# Exports the passphrase of the `local` stack when $1 is that stack and the user set none.
+# Exports the passphrase of stack $1: PULUMI_CONFIG_PASSPHRASE_<STACK> (the stack's name in capitals, other characters
+# as _) when set, so one job can hold each environment's own (a promotion reads one stack and writes another); else
+# what the user set; else, for the `local` stack only, its documented passphrase.
 engine_passphrase() {
-  if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" && "$1" == "local" ]]; then
+  local own
+  own="PULUMI_CONFIG_PASSPHRASE_$(printf '%s' "$1" | tr '[:lower:]' '[:upper:]' | tr -c 'A-Z0-9_' '_')"
+  if [[ -n "$1" && -n "${!own:-}" ]]; then
+    export PULUMI_CONFIG_PASSPHRASE=${!own}
+  elif [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" && "$1" == "local" ]]; then
     # Protects only throwaway local-cluster credentials; documented in the README. Never used for other stacks.
     export PULUMI_CONFIG_PASSPHRASE=$LOCAL_STACK_PASSPHRASE
   fi

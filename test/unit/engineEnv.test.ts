@@ -142,6 +142,24 @@ describe("engineEnv: the same definition for the Automation API", () => {
     });
 });
 
+describe("engineEnv: one passphrase per stack", () => {
+    it("takes PULUMI_CONFIG_PASSPHRASE_<STACK> for that stack, over the general one", () => {
+        const env = {
+            PULUMI_CONFIG_PASSPHRASE: "general",
+            PULUMI_CONFIG_PASSPHRASE_DEV: "dev-own",
+            PULUMI_CONFIG_PASSPHRASE_STAGING_EU: "staging-eu-own",
+        };
+        const passphrase = (stack: string) =>
+            engineEnv(stack, { backendUrl: "file:///tmp/asm-engine-env-c", env })
+                .PULUMI_CONFIG_PASSPHRASE;
+        assert.equal(passphrase("dev"), "dev-own");
+        assert.equal(passphrase("staging-eu"), "staging-eu-own");
+        assert.equal(passphrase("prod"), "general");
+        // The wrapper resolves it the same way for the CLI.
+        assert.equal(cliEnv(["up", "--stack", "dev"], env).PULUMI_CONFIG_PASSPHRASE, "dev-own");
+    });
+});
+
 describe("scratchProject: a scratch copy runs the real program", () => {
     const scratches = tempDirs();
     const scratch = () => scratchProject(scratches.make("asm-scratch-"));

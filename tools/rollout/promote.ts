@@ -7,7 +7,13 @@
  */
 import { ConfigValue, Stack } from "@pulumi/pulumi/automation";
 import { log } from "./log";
-import { EngineOptions, POLICY_PACK_DIR, openStack, stateStoreOf } from "../engine/engine";
+import {
+    EngineOptions,
+    POLICY_PACK_DIR,
+    openStack,
+    setSecretConfig,
+    stateStoreOf,
+} from "../engine/engine";
 import { StackLockedError, assertUnlocked } from "../state/locks";
 import { withPolicyConfig } from "../engine/policyConfig";
 import { readStackFile } from "../engine/stackFiles";
@@ -44,7 +50,8 @@ async function readKeys(stack: Stack): Promise<Record<string, ConfigValue | null
 
 async function writeKeys(stack: Stack, values: Record<string, ConfigValue | null>): Promise<void> {
     for (const [key, value] of Object.entries(values)) {
-        if (value) await stack.setConfig(key, { value: value.value, secret: value.secret });
+        if (value?.secret) await setSecretConfig(stack, key, value.value);
+        else if (value) await stack.setConfig(key, { value: value.value, secret: false });
         else await stack.removeConfig(key).catch(() => undefined);
     }
 }
