@@ -521,6 +521,21 @@ describe("GitHub workflow files", () => {
         });
     });
 
+    it("apply only through `pulumi up` with the pack and its preview, which stops a mandatory violation before any change", () => {
+        const ups = Object.entries(workflows).flatMap(([file, wf]) =>
+            Object.entries(wf.jobs).flatMap(([name, job]) =>
+                runsOf(job)
+                    .filter((run) => /\bnpm run pulumi -- up\b/.test(run))
+                    .map((run) => ({ where: `${file} job ${name}`, run })),
+            ),
+        );
+        assert.ok(ups.length >= 3, "deploy applies dev, staging and prod");
+        for (const { where, run } of ups) {
+            assert.doesNotMatch(run, /--skip-preview|(^|\s)-f(\s|$)/, `${where} skips the preview`);
+            assert.match(run, /--policy-pack policy\b/, `${where} applies without the pack`);
+        }
+    });
+
     it("start the engine only through the project's npm scripts, after the one shared setup", () => {
         const scripts = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, "package.json"), "utf8"))
             .scripts as Record<string, string>;
