@@ -49,8 +49,9 @@ EOF
 start_server() {
   local meta=("$@")
   mkdir -p "$DIR/data"
-  # Its own session, so it outlives this script; the recorded pid is the server's own.
-  setsid "$(command -v versitygw)" --port "$ENDPOINT" --access "$ACCESS_KEY" --secret "$SECRET_KEY" --region "$REGION" \
+  # Its own session, so it outlives this script; the recorded pid is the server's own. The root credentials go in
+  # its environment (versitygw reads ROOT_ACCESS_KEY_ID / ROOT_SECRET_ACCESS_KEY), never on its command line.
+  ROOT_ACCESS_KEY_ID=$ACCESS_KEY ROOT_SECRET_ACCESS_KEY=$SECRET_KEY setsid "$(command -v versitygw)" --port "$ENDPOINT" --region "$REGION" \
     --health /health --quiet posix "${meta[@]}" "$DIR/data" >>"$LOGFILE" 2>&1 < /dev/null &
   echo $! > "$PIDFILE"
 }
