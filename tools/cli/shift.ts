@@ -18,7 +18,7 @@ export const command = defineCommand({
              [--verify-host 127.0.0.1] [--verify-port PORT] [--connections 1000] [--concurrency 50]
              [--gate-command CMD] [--pause] [--max-step N] [--settle-seconds S] [--force] [--json]
 
-Each step: policy-gated up of v2Weight, then the gate; a failed step or gate rolls back to the last
+Each step: preview with the policy pack, then up, of v2Weight; then the gate; a failed step or gate rolls back to the last
 good weight. On a local stack each step first waits until the gateway received the new split from
 istiod (settle time 0 unless given); elsewhere it waits --settle-seconds (default 5). The gate command
 sees V2_WEIGHT and STACK. One shift per stack at a time (a rollout lock in the backend).

@@ -133,7 +133,7 @@ export interface GatedUpOptions {
 }
 
 /**
- * The policy-gated `pulumi up`, as the CLI's own `pulumi up --policy-pack` runs it: a preview with the pack first,
+ * The gated `pulumi up`, as the CLI's own `pulumi up --policy-pack` runs it: a preview with the pack first,
  * which stops on any mandatory violation before anything changes, then the update with the same pack. (The
  * Automation API's `up` skips the CLI's preview, so it is asked for here.)
  */

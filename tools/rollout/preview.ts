@@ -1,5 +1,5 @@
 /**
- * preview: the pull-request check. Runs a policy-gated preview of a stack (with its environment's
+ * preview: the pull-request check. Runs a preview of a stack with the policy pack (with its environment's
  * policy config) and writes a Markdown summary for a PR comment: the verdict, the change counts and
  * policy violations first, then the full diff folded, trimmed from the end so the summary always survives
  * GitHub's 65,536-character comment limit.

@@ -1,5 +1,5 @@
 /**
- * shift: progressive traffic shifting from the stack. Each step is a policy-gated `up` of v2Weight,
+ * shift: progressive traffic shifting from the stack. Each step is a gated change of v2Weight (a preview with the policy pack, then `up` with it),
  * then a gate (verify against the gateway, or a command), an optional pause for manual promotion, and
  * automatic rollback to the last good weight when a step or its gate fails. Pulumi stays the only
  * writer of the weights: the tool refuses to start when the live weight differs from the stack's.
