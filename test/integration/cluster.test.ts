@@ -181,10 +181,10 @@ describe("real engine on the local cluster", () => {
 
     it("applies every object at v2Weight 0: Deployments Available, routes 100/0, CRs accepted", async () => {
         const { result } = await upWithWeight(0);
-        // 15 records and the policy gate's, less Pulumi's stack and provider, which the refused run above recorded.
+        // All 15 records: the refused run above stopped in its preview and wrote nothing, not even Pulumi's stack.
         assert.equal(
             result.summary.resourceChanges?.create,
-            14,
+            15,
             JSON.stringify(result.summary.resourceChanges),
         );
         assert.deepEqual(deployments(), [
@@ -546,10 +546,10 @@ describe("real engine on the local cluster", () => {
         );
         foreignBytes = await settledForeignGateway();
         const { result } = await upWithWeight(20);
-        // 13 records and the policy gate's, less Pulumi's stack and provider, which the refused run above recorded.
+        // All 13 records: the refused run above stopped in its preview and wrote nothing, not even Pulumi's stack.
         assert.equal(
             result.summary.resourceChanges?.create,
-            12,
+            13,
             JSON.stringify(result.summary.resourceChanges),
         );
         assert.deepEqual(
