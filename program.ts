@@ -21,6 +21,7 @@ import {
     kubeApiFromKubeconfig,
     reusedClbProblems,
 } from "./preflight";
+import { checkRolloutLock } from "./preflight/rolloutLock";
 
 /** Secret config, read only through Pulumi's secret channel. */
 export interface StackSecrets {
@@ -392,6 +393,8 @@ export function defineStack(
 export async function main(): Promise<StackOutputs> {
     // Config is validated before the first resource is registered, so a bad value changes nothing.
     const { settings, secrets } = readStackConfig();
+    // Before the providers, the first resources: an update is refused while someone else's rollout holds the stack.
+    await checkRolloutLock(pulumi.getStack());
     const providers = makeProviders(settings, secrets);
     const facts = await checkStackTarget(settings, providers);
     return defineStack(settings, providers, facts);
