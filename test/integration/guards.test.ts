@@ -14,6 +14,7 @@ import {
     toolchainBinary,
 } from "../../tools/engine/engine";
 import { runPreview } from "../../tools/rollout/preview";
+import { shift } from "../../tools/rollout/shift";
 import { renderedVirtualService, routesOf } from "../../tools/rollout/routes";
 import { acquireRolloutLock } from "../../tools/state/locks";
 
@@ -137,6 +138,31 @@ describe("one guard for every writer: a plain pulumi up", () => {
         } finally {
             await stack.setConfig("v2Weight", { value: "45" });
         }
+    });
+
+    it("during a real shift's pause a plain up is refused, while the shift's own steps go on", async () => {
+        const during: { status: number | null; output: string }[] = [];
+        const result = await shift({
+            stack: STACK,
+            steps: [55, 65],
+            gate: { kind: "none" },
+            pause: true,
+            force: false,
+            engine,
+            workDir: dir,
+            confirm: async () => {
+                during.push(pulumi("up", "--yes", "--skip-preview"));
+                return true;
+            },
+        });
+        assert.equal(result.outcome, "completed", JSON.stringify(result));
+        assert.deepEqual(weightsOnDisk(), [35, 65]);
+        assert.equal(during.length, 1);
+        assert.notEqual(during[0].status, 0, during[0].output);
+        assert.match(during[0].output, /Stack guards is in the middle of a rollout/);
+        // The rollout is over: its lock is gone, and so is the refusal.
+        const run = pulumi("up", "--yes", "--skip-preview");
+        assert.equal(run.status, 0, run.output);
     });
 
     it("the PR preview judges a new stack's weight from 0, not from the weight it is about to set", async () => {
