@@ -22,6 +22,7 @@ import {
     kubeApiFromKubeconfig,
     reusedClbProblems,
 } from "./preflight";
+import { checkRolloutLock } from "./preflight/rolloutLock";
 
 // The stack's config as the engine hands it over lives in config/secrets.ts; the tests and tools import it here.
 export { SECRET_CAPABLE_KEYS, SECRET_KEYS, readStackConfig } from "./config/secrets";
@@ -322,6 +323,8 @@ export function defineStack(
 export async function main(): Promise<StackOutputs> {
     // Config is validated before the first resource is registered, so a bad value changes nothing.
     const { settings, secrets } = readStackConfig();
+    // Before the providers, the first resources: an update is refused while someone else's rollout holds the stack.
+    await checkRolloutLock(pulumi.getStack());
     const providers = makeProviders(settings, secrets);
     const facts = await checkStackTarget(settings, providers);
     return defineStack(settings, providers, facts);

@@ -1,6 +1,8 @@
 import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { TYPE_TOKENS, VERSIONS, imagePinProblem, sameResourceType } from "../../components/model";
+import { StateResource, checkpointResources, currentBackend } from "../../tools/state/stackState";
 import {
+    Inspected,
     containers,
     isType,
     metaName,
@@ -141,35 +143,101 @@ export const destinationPortSet: StackValidationPolicy = {
 export interface WeightStepConfig {
     /** Largest change of the v2 weight in one update. */
     maxWeightStep: number;
-    /** The weight now live, passed by the rollout tools; without it the step cannot be judged. */
-    previousV2Weight?: number;
 }
 
+/**
+ * The step is judged against the weight the stack serves now, read from the stack's own last checkpoint (see
+ * `servedCanaryWeights`), so it holds for every update that runs the pack, whatever started it: no tool has to pass
+ * the previous weight, and a value it could get wrong (or leave out) is not asked for. A resource policy on the
+ * VirtualService, not a stack policy, so that it stops the update before the route is written even when the update
+ * skips its preview (the deploy workflow's `up --skip-preview`).
+ */
 export const maxWeightStep: ResourceValidationPolicy = {
     name: "max-weight-step",
-    description: "One update moves the canary weight by at most maxWeightStep percentage points.",
+    description:
+        "One update moves the canary weight by at most maxWeightStep percentage points from the weight the stack serves now.",
     enforcementLevel: "advisory",
     configSchema: {
         properties: {
             maxWeightStep: { type: "integer", minimum: 1, maximum: 100, default: 50 },
-            previousV2Weight: { type: "integer", minimum: 0, maximum: 100 },
         },
     },
-    validateResource: (args, reportViolation) => {
+    validateResource: async (args, reportViolation) => {
         if (!sameResourceType(args.type, TYPE_TOKENS.virtualService)) return;
-        const { maxWeightStep: limit, previousV2Weight } = args.getConfig<WeightStepConfig>();
-        if (previousV2Weight === undefined) return;
-        for (const route of tcpRoutes(args)) {
-            const canary = (route.route ?? []).find(
-                (r) => r.destination?.subset === VERSIONS.canary.subset,
+        const { maxWeightStep: limit } = args.getConfig<WeightStepConfig>();
+        const next = canaryWeights(args);
+        if (next.every((w) => w === undefined)) return;
+        let served: (number | undefined)[];
+        try {
+            served = await servedCanaryWeights(args);
+        } catch (err) {
+            // Unknown is not "no step": where the limit is mandatory, an update it cannot judge does not pass.
+            reportViolation(
+                `VirtualService ${metaName(args)}: the ${VERSIONS.canary.subset} weight the stack serves now is unknown, so the step to ${next.find((w) => w !== undefined)} cannot be judged: ${(err as Error).message}`,
             );
-            if (!canary || typeof canary.weight !== "number") continue;
-            const step = Math.abs(canary.weight - previousV2Weight);
+            return;
+        }
+        for (const [i, weight] of next.entries()) {
+            if (weight === undefined) continue;
+            // A route the stack does not serve yet (a first deploy) sends nothing to the canary.
+            const previous = served[i] ?? 0;
+            const step = Math.abs(weight - previous);
             if (step > limit) {
                 reportViolation(
-                    `VirtualService ${metaName(args)}: ${VERSIONS.canary.subset} weight moves ${previousV2Weight} -> ${canary.weight} (${step} points); the largest allowed step is ${limit}.`,
+                    `VirtualService ${metaName(args)}: ${VERSIONS.canary.subset} weight moves ${previous} -> ${weight} (${step} points); the largest allowed step is ${limit}. ` +
+                        `Move in steps, e.g. \`npm run shift -- --stack ${stackOf(args.urn)} --steps ${stepsBetween(previous, weight, limit).join(",")}\`.`,
                 );
             }
         }
     },
 };
+
+/** The canary's weight in each TCP route (undefined where a route has none). */
+function canaryWeights(vs: Inspected): (number | undefined)[] {
+    return tcpRoutes(vs).map((route) => {
+        const canary = (route.route ?? []).find(
+            (r) => r.destination?.subset === VERSIONS.canary.subset,
+        );
+        return typeof canary?.weight === "number" ? canary.weight : undefined;
+    });
+}
+
+/** Weights from `from` to `to`, each at most `limit` from the one before. */
+export function stepsBetween(from: number, to: number, limit: number): number[] {
+    const steps: number[] = [];
+    for (let at = from; at !== to;) {
+        at = to > at ? Math.min(to, at + limit) : Math.max(to, at - limit);
+        steps.push(at);
+    }
+    return steps;
+}
+
+/**
+ * The canary weight of each TCP route of this VirtualService as the stack's last checkpoint records it: the same
+ * resource (by URN, else the same object at another Istio API version), its outputs being what the last update
+ * wrote. No such resource (a first deploy, or after a destroy): no route, so every step counts from 0.
+ */
+export async function servedCanaryWeights(vs: Inspected): Promise<(number | undefined)[]> {
+    const backend = currentBackend();
+    if (backend.kind === "none")
+        throw new Error(
+            "no state backend is configured (PULUMI_BACKEND_URL, Pulumi.yaml backend.url or `pulumi login`)",
+        );
+    if (backend.kind === "other")
+        throw new Error(
+            `the pack reads the state of file:// and s3:// backends, not ${backend.url.split("?")[0]}`,
+        );
+    const [, project] = vs.urn.split("::");
+    const resources = (await checkpointResources(backend.store, project, stackOf(vs.urn))).filter(
+        (r) => !r.delete && sameResourceType(r.type, TYPE_TOKENS.virtualService),
+    );
+    const props = (r: StateResource) => r.outputs ?? r.inputs ?? {};
+    const served =
+        resources.find((r) => r.urn === vs.urn) ??
+        resources.find(
+            (r) =>
+                metaName({ ...r, props: props(r) }) === metaName(vs) &&
+                metaNamespace({ ...r, props: props(r) }) === metaNamespace(vs),
+        );
+    return served ? canaryWeights({ ...served, props: props(served) }) : [];
+}

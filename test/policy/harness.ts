@@ -6,9 +6,13 @@ import type {
     StackValidationArgs,
     StackValidationPolicy,
 } from "@pulumi/policy";
+import * as fs from "fs";
+import * as path from "path";
+import { PROJECT } from "../../config";
 import { TYPE_TOKENS } from "../../components/model";
 import { SECRET_SIG, mockClbTags, mockedProgram } from "../support/mocks";
 import { KUBECONFIG_KEYS, asmConfig } from "../support/settings";
+import { tempDirs } from "../support/tempDirs";
 
 /** A resource as a policy sees it. */
 export interface StackResource {
@@ -56,6 +60,43 @@ export async function happyStack(
             urn: `urn:pulumi:${stack}::asm-tcp-shift::${r.type}::${r.name}`,
             props: reveal(r.inputs),
         }));
+}
+
+const backends = tempDirs();
+
+/**
+ * Makes `resources` what the stack's last checkpoint holds (each with its props as inputs and outputs), in a file
+ * backend of its own that PULUMI_BACKEND_URL names, as the engine's environment names it for the pack. `[]`: a stack
+ * that was never deployed; `undefined`: no checkpoint at all.
+ */
+export function servedState(
+    stack: string,
+    resources: (StackResource & { delete?: boolean })[] | undefined,
+): string {
+    const dir = backends.make("asm-policy-state-");
+    if (resources) {
+        const file = path.join(dir, ".pulumi", "stacks", PROJECT, `${stack}.json`);
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        const checkpoint = {
+            version: 3,
+            checkpoint: {
+                stack: `organization/${PROJECT}/${stack}`,
+                latest: {
+                    resources: resources.map((r) => ({
+                        urn: r.urn,
+                        custom: true,
+                        type: r.type,
+                        inputs: r.props,
+                        outputs: r.props,
+                        ...(r.delete ? { delete: true } : {}),
+                    })),
+                },
+            },
+        };
+        fs.writeFileSync(file, JSON.stringify(checkpoint));
+    }
+    process.env.PULUMI_BACKEND_URL = `file://${dir}`;
+    return dir;
 }
 
 export function find(resources: StackResource[], token: keyof typeof TYPE_TOKENS): StackResource {

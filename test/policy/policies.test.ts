@@ -2,11 +2,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { PROGRAM_ANNOTATIONS, SLB_ANNOTATIONS, TYPE_TOKENS } from "../../components/model";
 import * as policies from "../../policy/policies";
-import { StackResource, clone, find, happyStack, violations } from "./harness";
+import { StackResource, clone, find, happyStack, servedState, violations } from "./harness";
 
 describe("policy pack on the happy-path stack", () => {
     it("finds no violation of any policy", async () => {
         const stack = await happyStack("prod", { replicas: 2 });
+        // The stack serves what it declares: no weight moves.
+        servedState("prod", stack);
         for (const policy of policies.allPolicies) {
             assert.deepEqual(await violations(policy as any, stack), [], policy.name);
         }
@@ -423,28 +425,87 @@ describe("advisory policies", () => {
             /runs 1 replica\(s\) in production stack prod; at least 2/,
         );
     });
-    it("max-weight-step flags a jump larger than the configured step", async () => {
-        const stack = await happyStack("dev", { v2Weight: 80 });
+});
+
+/**
+ * The step is judged against the weight the stack's own last checkpoint says it serves, found where the engine's
+ * environment names the backend: no tool passes a previous weight, so a plain `pulumi up --policy-pack policy`
+ * (or the deploy workflow's) is judged like a shift step.
+ */
+describe("max-weight-step", () => {
+    const jump = () => happyStack("dev", { v2Weight: 80 });
+
+    it("flags a jump from the weight the stack serves, with no previous weight configured", async () => {
+        servedState("dev", await happyStack("dev", { v2Weight: 20 }));
         assert.deepEqual(
-            await violations(policies.maxWeightStep, stack, {
-                maxWeightStep: 25,
-                previousV2Weight: 20,
-            }),
+            await violations(policies.maxWeightStep, await jump(), { maxWeightStep: 25 }),
             [
-                "VirtualService tcp-echo: v2 weight moves 20 -> 80 (60 points); the largest allowed step is 25.",
+                "VirtualService tcp-echo: v2 weight moves 20 -> 80 (60 points); the largest allowed step is 25. Move in steps, e.g. `npm run shift -- --stack dev --steps 45,70,80`.",
             ],
         );
         assert.deepEqual(
-            await violations(policies.maxWeightStep, stack, {
-                maxWeightStep: 60,
-                previousV2Weight: 20,
-            }),
+            await violations(policies.maxWeightStep, await jump(), { maxWeightStep: 60 }),
             [],
         );
-        assert.deepEqual(
-            await violations(policies.maxWeightStep, stack),
-            [],
-            "no previous weight, nothing to judge",
+    });
+
+    it("judges by the state, not by a previous weight a caller passes", async () => {
+        servedState("dev", await happyStack("dev", { v2Weight: 0 }));
+        assert.match(
+            (
+                await violations(policies.maxWeightStep, await jump(), {
+                    maxWeightStep: 25,
+                    previousV2Weight: 80,
+                })
+            ).join("\n"),
+            /weight moves 0 -> 80 \(80 points\)/,
+        );
+    });
+
+    it("flags a rollback as large as a jump: the way back is shift's, which lifts the limit for it", async () => {
+        servedState("dev", await happyStack("dev", { v2Weight: 100 }));
+        assert.match(
+            (
+                await violations(policies.maxWeightStep, await happyStack("dev"), {
+                    maxWeightStep: 50,
+                })
+            )[0],
+            /moves 100 -> 20 \(80 points\).*--steps 50,20`/,
+        );
+    });
+
+    it("counts a first deploy from 0: a stack that serves nothing sends nothing to v2", async () => {
+        servedState("dev", []);
+        assert.match(
+            (await violations(policies.maxWeightStep, await jump()))[0],
+            /moves 0 -> 80 \(80 points\); the largest allowed step is 50/,
+        );
+        assert.deepEqual(await violations(policies.maxWeightStep, await happyStack("dev")), []);
+    });
+
+    it("finds the served route at another Istio API version (the URN changes with it)", async () => {
+        servedState("dev", await happyStack("dev", { v2Weight: 100, istioApiVersion: "v1beta1" }));
+        assert.match(
+            (
+                await violations(policies.maxWeightStep, await happyStack("dev"), {
+                    maxWeightStep: 50,
+                })
+            )[0],
+            /moves 100 -> 20/,
+        );
+    });
+
+    it("ignores a VirtualService the last update marked for deletion", async () => {
+        const old = find(await happyStack("dev", { v2Weight: 80 }), "virtualService");
+        servedState("dev", [{ ...old, delete: true }]);
+        assert.match((await violations(policies.maxWeightStep, await jump()))[0], /moves 0 -> 80/);
+    });
+
+    it("fails closed when the served weight cannot be read: where the limit is mandatory, the update stops", async () => {
+        servedState("dev", undefined);
+        assert.match(
+            (await violations(policies.maxWeightStep, await jump()))[0],
+            /VirtualService tcp-echo: the v2 weight the stack serves now is unknown, so the step to 80 cannot be judged: stack dev has no checkpoint at .*dev\.json; is this the backend the update runs against\?/,
         );
     });
 });

@@ -8,7 +8,6 @@
 import type { EngineEvent, PolicyEvent } from "@pulumi/pulumi/automation";
 import { EngineOptions, POLICY_PACK_DIR, openStack } from "../engine/engine";
 import { withPolicyConfig } from "../engine/policyConfig";
-import { readStackFile } from "../engine/stackFiles";
 
 /** GitHub rejects comments over 65,536 characters; leave room for the summary and the fence. */
 export const MAX_DIFF_CHARS = 60_000;
@@ -75,19 +74,13 @@ export async function runPreview(
     engine: EngineOptions = {},
 ): Promise<PreviewSummary> {
     const stack = await openStack(stackName, engine);
-    const own = readStackFile(stackName, engine.workDir);
-    const previous = await stack
-        .outputs()
-        .then((o) => (o.v2Weight ? Number(o.v2Weight.value) : undefined))
-        .catch(() => undefined);
-    const previousWeight =
-        previous ?? (own.v2Weight !== undefined ? Number(own.v2Weight) : undefined);
+    // The pack judges the weight step against what the stack's own state says it serves; nothing to pass here.
     const violations: string[] = [];
     const onEvent = (event: EngineEvent) => {
         if (event.policyEvent) violations.push(violationLine(event.policyEvent));
     };
     try {
-        const result = await withPolicyConfig(stackName, previousWeight, {}, (config) =>
+        const result = await withPolicyConfig(stackName, {}, (config) =>
             stack.preview({
                 policyPacks: [POLICY_PACK_DIR],
                 policyPackConfigs: [config],

@@ -72,32 +72,27 @@ export async function promote(opts: PromoteOptions): Promise<PromoteResult> {
     const carried = await readKeys(source);
     if (!carried.v2Weight) throw new Error(`stack ${opts.from} has no v2Weight to promote`);
     const previous = await readKeys(target);
-    const previousWeight = previous.v2Weight ? Number(previous.v2Weight.value) : undefined;
     log(
         "promote",
-        `${opts.from} -> ${opts.to}: v2Weight ${previousWeight ?? "(unset)"} -> ${carried.v2Weight.value}`,
+        `${opts.from} -> ${opts.to}: v2Weight ${previous.v2Weight?.value ?? "(unset)"} -> ${carried.v2Weight.value}`,
     );
 
     await writeKeys(target, carried);
     const result: PromoteResult = { outcome: "previewed", carried, previewStdout: "" };
     try {
-        await withPolicyConfig(
-            opts.to,
-            previousWeight,
-            { file: opts.policyConfig },
-            async (config) => {
-                const policy = { policyPacks: [POLICY_PACK_DIR], policyPackConfigs: [config] };
-                const preview = await target.preview({
-                    ...policy,
-                    diff: true,
-                    onOutput: opts.onOutput,
-                });
-                result.previewStdout = preview.stdout;
-                if (!opts.yes) return;
-                await target.up({ ...policy, onOutput: opts.onOutput });
-                result.outcome = "applied";
-            },
-        );
+        // The pack judges the weight step against the weight the target's own state says it serves.
+        await withPolicyConfig(opts.to, { file: opts.policyConfig }, async (config) => {
+            const policy = { policyPacks: [POLICY_PACK_DIR], policyPackConfigs: [config] };
+            const preview = await target.preview({
+                ...policy,
+                diff: true,
+                onOutput: opts.onOutput,
+            });
+            result.previewStdout = preview.stdout;
+            if (!opts.yes) return;
+            await target.up({ ...policy, onOutput: opts.onOutput });
+            result.outcome = "applied";
+        });
         if (result.outcome !== "applied") {
             await writeKeys(target, previous);
             log("promote", `preview only: ${opts.to} is unchanged; re-run with --yes to apply`);

@@ -18,6 +18,7 @@ import {
 } from "../engine/engine";
 import { HeldLock, StackLockedError, acquireRolloutLock, clearLockHint } from "../state/locks";
 import { withPolicyConfig } from "../engine/policyConfig";
+import { ROLLOUT_LOCK_ENV } from "../state/stackState";
 import { currentVirtualService, routesOf } from "./routes";
 import { formatReport, verify } from "./verify";
 import * as path from "path";
@@ -47,7 +48,7 @@ export interface ShiftOptions {
     pause: boolean;
     /** Start even when the live weight differs from the stack's. */
     force: boolean;
-    /** Largest allowed step, enforced by the policy pack as mandatory. */
+    /** Largest allowed step, enforced by the policy pack as mandatory (against the weight the stack serves). */
     maxStep?: number;
     /** Wait after each update before the gate: the mesh applies a new route within seconds, not at once. */
     settleSeconds?: number;
@@ -91,16 +92,18 @@ async function declaredWeight(stack: Stack): Promise<number> {
     return Number((await stack.getConfig("v2Weight")).value);
 }
 
-/** One step: the environment's policy config, judged against the live weight (max-weight-step). */
+/**
+ * One step, with the environment's policy config: the pack judges it against the weight the stack serves now
+ * (max-weight-step), except a rollback, which returns to the last good weight.
+ */
 async function applyWeight(
     stack: Stack,
     lock: HeldLock,
     weight: number,
-    previous: number | undefined,
-    maxStep: number | undefined,
+    limits: { maxWeightStep?: number; rollback?: boolean },
 ): Promise<void> {
     await stack.setConfig("v2Weight", { value: String(weight) });
-    await withPolicyConfig(stack.name, previous, { maxWeightStep: maxStep }, (config) =>
+    await withPolicyConfig(stack.name, limits, (config) =>
         gatedUp(stack, {
             ownLock: lock.key,
             policyPacks: [POLICY_PACK_DIR],
@@ -191,9 +194,13 @@ export async function shift(opts: ShiftOptions): Promise<ShiftResult> {
             steps: [],
         };
     }
+    // The program refuses every update while a rollout lock is held (preflight/rolloutLock.ts); this rollout's own
+    // engine runs carry its key, which tells them apart.
+    stack.workspace.envVars[ROLLOUT_LOCK_ENV] = lock.key;
     try {
         return await shiftHoldingLock(opts, stack, workDir, lock);
     } finally {
+        delete stack.workspace.envVars[ROLLOUT_LOCK_ENV];
         await lock.release();
     }
 }
@@ -223,7 +230,7 @@ async function shiftHoldingLock(
     const rollback = async () => {
         log("shift", `rolling back to the last good weight ${lastGood}`);
         // A rollback is never held back by the step limit: returning to a known-good weight is always allowed.
-        await applyWeight(stack, lock, lastGood, undefined, undefined);
+        await applyWeight(stack, lock, lastGood, { rollback: true });
         result.outcome = "rolled-back";
         result.finalWeight = lastGood;
         log("shift", `rolled back: v2 weight ${lastGood}`);
@@ -232,7 +239,7 @@ async function shiftHoldingLock(
     for (const [i, weight] of opts.steps.entries()) {
         log("shift", `step ${i + 1}/${opts.steps.length}: v2 weight ${lastGood} -> ${weight}`);
         try {
-            await applyWeight(stack, lock, weight, lastGood, opts.maxStep);
+            await applyWeight(stack, lock, weight, { maxWeightStep: opts.maxStep });
         } catch (err) {
             if (lockedOut(err)) {
                 // Someone ran a plain update meanwhile: nothing of this step was applied, and a rollback would
