@@ -91,6 +91,9 @@ build_pulumi() {
 # the root), the first places Node looks, no Node.js process is started just to find it (40 ms of every pack start
 # on two cores); elsewhere Node resolves it. Written on every run, so an
 # existing toolchain gets it too, and replaced in one rename (an engine may be starting it right now).
+# The plugin the engine starts for a Node.js policy pack. Pulumi's distribution ships it as
+# sdk/nodejs/dist/pulumi-analyzer-policy (it runs the pack runner of the SDK in the pack's node_modules); a CLI built
+# from Go modules lacks it, so this writes the same script, looking one folder up too (the pack is an npm workspace).
 write_policy_analyzer() {
   local shim="$PULUMI_DIR/bin/pulumi-analyzer-policy" tmp
   mkdir -p "$PULUMI_DIR/bin"
