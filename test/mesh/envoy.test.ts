@@ -310,13 +310,18 @@ describe("the gateway pods are Envoy", () => {
                         subset,
                     );
                 }
-                // istioctl reads the same dump from a file.
+                // istioctl reads the same dump from a file (endpoints: from Envoy's /clusters?format=json).
                 const file = path.join(tmp, `${p.pod.replace("/", "_")}.json`);
                 fs.writeFileSync(file, JSON.stringify(raw));
-                const pc = (what: string) =>
+                const clustersFile = path.join(tmp, `${p.pod.replace("/", "_")}-clusters.json`);
+                fs.writeFileSync(
+                    clustersFile,
+                    await (await fetch(`${p.admin}/clusters?format=json`)).text(),
+                );
+                const pc = (what: string, f = file) =>
                     execFileSync(
                         toolchainBinary("istioctl"),
-                        ["proxy-config", what, "--file", file],
+                        ["proxy-config", what, "--file", f, "--kubeconfig", MESH_KUBECONFIG],
                         { encoding: "utf8" },
                     );
                 const port = p.listeners[String(PORT)].split(":")[1];
@@ -328,8 +333,9 @@ describe("the gateway pods are Envoy", () => {
                         new RegExp(
                             `${OBJECT_NAMES.service}\\.${NAMESPACE}\\.svc\\.cluster\\.local\\s+${DEFAULTS.servicePort}\\s+${subset}\\s+outbound\\s+EDS`,
                         ),
+                        clusters,
                     );
-                const endpoints = pc("endpoint");
+                const endpoints = pc("endpoint", clustersFile);
                 for (const lb of [...loopbackOf("version=v1"), ...loopbackOf("version=v2")])
                     assert.match(
                         endpoints,

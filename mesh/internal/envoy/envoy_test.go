@@ -10,6 +10,7 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	"istio.io/istio/pkg/model"
 )
 
@@ -44,11 +45,12 @@ func TestMetadataParsesAsIstiodsNodeMetadata(t *testing.T) {
 		meta.Labels["istio"] != "ingressgateway" || meta.ProxyConfig == nil {
 		t.Fatalf("%+v", meta.NodeMetadata)
 	}
-	if got := meta.ProxyConfig.GetDrainDuration().AsDuration(); got != 5*time.Second {
+	pc := (*meshconfig.ProxyConfig)(meta.ProxyConfig)
+	if got := pc.GetDrainDuration().AsDuration(); got != 5*time.Second {
 		t.Fatalf("drainDuration %v", got)
 	}
-	if meta.ProxyConfig.GetDiscoveryAddress() != "127.0.0.1:15010" {
-		t.Fatal(meta.ProxyConfig.GetDiscoveryAddress())
+	if pc.GetDiscoveryAddress() != "127.0.0.1:15010" {
+		t.Fatal(pc.GetDiscoveryAddress())
 	}
 }
 

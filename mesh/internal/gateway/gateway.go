@@ -460,21 +460,25 @@ func (g *process) supervise(p *gwPod, apiReady bool) {
 			p.mu.Lock()
 			p.ready = false
 			p.mu.Unlock()
-			if p.graceful {
+			if p.graceful && !gone {
 				// pilot-agent on SIGTERM: drain the listeners, wait terminationDrainDuration, then end Envoy.
+				log.Printf("gateway pod %s: draining its Envoy for %v", p.key, p.cfg.TerminationDrainDuration)
 				c := http.Client{Timeout: time.Second}
 				if res, err := c.Post(p.admin()+"/drain_listeners?graceful", "text/plain", nil); err == nil {
 					res.Body.Close()
 				}
 				select {
-				case exitErr = <-exited:
+				case <-exited:
+					gone = true
 				case <-time.After(p.cfg.TerminationDrainDuration):
 				}
 			}
-			_ = cmd.Process.Kill()
-			select {
-			case <-exited:
-			case <-time.After(5 * time.Second):
+			if !gone {
+				_ = cmd.Process.Kill()
+				select {
+				case <-exited:
+				case <-time.After(5 * time.Second):
+				}
 			}
 			out.Close()
 			return
