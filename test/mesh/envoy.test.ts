@@ -235,6 +235,25 @@ describe("the gateway pods are Envoy", () => {
         }
     });
 
+    it("memory at rest: each Envoy, and the whole local mesh with its cluster", async () => {
+        const pods = await readyPods();
+        await sleep(3000);
+        const rss = (pid: number) =>
+            Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))![1]) /
+            1024;
+        const envoys = pods.map((p) => rss(p.pid));
+        const status = meshCluster("status");
+        const mesh = Number(/^mesh total\s+(\d+)/m.exec(status)![1]);
+        const kube = Number(/control plane \(etcd, kube-\*, kwok\): (\d+) MB/.exec(status)![1]);
+        console.log(
+            `\nmemory at rest (${new Date().toISOString()}, ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB): ` +
+                `Envoy per gateway pod ${envoys.map((m) => `${m.toFixed(0)} MB`).join(", ")}; ` +
+                `mesh processes ${mesh} MB; control plane ${kube} MB; together ${mesh + kube} MB\n${status}`,
+        );
+        for (const m of envoys) assert.ok(m < 200, `an Envoy at rest uses ${m.toFixed(0)} MB`);
+        assert.ok(mesh + kube <= 1536, `the local mesh and its cluster use ${mesh + kube} MB`);
+    });
+
     it("Envoy ACKs every resource istiod sends: no update rejected, no NACK at the relay, SYNCED in proxy-status", async () => {
         const pods = await readyPods();
         for (const p of pods) {
