@@ -230,14 +230,25 @@ export function readEnvoyDump(
     };
 }
 
-/** What every gateway pod's Envoy holds (its own admin /config_dump?include_eds). */
+/**
+ * What every gateway pod's Envoy holds (its own admin /config_dump?include_eds). A pod whose Envoy does not
+ * answer (starting, restarting after an exit) holds nothing yet: an empty dump, not ready.
+ */
 export async function gatewayConfigDump(env: MeshEnv): Promise<GatewayPodDump[]> {
     const pods = await gatewayPods(env);
     const reverse = echoReverse(env);
     return Promise.all(
-        pods.map(async (p) =>
-            readEnvoyDump(p, await getJson(`${p.admin}/config_dump?include_eds`), reverse),
-        ),
+        pods.map(async (p) => {
+            try {
+                return readEnvoyDump(
+                    p,
+                    await getJson(`${p.admin}/config_dump?include_eds`),
+                    reverse,
+                );
+            } catch {
+                return readEnvoyDump({ ...p, ready: false }, { configs: [] });
+            }
+        }),
     );
 }
 
@@ -306,8 +317,8 @@ const sameSplit = (a: Record<string, number>, b: Record<string, number>) =>
     JSON.stringify(nonZero(a)) === JSON.stringify(nonZero(b));
 
 /**
- * Waits until every gateway pod serves `split` on `port` (istiod debounces, translates and pushes a
- * changed route; the gateway swaps it in). Returns the time it took.
+ * Waits until every gateway pod's Envoy is ready and serves `split` on `port` (istiod debounces, translates
+ * and pushes a changed route; Envoy applies it). Returns the time it took.
  */
 export async function waitForReceivedSplit(
     env: MeshEnv,
@@ -319,9 +330,15 @@ export async function waitForReceivedSplit(
     let last: string | undefined;
     for (;;) {
         try {
-            const routes = receivedRoutes(await gatewayConfigDump(env), port);
+            const dump = await gatewayConfigDump(env);
+            const routes = receivedRoutes(dump, port);
             last = JSON.stringify(routes.map((r) => ({ pod: r.pod, split: r.split })));
-            if (routes.length > 0 && routes.every((r) => sameSplit(r.split, split)))
+            // Every gateway pod's Envoy up and serving the port with the split.
+            if (
+                routes.length > 0 &&
+                routes.every((r) => sameSplit(r.split, split)) &&
+                dump.every((p) => p.ready && routes.some((r) => r.pod === p.pod))
+            )
                 return Date.now() - started;
         } catch (err) {
             last = (err as Error).message;
