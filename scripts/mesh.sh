@@ -2,7 +2,8 @@
 # The mesh around the local cluster, as local processes on loopback (started by cluster.sh up):
 #   istiod      Istio's own pilot-discovery (plaintext xDS, debug endpoints; no webhooks, no CA)
 #   controller  asm-local controller: ASM's IstioGateway controller stand-in + the echo-pod runner
-#   gateway     asm-local gateway: the ingress gateway pods' data plane (ADS from istiod) + the CLB stand-in
+#   gateway     asm-local gateway: the ingress gateway pods, one Envoy each (bootstrapped as Istio's router proxy,
+#               xDS from istiod through asm-local's relay), and the CLB stand-in in front of them
 #
 #   scripts/mesh.sh up|down|status|env          (ASM_TCP_SHIFT_CLUSTER picks the cluster, as in cluster.sh)
 #   scripts/mesh.sh restart istiod|controller|gateway
@@ -23,22 +24,22 @@ COMPONENTS=(istiod controller gateway)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# Ports, the CLB's loopback address and the gateway's weighted pick (ASM_TCP_SHIFT_GATEWAY_PICK: random as
-# Envoy, or sequence for tests that must not fail on sampling noise), chosen once per cluster and kept: the default cluster uses Istio's
+# Ports and the CLB's loopback address, chosen once per cluster and kept: the default cluster uses Istio's
 # well-known ports (the seed's `istioctl proxy-status --xds-address 127.0.0.1:15010`) and 127.0.0.1; any
 # other cluster (the tests' own) gets free ports and its own 127.0.0.x, so two clusters can run at once.
+# Each gateway pod's Envoy gets free loopback ports of its own (admin, listeners), whatever the cluster.
+# DRAIN_DURATION / TERMINATION_DRAIN_DURATION: the mesh's ProxyConfig defaults (Istio's: 45s and 5s).
 load_env() {
   mkdir -p "$DIR/state"
   if [[ ! -f "$DIR/env" ]]; then
     if [[ "$NAME" == asm-tcp-shift ]]; then
       printf 'XDS_PORT=15010\nISTIOD_HTTP_PORT=15080\nISTIOD_MONITORING_PORT=15014\nGATEWAY_ADMIN_PORT=15000\nINGRESS_IP=127.0.0.1\n' > "$DIR/env"
-      echo "GATEWAY_PICK=${ASM_TCP_SHIFT_GATEWAY_PICK:-random}" >> "$DIR/env"
     else
       local n=$(( $(printf '%s' "$NAME" | cksum | cut -d' ' -f1) % 200 + 20 ))
       printf 'XDS_PORT=%s\nISTIOD_HTTP_PORT=%s\nISTIOD_MONITORING_PORT=%s\nGATEWAY_ADMIN_PORT=%s\nINGRESS_IP=127.0.0.%s\n' \
         "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" "$n" > "$DIR/env"
-      echo "GATEWAY_PICK=${ASM_TCP_SHIFT_GATEWAY_PICK:-random}" >> "$DIR/env"
     fi
+    printf 'DRAIN_DURATION=%s\nTERMINATION_DRAIN_DURATION=%s\n' "${ASM_TCP_SHIFT_DRAIN_DURATION:-45s}" "${ASM_TCP_SHIFT_TERMINATION_DRAIN_DURATION:-5s}" >> "$DIR/env"
   fi
   # shellcheck disable=SC1091
   . "$DIR/env"
@@ -60,15 +61,23 @@ start() {
   local log="$DIR/$what.log"
   case "$what" in
     istiod)
+      # Upstream Envoy runs the gateway pods (docs/envoy.md): no auto mTLS (its transport_socket_matches need an
+      # SDS server) and no metrics provider (istio.stats is an Istio-proxy-only filter; none is configured here).
       cat > "$DIR/mesh.yaml" <<YAML
 rootNamespace: istio-system
+enableAutoMtls: false
 defaultConfig:
   discoveryAddress: 127.0.0.1:$XDS_PORT
+  drainDuration: ${DRAIN_DURATION:-45s}
+  terminationDrainDuration: ${TERMINATION_DRAIN_DURATION:-5s}
 YAML
       # The env turns off what needs a real cluster's webhooks and certificates; debug endpoint auth is
-      # off so that istioctl proxy-status works over plaintext xDS.
+      # off so that istioctl proxy-status works over plaintext xDS; metadata exchange is off because its
+      # cluster filter (istio.metadata_exchange) exists only in Istio's proxy build: upstream Envoy rejects
+      # every cluster that carries it.
       env POD_NAMESPACE=istio-system POD_NAME=istiod-local INJECT_ENABLED=false INJECTION_WEBHOOK_CONFIG_NAME= \
         VALIDATION_WEBHOOK_CONFIG_NAME= ENABLE_CA_SERVER=false ENABLE_DEBUG_ENDPOINT_AUTH=false PILOT_ENABLE_GATEWAY_API=false \
+        PILOT_ENABLE_METADATA_EXCHANGE=false \
         setsid pilot-discovery discovery --kubeconfig "$KUBECONFIG_OUT" --meshConfig "$DIR/mesh.yaml" \
         --networksConfig "$DIR/no-networks.yaml" --domain cluster.local --clusterID Kubernetes \
         --grpcAddr "127.0.0.1:$XDS_PORT" --secureGRPCAddr "" --httpAddr "127.0.0.1:$ISTIOD_HTTP_PORT" --httpsAddr "" \
@@ -81,7 +90,8 @@ YAML
       ;;
     gateway)
       setsid "$(asm_local)" gateway --kubeconfig "$KUBECONFIG_OUT" --state-dir "$DIR/state" --xds-address "127.0.0.1:$XDS_PORT" \
-        --admin-address "127.0.0.1:$GATEWAY_ADMIN_PORT" --pick "${GATEWAY_PICK:-random}" </dev/null >>"$log" 2>&1 &
+        --admin-address "127.0.0.1:$GATEWAY_ADMIN_PORT" --envoy "$(command -v envoy)" \
+        --drain-duration "${DRAIN_DURATION:-45s}" --termination-drain-duration "${TERMINATION_DRAIN_DURATION:-5s}" </dev/null >>"$log" 2>&1 &
       ;;
   esac
   echo $! > "$DIR/$what.pid"
@@ -91,7 +101,7 @@ wait_ready() {
   local what=$1 url
   case "$what" in
     istiod) url="http://127.0.0.1:$ISTIOD_HTTP_PORT/ready" ;;
-    gateway) url="http://127.0.0.1:$GATEWAY_ADMIN_PORT/config_dump" ;;
+    gateway) url="http://127.0.0.1:$GATEWAY_ADMIN_PORT/pods" ;;
     controller) [[ -f "$DIR/state/echo-pods.json" ]] && return 0; url="" ;;
   esac
   for _ in $(seq 600); do
@@ -115,11 +125,11 @@ stop() {
 
 up() {
   [[ -f "$KUBECONFIG_OUT" ]] || die "no local cluster ($KUBECONFIG_OUT); run cluster.sh up"
-  bash "$ROOT/scripts/toolchain.sh" mesh
+  bash "$ROOT/scripts/toolchain.sh" mesh envoy
   load_env
   local started=$SECONDS
   for c in "${COMPONENTS[@]}"; do start "$c"; wait_ready "$c"; done
-  log "mesh ready in $((SECONDS - started))s: istiod xDS 127.0.0.1:$XDS_PORT (debug http://127.0.0.1:$ISTIOD_MONITORING_PORT/debug), gateway admin http://127.0.0.1:$GATEWAY_ADMIN_PORT/config_dump, LoadBalancer address $INGRESS_IP"
+  log "mesh ready in $((SECONDS - started))s: istiod xDS 127.0.0.1:$XDS_PORT (debug http://127.0.0.1:$ISTIOD_MONITORING_PORT/debug), gateway pods (each Envoy's admin address) http://127.0.0.1:$GATEWAY_ADMIN_PORT/pods, LoadBalancer address $INGRESS_IP"
 }
 
 down() {
@@ -140,7 +150,7 @@ status() {
     case "$c" in
       istiod) addr="xDS 127.0.0.1:$XDS_PORT, http 127.0.0.1:$ISTIOD_HTTP_PORT, debug 127.0.0.1:$ISTIOD_MONITORING_PORT" ;;
       controller) addr="LoadBalancer address $INGRESS_IP" ;;
-      gateway) addr="admin 127.0.0.1:$GATEWAY_ADMIN_PORT" ;;
+      gateway) addr="pods http://127.0.0.1:$GATEWAY_ADMIN_PORT/pods (relay, CLB stand-in)" ;;
     esac
     if pid=$(pid_of "$c"); then
       rss=$(rss_kb "$pid"); total=$((total + rss))
@@ -156,6 +166,13 @@ status() {
   fi
   total=$((total + echo_rss))
   printf '%-12s %-8s %8d  %s\n' "echo pods" "$n procs" $((echo_rss / 1024)) "Istio's tcp-echo, one per pod (table: $DIR/state/echo-pods.json)"
+  # The gateway pods' Envoys (children of the gateway runner).
+  local m=0 envoy_rss=0
+  if pid=$(pid_of gateway); then
+    for child in $(pgrep -P "$pid" || true); do m=$((m + 1)); envoy_rss=$((envoy_rss + $(rss_kb "$child"))); done
+  fi
+  total=$((total + envoy_rss))
+  printf '%-12s %-8s %8d  %s\n' "envoy pods" "$m procs" $((envoy_rss / 1024)) "Envoy $(envoy --version 2>/dev/null | grep -oE '/[0-9]+\.[0-9]+\.[0-9]+/' | tr -d / | head -n1), one per gateway pod (admin addresses: /pods above)"
   printf '%-12s %-8s %8d\n' "mesh total" "" $((total / 1024))
   return $down
 }

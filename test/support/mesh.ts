@@ -9,23 +9,18 @@ export { until } from "./wait";
 
 /**
  * The mesh tier's own local cluster with its mesh (istiod, IstioGateway controller, echo-pod runner,
- * gateway data plane), apart from the `local` stack's and the integration tier's. `up` is idempotent
- * (fast when running); scripts/test-all.sh takes it down after the tier.
+ * gateway pods' Envoys), apart from the `local` stack's and the integration tier's. `up` is idempotent
+ * (fast when running); scripts/test-all.sh takes it down after the tier. ASM_TCP_SHIFT_MESH_CLUSTER names
+ * another one (its own ports and loopback address: scripts/mesh.sh), e.g. to run the tier beside a running one.
  */
-export const MESH_CLUSTER = "asm-tcp-shift-mesh";
+export const MESH_CLUSTER = process.env.ASM_TCP_SHIFT_MESH_CLUSTER || "asm-tcp-shift-mesh";
 export const MESH_KUBECONFIG = path.join(
     PROJECT_ROOT,
     ".local",
     `cluster-${MESH_CLUSTER}`,
     "kubeconfig",
 );
-// The gateway draws weighted clusters from a low-discrepancy sequence instead of at random: the same
-// expected split, without the sampling noise that fails a 95% check one time in twenty.
-const clusterEnv = {
-    ...process.env,
-    ASM_TCP_SHIFT_CLUSTER: MESH_CLUSTER,
-    ASM_TCP_SHIFT_GATEWAY_PICK: "sequence",
-};
+const clusterEnv = { ...process.env, ASM_TCP_SHIFT_CLUSTER: MESH_CLUSTER };
 
 export function meshCluster(action: "up" | "down" | "status"): string {
     return execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), action], {
@@ -93,4 +88,49 @@ export function proxyStatus(): string {
         ],
         { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
     );
+}
+
+/**
+ * Two-sided z for a false-failure rate of 1e-4: Envoy picks a weighted cluster at random per connection, so a
+ * measured share is binomial; a check with this z fails a correct split once in 10,000 runs.
+ */
+export const Z_1E4 = 3.890591886;
+
+/** Wilson score interval of successes/trials at z. */
+export function wilson(
+    successes: number,
+    trials: number,
+    z = Z_1E4,
+): { low: number; high: number } {
+    const p = successes / trials;
+    const z2 = z * z;
+    const d = 1 + z2 / trials;
+    const centre = (p + z2 / (2 * trials)) / d;
+    const half = (z * Math.sqrt((p * (1 - p)) / trials + z2 / (4 * trials * trials))) / d;
+    return {
+        low: successes === 0 ? 0 : Math.max(0, centre - half),
+        high: successes === trials ? 1 : Math.min(1, centre + half),
+    };
+}
+
+/**
+ * Why counts of v1/v2 replies are not a split of `expectedWeight`% v2 (undefined if they are): the expected
+ * share must lie in the z=3.89 Wilson interval (false failure 1e-4), and at most `maxErrorRate` of the
+ * `total` connections may have failed.
+ */
+export function splitMismatch(
+    counts: { v1: number; v2: number },
+    total: number,
+    expectedWeight: number,
+    maxErrorRate = 0.01,
+): string | undefined {
+    const reached = counts.v1 + counts.v2;
+    if (reached === 0) return "no connection reached v1 or v2";
+    if ((total - reached) / total > maxErrorRate)
+        return `${total - reached} of ${total} connections failed`;
+    const { low, high } = wilson(counts.v2, reached);
+    const e = expectedWeight / 100;
+    if (e < low || e > high)
+        return `v2 ${counts.v2} of ${reached}: ${expectedWeight}% is outside [${(low * 100).toFixed(1)}%, ${(high * 100).toFixed(1)}%] (z=${Z_1E4})`;
+    return undefined;
 }

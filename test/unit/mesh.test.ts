@@ -4,6 +4,7 @@ import {
     GatewayPodDump,
     meshDirFor,
     nonZero,
+    readEnvoyDump,
     receivedRoutes,
     subsetOf,
 } from "../../tools/cluster/mesh";
@@ -16,10 +17,9 @@ const pod = (
     pod: `istio-system/${name}`,
     ip: "10.0.0.1",
     node: "router~10.0.0.1~x",
-    connected: true,
-    connects: 1,
+    admin: "http://127.0.0.1:40001",
+    ready: true,
     versions: {},
-    updated: "",
     listeners: [{ name: "0.0.0.0_31400", port: 31400, loopback: "127.0.0.1:40000", tcpProxy }],
     clusters: [
         {
@@ -32,8 +32,100 @@ const pod = (
         },
         { name: "outbound|9000|v2|tcp-echo.default.svc.cluster.local", type: "EDS", endpoints: [] },
     ],
-    connections: {},
 });
+
+// The shape of Envoy 1.40's admin /config_dump?include_eds (snake_case proto field names), trimmed.
+const V1 = "outbound|9000|v1|tcp-echo.default.svc.cluster.local";
+const V2 = "outbound|9000|v2|tcp-echo.default.svc.cluster.local";
+const envoyDump = {
+    configs: [
+        { "@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump", bootstrap: {} },
+        {
+            "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+            version_info: "2026-12-03T20:00:00Z/7",
+            static_clusters: [{ cluster: { name: "xds-grpc" } }],
+            dynamic_active_clusters: [V2, V1, "BlackHoleCluster"].map((name) => ({
+                version_info: "2026-12-03T20:00:00Z/7",
+                cluster: {
+                    "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+                    name,
+                    type: name === "BlackHoleCluster" ? "STATIC" : "EDS",
+                    ...(name === "BlackHoleCluster"
+                        ? {}
+                        : { eds_cluster_config: { ads: {}, service_name: name } }),
+                },
+            })),
+        },
+        {
+            "@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+            version_info: "2026-12-03T20:00:00Z/7",
+            dynamic_listeners: [
+                {
+                    name: "0.0.0.0_31400",
+                    active_state: {
+                        version_info: "2026-12-03T20:00:00Z/7",
+                        listener: {
+                            "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+                            name: "0.0.0.0_31400",
+                            address: {
+                                socket_address: { address: "127.0.0.1", port_value: 41400 },
+                            },
+                            filter_chains: [
+                                {
+                                    filters: [
+                                        {
+                                            name: "envoy.filters.network.tcp_proxy",
+                                            typed_config: {
+                                                "@type":
+                                                    "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                                                stat_prefix: "tcp-echo.default",
+                                                weighted_clusters: {
+                                                    clusters: [
+                                                        { name: V1, weight: 80 },
+                                                        { name: V2, weight: 20 },
+                                                    ],
+                                                },
+                                            },
+                                        },
+                                    ],
+                                },
+                            ],
+                        },
+                    },
+                },
+            ],
+        },
+        {
+            "@type": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
+            dynamic_endpoint_configs: [
+                {
+                    version_info: "2026-12-03T20:00:00Z/7",
+                    endpoint_config: {
+                        cluster_name: V1,
+                        endpoints: [
+                            {
+                                lb_endpoints: [
+                                    {
+                                        endpoint: {
+                                            address: {
+                                                socket_address: {
+                                                    address: "127.0.0.1",
+                                                    port_value: 40005,
+                                                },
+                                            },
+                                        },
+                                        health_status: "HEALTHY",
+                                    },
+                                ],
+                            },
+                        ],
+                    },
+                },
+                { endpoint_config: { cluster_name: V2 } },
+            ],
+        },
+    ],
+};
 
 describe("reading the gateway's config dump", () => {
     it("names a subset by Istio's cluster name", () => {
@@ -63,6 +155,29 @@ describe("reading the gateway's config dump", () => {
         );
         assert.deepEqual(single[0].split, { v1: 100 });
         assert.deepEqual(receivedRoutes([pod("c", null)], 31401), []);
+    });
+    it("reads an Envoy config dump: the listener by istiod's port, its tcp_proxy, and endpoints read back to pod addresses", () => {
+        const dump = readEnvoyDump(
+            { pod: "istio-system/gw", ip: "10.0.0.1", node: "n", admin: "a", ready: true },
+            envoyDump,
+            new Map([["127.0.0.1:40005", "10.0.0.5:9000"]]),
+        );
+        assert.deepEqual(
+            dump.listeners.map((l) => [l.name, l.port, l.loopback]),
+            [["0.0.0.0_31400", 31400, "127.0.0.1:41400"]],
+        );
+        assert.equal(dump.versions.Listener, "2026-12-03T20:00:00Z/7");
+        assert.deepEqual(
+            dump.clusters.map((c) => c.name),
+            ["BlackHoleCluster", V1, V2],
+        );
+        const routes = receivedRoutes([dump], 31400);
+        assert.deepEqual(routes[0].split, { v1: 80, v2: 20 });
+        assert.deepEqual(routes[0].endpoints, { v1: ["10.0.0.5:9000"], v2: [] });
+        assert.equal(
+            dump.clusters.find((c) => c.name === V1)!.endpoints[0].loopback,
+            "127.0.0.1:40005",
+        );
     });
     it("compares splits without their zero weights, as istiod drops them", () => {
         assert.deepEqual(nonZero(splitBySubset(0)), { v1: 100 });

@@ -1,7 +1,7 @@
 /**
- * The local mesh around a local cluster (scripts/mesh.sh): where istiod and the gateway's data plane
- * listen, what the gateway received from istiod (its config dump), and the ingress address as the
- * seed's commands read it from the gateway Service.
+ * The local mesh around a local cluster (scripts/mesh.sh): where istiod and the gateway runner listen,
+ * what each gateway pod's Envoy holds (its own admin /config_dump), and the ingress address as the seed's
+ * commands read it from the gateway Service.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -46,22 +46,50 @@ export function meshEnv(kubeconfig: string): MeshEnv {
 }
 
 export interface GatewayEndpoint {
+    /** The pod address istiod sent (the relay's loopback rewrite read back through the echo-pod table). */
     address: string;
     health: string;
+    /** Where Envoy actually connects: the echo pod's loopback stand-in. */
     loopback?: string;
+}
+
+/** One gateway pod as the gateway runner lists it (its /pods page). */
+export interface GatewayPodInfo {
+    pod: string;
+    ip: string;
+    node: string;
+    /** The pod's Envoy admin interface, http://127.0.0.1:PORT. */
+    admin: string;
+    pid: number;
+    ready: boolean;
+    restarts: number;
+    drainSeconds: number;
+    terminationDrainSeconds: number;
+    /** Listener port istiod chose -> the pod's loopback listener (what the relay rewrote it to). */
+    listeners: Record<string, string>;
+    relay: {
+        connected: boolean;
+        streams: number;
+        nacks: string[];
+        relayPushes: number;
+        leftOut: Record<string, number>;
+        lastError?: string;
+    };
+    args: string[];
+    log: string;
 }
 
 export interface GatewayPodDump {
     pod: string;
     ip: string;
     node: string;
-    connected: boolean;
-    connects: number;
-    lastError?: string;
+    admin: string;
+    ready: boolean;
+    /** Last applied version per type (Listener, Cluster, ClusterLoadAssignment), from Envoy's config dump. */
     versions: Record<string, string>;
-    updated: string;
     listeners: {
         name: string;
+        /** The port istiod chose (the listener name's), not the loopback port Envoy binds. */
         port: number;
         loopback: string;
         tcpProxy: {
@@ -71,16 +99,167 @@ export interface GatewayPodDump {
         } | null;
     }[];
     clusters: { name: string; type: string; endpoints: GatewayEndpoint[] }[];
-    connections: Record<string, number>;
 }
 
-/** What every gateway pod holds from istiod (the stand-in's Envoy-like config dump). */
-export async function gatewayConfigDump(env: MeshEnv, all = false): Promise<GatewayPodDump[]> {
-    const res = await fetch(`${env.gatewayAdmin}/config_dump${all ? "?all=1" : ""}`, {
-        signal: AbortSignal.timeout(5000),
-    });
-    if (!res.ok) throw new Error(`gateway config dump: HTTP ${res.status}`);
-    return ((await res.json()) as { pods: GatewayPodDump[] }).pods;
+async function getJson(url: string): Promise<any> {
+    const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+    return res.json();
+}
+
+/** The gateway pods and their Envoys' admin addresses (the gateway runner's index). */
+export async function gatewayPods(env: MeshEnv): Promise<GatewayPodInfo[]> {
+    return (await getJson(`${env.gatewayAdmin}/pods`)).pods as GatewayPodInfo[];
+}
+
+/** loopback -> pod address, from the echo-pod table (to read endpoints in the cluster's terms). */
+function echoReverse(env: MeshEnv): Map<string, string> {
+    try {
+        const entries = JSON.parse(
+            fs.readFileSync(path.join(env.dir, "state", "echo-pods.json"), "utf8"),
+        ).entries as { address: string; loopback: string }[];
+        return new Map(entries.map((e) => [e.loopback, e.address]));
+    } catch {
+        return new Map();
+    }
+}
+
+/** A field of Envoy's config dump (snake_case proto names) or istiod's (camelCase). */
+const field = (o: any, snake: string): any =>
+    o?.[snake] ?? o?.[snake.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())];
+
+const socketOf = (address: any): string | undefined => {
+    const sa = field(address, "socket_address");
+    return sa ? `${sa.address}:${field(sa, "port_value") ?? 0}` : undefined;
+};
+
+/** The tcp_proxy of a listener's first filter chain without match conditions. */
+export function tcpProxyOf(listener: any): GatewayPodDump["listeners"][0]["tcpProxy"] {
+    const chains: any[] = field(listener, "filter_chains") ?? [];
+    const chain =
+        chains.find((c) => !field(c, "filter_chain_match")) ??
+        chains[0] ??
+        field(listener, "default_filter_chain");
+    const tp = (chain?.filters ?? []).find(
+        (f: any) => f.name === "envoy.filters.network.tcp_proxy",
+    );
+    const cfg = tp ? field(tp, "typed_config") : undefined;
+    if (!cfg) return null;
+    const weighted = field(cfg, "weighted_clusters")?.clusters as any[] | undefined;
+    return {
+        statPrefix: field(cfg, "stat_prefix") ?? "",
+        ...(cfg.cluster ? { cluster: cfg.cluster as string } : {}),
+        ...(weighted
+            ? {
+                  weightedClusters: weighted.map((w) => ({
+                      name: w.name as string,
+                      weight: Number(w.weight ?? 0),
+                  })),
+              }
+            : {}),
+    };
+}
+
+/** One Envoy's /config_dump (with EDS) read as a GatewayPodDump; `reverse` maps loopback endpoints back to pod addresses. */
+export function readEnvoyDump(
+    info: Pick<GatewayPodInfo, "pod" | "ip" | "node" | "admin" | "ready">,
+    dump: any,
+    reverse: Map<string, string> = new Map(),
+): GatewayPodDump {
+    const of = (type: string) =>
+        (dump.configs ?? []).find((c: any) => String(c["@type"]).endsWith(type)) ?? {};
+    const ld = of("ListenersConfigDump");
+    const cd = of("ClustersConfigDump");
+    const ed = of("EndpointsConfigDump");
+    const listeners = (field(ld, "dynamic_listeners") ?? [])
+        .map((l: any) => field(l, "active_state")?.listener)
+        .filter(Boolean)
+        .map((l: any) => ({
+            name: l.name as string,
+            port: Number(String(l.name).split("_").pop()),
+            loopback: socketOf(l.address) ?? "",
+            tcpProxy: tcpProxyOf(l),
+        }))
+        .sort((a: any, b: any) => a.name.localeCompare(b.name));
+    const endpointsByName = new Map<string, GatewayEndpoint[]>();
+    const edsVersions: string[] = [];
+    for (const e of field(ed, "dynamic_endpoint_configs") ?? []) {
+        const cfg = field(e, "endpoint_config");
+        if (field(e, "version_info")) edsVersions.push(field(e, "version_info"));
+        endpointsByName.set(
+            field(cfg, "cluster_name"),
+            (cfg.endpoints ?? [])
+                .flatMap((loc: any) => field(loc, "lb_endpoints") ?? [])
+                .map((lb: any) => {
+                    const loopback = socketOf(lb.endpoint?.address) ?? "";
+                    return {
+                        address: reverse.get(loopback) ?? loopback,
+                        health: field(lb, "health_status") ?? "UNKNOWN",
+                        loopback,
+                    };
+                }),
+        );
+    }
+    const clusters = (field(cd, "dynamic_active_clusters") ?? [])
+        .map((c: any) => c.cluster)
+        .filter(Boolean)
+        .map((c: any) => ({
+            name: c.name as string,
+            type: (c.type as string) ?? "EDS",
+            endpoints:
+                endpointsByName.get(
+                    field(field(c, "eds_cluster_config"), "service_name") ?? c.name,
+                ) ??
+                endpointsByName.get(c.name) ??
+                [],
+        }))
+        .sort((a: any, b: any) => a.name.localeCompare(b.name));
+    return {
+        pod: info.pod,
+        ip: info.ip,
+        node: info.node,
+        admin: info.admin,
+        ready: info.ready,
+        versions: {
+            Listener: field(ld, "version_info") ?? "",
+            Cluster: field(cd, "version_info") ?? "",
+            ClusterLoadAssignment: [...new Set(edsVersions)].sort().join(","),
+        },
+        listeners,
+        clusters,
+    };
+}
+
+/**
+ * What every gateway pod's Envoy holds (its own admin /config_dump?include_eds). A pod whose Envoy does not
+ * answer (starting, restarting after an exit) holds nothing yet: an empty dump, not ready.
+ */
+export async function gatewayConfigDump(env: MeshEnv): Promise<GatewayPodDump[]> {
+    const pods = await gatewayPods(env);
+    const reverse = echoReverse(env);
+    return Promise.all(
+        pods.map(async (p) => {
+            try {
+                return readEnvoyDump(
+                    p,
+                    await getJson(`${p.admin}/config_dump?include_eds`),
+                    reverse,
+                );
+            } catch {
+                return readEnvoyDump({ ...p, ready: false }, { configs: [] });
+            }
+        }),
+    );
+}
+
+/** Envoy's own counters and gauges matching a regular expression (admin /stats?format=json&filter=). */
+export async function envoyStats(admin: string, filter: string): Promise<Record<string, number>> {
+    const body = await getJson(`${admin}/stats?format=json&filter=${encodeURIComponent(filter)}`);
+    return Object.fromEntries(
+        (body.stats ?? [])
+            .filter((s: any) => typeof s.value === "number")
+            .map((s: any) => [s.name, s.value]),
+    );
 }
 
 /** `outbound|9000|v1|tcp-echo.default.svc.cluster.local` -> v1 (Istio's subset cluster name). */
@@ -138,8 +317,8 @@ const sameSplit = (a: Record<string, number>, b: Record<string, number>) =>
     JSON.stringify(nonZero(a)) === JSON.stringify(nonZero(b));
 
 /**
- * Waits until every gateway pod serves `split` on `port` (istiod debounces, translates and pushes a
- * changed route; the gateway swaps it in). Returns the time it took.
+ * Waits until every gateway pod's Envoy is ready and serves `split` on `port` (istiod debounces, translates
+ * and pushes a changed route; Envoy applies it). Returns the time it took.
  */
 export async function waitForReceivedSplit(
     env: MeshEnv,
@@ -151,9 +330,15 @@ export async function waitForReceivedSplit(
     let last: string | undefined;
     for (;;) {
         try {
-            const routes = receivedRoutes(await gatewayConfigDump(env), port);
+            const dump = await gatewayConfigDump(env);
+            const routes = receivedRoutes(dump, port);
             last = JSON.stringify(routes.map((r) => ({ pod: r.pod, split: r.split })));
-            if (routes.length > 0 && routes.every((r) => sameSplit(r.split, split)))
+            // Every gateway pod's Envoy up and serving the port with the split.
+            if (
+                routes.length > 0 &&
+                routes.every((r) => sameSplit(r.split, split)) &&
+                dump.every((p) => p.ready && routes.some((r) => r.pod === p.pod))
+            )
                 return Date.now() - started;
         } catch (err) {
             last = (err as Error).message;

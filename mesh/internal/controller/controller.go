@@ -1,4 +1,5 @@
-package main
+// Package controller is ASM's IstioGateway controller stand-in and the echo-pod runner.
+package controller
 
 import (
 	"context"
@@ -24,28 +25,30 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"asm-tcp-shift/mesh/internal/pod"
 )
 
-type controllerOptions struct {
-	ingressIP      string
-	tcpEcho        string
-	echoImage      string
-	stateDir       string
-	restartBackoff time.Duration
+// Options of `asm-local controller`.
+type Options struct {
+	IngressIP      string
+	TCPEcho        string
+	EchoImage      string
+	StateDir       string
+	RestartBackoff time.Duration
 }
 
 var istioGatewayGVR = schema.GroupVersionResource{Group: "istio.alibabacloud.com", Version: "v1beta1", Resource: "istiogateways"}
 
 const (
-	fieldManager = "asm-local-istiogateway-controller"
-	// On every object the controller creates (Deployment, Service, pod template): "<namespace>/<IstioGateway>".
-	// The controller touches only objects that carry it.
-	gatewayAnnotation = "asm-tcp-shift.io/istio-gateway"
+	fieldManager      = "asm-local-istiogateway-controller"
+	gatewayAnnotation = pod.GatewayAnnotation
 	proxyImage        = "docker.io/istio/proxyv2:1.31-local"
 )
 
-func runController(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, o controllerOptions) {
-	g := &gatewayController{kc: kc, dc: dc, ingressIP: o.ingressIP,
+// Run runs the controller and the echo-pod runner until ctx ends.
+func Run(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, o Options) {
+	g := &gatewayController{kc: kc, dc: dc, ingressIP: o.IngressIP,
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())}
 	dyn := dynamicinformer.NewDynamicSharedInformerFactory(dc, 5*time.Minute)
 	gwInformer := dyn.ForResource(istioGatewayGVR).Informer()
@@ -82,7 +85,7 @@ func runController(ctx context.Context, kc kubernetes.Interface, dc dynamic.Inte
 	kube.Start(ctx.Done())
 	dyn.WaitForCacheSync(ctx.Done())
 	kube.WaitForCacheSync(ctx.Done())
-	log.Printf("controller: caches synced; LoadBalancer address %s; echo pods: images containing %q run %s", o.ingressIP, o.echoImage, o.tcpEcho)
+	log.Printf("controller: caches synced; LoadBalancer address %s; echo pods: images containing %q run %s", o.IngressIP, o.EchoImage, o.TCPEcho)
 	go func() {
 		<-ctx.Done()
 		g.queue.ShutDown()

@@ -1,9 +1,7 @@
-package main
+package controller
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log"
 	"net"
 	"os"
@@ -16,10 +14,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	podpkg "asm-tcp-shift/mesh/internal/pod"
+	"asm-tcp-shift/mesh/internal/table"
 )
 
 // echoRunner backs each tcp-echo pod with Istio's real tcp-echo server, started with the pod's own args
@@ -28,7 +28,7 @@ import (
 // not Ready when the process exits; it is restarted with the kubelet's doubling back-off.
 type echoRunner struct {
 	kc      kubernetes.Interface
-	o       controllerOptions
+	o       Options
 	mu      sync.Mutex
 	pods    map[string]*echoPod // by namespace/name
 	changed chan struct{}
@@ -48,7 +48,7 @@ type echoPod struct {
 	ready    bool
 }
 
-func newEchoRunner(kc kubernetes.Interface, o controllerOptions) *echoRunner {
+func newEchoRunner(kc kubernetes.Interface, o Options) *echoRunner {
 	return &echoRunner{kc: kc, o: o, pods: map[string]*echoPod{}, changed: make(chan struct{}, 1)}
 }
 
@@ -71,7 +71,7 @@ func (r *echoRunner) handler() cache.ResourceEventHandler {
 func (r *echoRunner) echoContainer(pod *corev1.Pod) (*corev1.Container, []string, string, bool) {
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
-		if !strings.Contains(c.Image, r.o.echoImage) {
+		if !strings.Contains(c.Image, r.o.EchoImage) {
 			continue
 		}
 		args := c.Args
@@ -107,16 +107,7 @@ func (r *echoRunner) sync(obj any) {
 	r.mu.Lock()
 	r.pods[key] = p
 	r.mu.Unlock()
-	go r.supervise(p, podReady(pod))
-}
-
-func podReady(pod *corev1.Pod) bool {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+	go r.supervise(p, podpkg.Ready(pod))
 }
 
 func (r *echoRunner) forget(key string) {
@@ -166,16 +157,16 @@ func (r *echoRunner) run(ctx context.Context) {
 
 func (r *echoRunner) writeTable() {
 	r.mu.Lock()
-	entries := []tableEntry{}
+	entries := []table.Entry{}
 	for _, p := range r.pods {
 		p.mu.Lock()
 		for podPort, lb := range p.loopback {
-			entries = append(entries, tableEntry{Address: net.JoinHostPort(p.ip, podPort), Loopback: net.JoinHostPort("127.0.0.1", strconv.Itoa(lb)), Pod: p.key, PID: p.pid, Ready: p.ready})
+			entries = append(entries, table.Entry{Address: net.JoinHostPort(p.ip, podPort), Loopback: net.JoinHostPort("127.0.0.1", strconv.Itoa(lb)), Pod: p.key, PID: p.pid, Ready: p.ready})
 		}
 		p.mu.Unlock()
 	}
 	r.mu.Unlock()
-	if err := writeTable(filepath.Join(r.o.stateDir, echoTable), entries); err != nil {
+	if err := table.Write(filepath.Join(r.o.StateDir, table.Echo), entries); err != nil {
 		log.Printf("echo table: %v", err)
 	}
 }
@@ -202,9 +193,9 @@ func accepts(port int) bool {
 // on exit not Ready and a restart after the back-off.
 func (r *echoRunner) supervise(p *echoPod, apiReady bool) {
 	defer close(p.done)
-	backoff := r.o.restartBackoff
+	backoff := r.o.RestartBackoff
 	restarts := 0
-	logPath := filepath.Join(r.o.stateDir, "pods", strings.ReplaceAll(p.key, "/", "_")+".log")
+	logPath := filepath.Join(r.o.StateDir, "pods", strings.ReplaceAll(p.key, "/", "_")+".log")
 	_ = os.MkdirAll(filepath.Dir(logPath), 0o755)
 	for {
 		loopback := map[string]int{}
@@ -219,12 +210,12 @@ func (r *echoRunner) supervise(p *echoPod, apiReady bool) {
 			hostPorts = append(hostPorts, strconv.Itoa(lb))
 		}
 		out, _ := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		cmd := exec.Command(r.o.tcpEcho, strings.Join(hostPorts, ","), p.prefix)
+		cmd := exec.Command(r.o.TCPEcho, strings.Join(hostPorts, ","), p.prefix)
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		started := time.Now()
 		if err := cmd.Start(); err != nil {
-			log.Printf("pod %s: cannot start %s: %v", p.key, r.o.tcpEcho, err)
+			log.Printf("pod %s: cannot start %s: %v", p.key, r.o.TCPEcho, err)
 			out.Close()
 			return
 		}
@@ -288,7 +279,7 @@ func (r *echoRunner) supervise(p *echoPod, apiReady bool) {
 			}
 		}
 		if time.Since(started) > 10*time.Minute {
-			backoff = r.o.restartBackoff
+			backoff = r.o.RestartBackoff
 		}
 		log.Printf("pod %s: tcp-echo exited (code %d); not Ready; restart %d in %v", p.key, code, restarts, backoff)
 		r.patchReady(p, false, restarts, started, &code)
@@ -305,41 +296,9 @@ func (r *echoRunner) supervise(p *echoPod, apiReady bool) {
 	}
 }
 
-// patchReady sets the pod's Ready/ContainersReady conditions and the echo container's status, as the
-// kubelet reports them.
+// patchReady reports the echo container's readiness as the kubelet would.
 func (r *echoRunner) patchReady(p *echoPod, ready bool, restarts int, started time.Time, exitCode *int) {
-	now := metav1.Now()
-	status := corev1.ConditionFalse
-	reason := "ContainersNotReady"
-	if ready {
-		status, reason = corev1.ConditionTrue, ""
-	}
-	cond := func(t corev1.PodConditionType) map[string]any {
-		c := map[string]any{"type": t, "status": status, "lastTransitionTime": now}
-		if reason != "" {
-			c["reason"] = reason
-			c["message"] = fmt.Sprintf("containers with unready status: [%s]", p.container)
-		} else {
-			c["reason"], c["message"] = nil, nil
-		}
-		return c
-	}
-	cs := map[string]any{"name": p.container, "image": p.image, "imageID": "", "ready": ready, "restartCount": restarts, "started": ready}
-	if ready {
-		cs["state"] = map[string]any{"running": map[string]any{"startedAt": metav1.NewTime(started)}, "waiting": nil, "terminated": nil}
-	} else {
-		cs["state"] = map[string]any{"waiting": map[string]any{"reason": "CrashLoopBackOff", "message": "tcp-echo exited; restarting with back-off"}, "running": nil, "terminated": nil}
-	}
-	if exitCode != nil {
-		cs["lastState"] = map[string]any{"terminated": map[string]any{"exitCode": *exitCode, "reason": "Error", "startedAt": metav1.NewTime(started), "finishedAt": now}}
-	}
-	patch, _ := json.Marshal(map[string]any{"status": map[string]any{
-		"conditions":        []any{cond(corev1.PodReady), cond(corev1.ContainersReady)},
-		"containerStatuses": []any{cs},
-	}})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := r.kc.CoreV1().Pods(p.namespace).Patch(ctx, p.name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
-		log.Printf("pod %s: readiness %v: %v", p.key, ready, err)
-	}
+	podpkg.PatchReady(r.kc, podpkg.Status{Namespace: p.namespace, Name: p.name, Container: p.container, Image: p.image,
+		Ready: ready, Restarts: restarts, Started: started, ExitCode: exitCode,
+		Waiting: "CrashLoopBackOff", WaitingMessage: "tcp-echo exited; restarting with back-off"})
 }
