@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/lib.sh"
 
 # ASM_TCP_SHIFT_CLUSTER names a second, independent cluster (the integration tests use their own).
-NAME=${ASM_TCP_SHIFT_CLUSTER:-asm-tcp-shift}
+NAME=$(cluster_name)
 export KWOK_WORKDIR="$ROOT/.local/kwok"
 if [[ "$NAME" == asm-tcp-shift ]]; then KUBECONFIG_OUT="$ROOT/.local/cluster/kubeconfig"; else KUBECONFIG_OUT="$ROOT/.local/cluster-$NAME/kubeconfig"; fi
 PATH="$(bash "$ROOT/scripts/toolchain.sh" --print-path):$PATH"

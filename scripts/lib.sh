@@ -12,6 +12,15 @@ NODE_MIN_MAJOR=22
 log() { printf '[asm-tcp-shift] %s\n' "$*" >&2; }
 die() { printf '[asm-tcp-shift] error: %s\n' "$*" >&2; exit 1; }
 
+# The local cluster's name (ASM_TCP_SHIFT_CLUSTER, default asm-tcp-shift). It becomes part of folders that `down`
+# deletes, so it must be a plain name: a DNS label, never a path.
+cluster_name() {
+  local name=${ASM_TCP_SHIFT_CLUSTER:-asm-tcp-shift}
+  [[ "$name" =~ ^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$ ]] ||
+    die "ASM_TCP_SHIFT_CLUSTER must be a name of lowercase letters, digits and '-' (at most 40), not a path; got '$name'"
+  echo "$name"
+}
+
 node_major() { "${1:-node}" --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/'; }
 
 # Puts Node >= 22 first on PATH: the user's own if it is new enough, else Node from the npm registry.

@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
 
-NAME=${ASM_TCP_SHIFT_CLUSTER:-asm-tcp-shift}
+NAME=$(cluster_name)
 if [[ "$NAME" == asm-tcp-shift ]]; then
   KUBECONFIG_OUT="$ROOT/.local/cluster/kubeconfig"; DIR="$ROOT/.local/mesh"
 else

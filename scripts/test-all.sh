@@ -92,7 +92,7 @@ results+=("lint: $lint_status ($((SECONDS - start)) s)")
 # Tiers without the engine: their files are independent processes, two at a time on two cores.
 run_tier unit --test-concurrency=2 test/unit/*.test.ts test/property/*.test.ts
 run_tier policy --test-concurrency=2 test/policy/*.test.ts
-bash scripts/toolchain.sh pulumi kubernetes istioctl cluster actionlint objectstore mesh
+bash scripts/toolchain.sh pulumi kubernetes istioctl cluster actionlint objectstore mesh envoy
 # The long object-store outage spends about 80 s waiting on the CLI's own retries of a checkpoint write (hard-coded
 # in the diy backend: 10 retries, 1 s growing by 1.2x), so it runs beside the integration and rollout tiers. It uses
 # its own object server, bucket and stack, and kills no engine process; it is collected before the other backend files,
