@@ -1,13 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT } from "../../config";
-import {
-    StackOutputs,
-    TargetFacts,
-    defineStack,
-    makeProviders,
-    readStackConfig,
-    stackOwner,
-} from "../../program";
+import { readStackConfig } from "../../config/secrets";
+import { StackOutputs, defineStack } from "../../program";
+import { makeProviders } from "../../program/providers";
+import { TargetFacts, stackOwner } from "../../program/target";
 
 /** How Pulumi marks a secret value on the wire (what the engine, and so the mocks, receive). */
 export const SECRET_SIG = "4dabf18193072939515e22adb298388d";

@@ -9,12 +9,9 @@ import { secureKeysOf, storedSecretKeys } from "../../config/storedSecrets";
 import * as os from "os";
 import { PROJECT_ROOT } from "../../tools/engine/engine";
 import { freePort } from "../support/echoServers";
-import {
-    checkStackTarget,
-    makeProviders,
-    readStackConfig,
-    reusedClbTagProblems,
-} from "../../program";
+import { readStackConfig } from "../../config/secrets";
+import { makeProviders } from "../../program/providers";
+import { checkStackTarget, reusedClbTagProblems } from "../../program/target";
 import { ACK_CLUSTER_ID, KUBECONFIG_KEYS, asmConfig } from "../support/settings";
 import {
     RecordedResource,
