@@ -318,7 +318,7 @@ async function shiftHoldingLock(
                 const ms = await opts.connections.waitDrained((drainSeconds + 30) * 1000);
                 log(
                     "shift",
-                    `no gateway drains a filter chain any more (${ms} ms after it had the change)`,
+                    `no gateway drains a filter chain any more (${ms} ms after the gateway was seen serving the new split)`,
                 );
             } catch (err) {
                 applied = (err as Error).message;
