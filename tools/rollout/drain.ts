@@ -8,8 +8,7 @@ import * as path from "path";
 import { gatewayConnections, gatewayPods, meshEnv } from "../cluster/mesh";
 import { readStackSettings } from "../engine/stackFiles";
 import { PROJECT_ROOT } from "../engine/engine";
-import { connectionsOnPort, openConnections } from "./routes";
-import { receivedByGateway } from "./routes";
+import { connectionsOnPort, openConnections, receivedByGateway } from "./routes";
 
 /** Istio's ProxyConfig drainDuration when neither the mesh config nor the pod's annotation sets one. */
 export const ISTIO_DEFAULT_DRAIN_SECONDS = 45;
@@ -40,7 +39,7 @@ export function connectionNotice(from: number, to: number, port: number, info: D
     const open =
         info.open === undefined
             ? `the connections open on it cannot be read from here (${info.unreadable})`
-            : `${info.open} connection${info.open === 1 ? " is" : "s are"} open on it now`;
+            : `${info.open} connection${info.open === 1 ? " is" : "s are"} open on it now${info.unreadable ? ` (${info.unreadable})` : ""}`;
     return (
         `v2 weight ${from} -> ${to} replaces port ${port}'s filter chain on every gateway (every weight change of a TCP route does); ` +
         `${open}. They keep their subset until the drain time ends, ${info.drainSeconds} s after the gateway has the change (${info.drainSource}), ` +
@@ -84,8 +83,9 @@ export function connectionWatchFor(stack: string, workDir = PROJECT_ROOT): Conne
     return {
         async probe() {
             // The gateway runner reads each pod's drainDuration as istio-agent does: the mesh config, then the
-            // pod's proxy.istio.io/config annotation.
-            const pods = await gatewayPods(env);
+            // pod's proxy.istio.io/config annotation. A runner that does not answer leaves Istio's default
+            // rather than failing the shift.
+            const pods = await gatewayPods(env).catch(() => []);
             const drainSeconds = Math.max(
                 0,
                 ...pods.map((p) => p.drainSeconds).filter((s) => Number.isFinite(s)),
@@ -94,7 +94,7 @@ export function connectionWatchFor(stack: string, workDir = PROJECT_ROOT): Conne
                 drainSeconds: pods.length ? drainSeconds : ISTIO_DEFAULT_DRAIN_SECONDS,
                 drainSource: pods.length
                     ? "drainDuration of the gateway pods, from the mesh config and their proxy.istio.io/config"
-                    : "Istio's default drainDuration: no gateway pod runs",
+                    : "Istio's default drainDuration: no gateway pod answered",
             };
             try {
                 const received = await receivedByGateway(stack, workDir);
