@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
+import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
@@ -14,7 +15,12 @@ import {
     receivedRoutes,
     waitForReceivedSplit,
 } from "../../tools/cluster/mesh";
-import { formatReceived, receivedByGateway } from "../../tools/rollout/routes";
+import {
+    connectionsByGateway,
+    connectionsOnPort,
+    formatReceived,
+    receivedByGateway,
+} from "../../tools/rollout/routes";
 import { verify } from "../../tools/rollout/verify";
 import {
     MESH_KUBECONFIG,
@@ -204,6 +210,52 @@ describe("the local mesh: istiod, the IstioGateway controller, echo pods, the ga
                 podIPs(NAMESPACE, "version=v2").map((ip) => `${ip}:${DEFAULTS.servicePort}`),
             );
         }
+    });
+
+    it("routes counts a connection held open under the subset that answered it, and stops counting it once closed", async () => {
+        const received = await receivedByGateway(STACK, dir);
+        const activeBySubset = async () => {
+            const c = await connectionsByGateway(STACK, dir);
+            assert.notEqual(typeof c, "string", String(c));
+            const sum: Record<string, number> = {};
+            for (const pod of connectionsOnPort(c as any, received, PORT)) {
+                assert.ok(pod.reachable, `${pod.pod}: ${pod.error}`);
+                for (const [subset, s] of Object.entries(pod.subsets))
+                    sum[subset] = (sum[subset] ?? 0) + s.active;
+            }
+            return sum;
+        };
+        const before = await activeBySubset();
+        const { host, port } = ingressOf(MESH_KUBECONFIG);
+        const socket = net.connect({ host, port });
+        try {
+            // tcp-echo answers a line with its prefix: the reply names the subset Envoy chose.
+            const reply = await new Promise<string>((resolve, reject) => {
+                let buffer = "";
+                socket.on("connect", () => socket.write("held\n"));
+                socket.on("data", (d) => {
+                    buffer += d.toString("utf8");
+                    if (buffer.includes("\n")) resolve(buffer);
+                });
+                socket.on("error", reject);
+            });
+            const subset = reply.startsWith(`${ECHO_PREFIXES.v2} `) ? "v2" : "v1";
+            const held = await until(
+                `routes counts one more open ${subset} connection`,
+                async () => {
+                    const now = await activeBySubset();
+                    return now[subset] === (before[subset] ?? 0) + 1 && now;
+                },
+            );
+            const other = subset === "v1" ? "v2" : "v1";
+            assert.equal(held[other] ?? 0, before[other] ?? 0, JSON.stringify(held));
+        } finally {
+            socket.destroy();
+        }
+        await until("the closed connection no longer counted", async () => {
+            const now = await activeBySubset();
+            return (now.v1 ?? 0) === (before.v1 ?? 0) && (now.v2 ?? 0) === (before.v2 ?? 0);
+        });
     });
 
     it("an echo process killed: its pod turns NotReady, its endpoint leaves the gateway, traffic goes to the rest; restarted, it is back", async () => {

@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as fs from "fs";
+import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
 import { DEFAULTS } from "../../config";
 import { EngineOptions, gatedUp, openStack, scratchProject } from "../../tools/engine/engine";
-import { ingressOf, waitForReceivedSplit } from "../../tools/cluster/mesh";
+import { gatewayPods, ingressOf, waitForReceivedSplit } from "../../tools/cluster/mesh";
+import { connectionWatchFor } from "../../tools/rollout/drain";
 import { liveVirtualService, routesOf } from "../../tools/rollout/routes";
 import { Gate, ShiftOptions, shift } from "../../tools/rollout/shift";
 import { splitBySubset } from "../../components/weights";
@@ -156,5 +158,118 @@ describe("shift through the local mesh", () => {
         const forced = await run({ steps: [80], force: true, gate: { kind: "none" } });
         assert.equal(forced.outcome, "completed");
         assert.deepEqual(live(), [20, 80]);
+    });
+
+    describe("with a short drain time (drainDuration 3 s on the gateway pods)", () => {
+        const DRAIN = 3;
+        const gatewayDeployment = [
+            "-n",
+            "istio-system",
+            "patch",
+            "deployment",
+            "istio-ingressgateway",
+        ];
+
+        before(async () => {
+            // As on a real gateway: the pod's own ProxyConfig sets the drain time; a short one keeps the test fast.
+            k(
+                ...gatewayDeployment,
+                "--type=merge",
+                "-p",
+                JSON.stringify({
+                    spec: {
+                        template: {
+                            metadata: {
+                                annotations: {
+                                    "proxy.istio.io/config": `drainDuration: ${DRAIN}s\n`,
+                                },
+                            },
+                        },
+                    },
+                }),
+            );
+            await until(
+                `every gateway pod's Envoy ready with a ${DRAIN} s drain time`,
+                async () => {
+                    const pods = await gatewayPods(env());
+                    return (
+                        pods.length > 0 && pods.every((p) => p.ready && p.drainSeconds === DRAIN)
+                    );
+                },
+                120_000,
+                200,
+            );
+            await waitForReceivedSplit(env(), DEFAULTS.gatewayPort, splitBySubset(80), 60_000);
+        });
+
+        after(() => {
+            k(
+                ...gatewayDeployment,
+                "--type=json",
+                "-p",
+                JSON.stringify([
+                    {
+                        op: "remove",
+                        path: "/spec/template/metadata/annotations/proxy.istio.io~1config",
+                    },
+                ]),
+            );
+        });
+
+        it("refuses a settle time shorter than the drain time unless --drain wait or --force", async () => {
+            const result = await run({
+                steps: [90],
+                gate: { kind: "none" },
+                requestedSettleSeconds: 1,
+                connections: connectionWatchFor("shift", dir),
+            });
+            assert.equal(result.outcome, "refused");
+            assert.match(
+                result.message ?? "",
+                /--settle-seconds 1 is shorter than the gateway's drain time \(3 s\)/,
+            );
+            assert.equal(await declared(), 80);
+        });
+
+        it("--drain wait: counts the open connection before the step, and the step ends only once its chain drained", async () => {
+            const { host, port } = ingressOf(MESH_KUBECONFIG);
+            const socket = net.connect({ host, port });
+            let closedAt: number | undefined;
+            socket.on("close", () => (closedAt ??= Date.now()));
+            socket.on("error", () => undefined);
+            try {
+                await new Promise<void>((resolve, reject) => {
+                    socket.on("connect", () => socket.write("held\n"));
+                    socket.once("data", () => resolve());
+                    socket.once("error", reject);
+                });
+                const watch = connectionWatchFor("shift", dir);
+                const probe = await until("the held connection counted", async () => {
+                    const p = await watch.probe();
+                    return (p.open ?? 0) >= 1 && p;
+                });
+                assert.equal(probe.drainSeconds, DRAIN);
+                const result = await run({
+                    steps: [90],
+                    gate: { kind: "none" },
+                    requestedSettleSeconds: 1,
+                    connections: watch,
+                    drainWait: true,
+                });
+                const ended = Date.now();
+                assert.equal(result.outcome, "completed", JSON.stringify(result));
+                assert.deepEqual(live(), [10, 90]);
+                // Envoy closes the old chain's connections when its drain ends, so the held one closed before the
+                // step returned (the VirtualService changes mid-update, so the drain may end before `up` does).
+                await until("the held connection closed", () => closedAt !== undefined, 2000);
+                assert.ok(
+                    closedAt! <= ended + 500,
+                    `closed ${closedAt! - ended} ms after shift returned`,
+                );
+                assert.equal((await watch.probe()).open, 0);
+            } finally {
+                socket.destroy();
+            }
+        });
     });
 });

@@ -4,11 +4,13 @@ import {
     GatewayPodDump,
     meshDirFor,
     nonZero,
+    readConnectionStats,
     readEnvoyDump,
     receivedRoutes,
     subsetOf,
 } from "../../tools/cluster/mesh";
 import { splitBySubset } from "../../components/weights";
+import { connectionsOnPort, formatConnections, openConnections } from "../../tools/rollout/routes";
 
 const pod = (
     name: string,
@@ -188,6 +190,114 @@ describe("reading the gateway's config dump", () => {
         assert.equal(
             meshDirFor("/p/.local/cluster-asm-tcp-shift-mesh/kubeconfig"),
             "/p/.local/mesh-asm-tcp-shift-mesh",
+        );
+    });
+});
+
+// Captured from a gateway pod's Envoy 1.40 on the local mesh (/stats?format=json&filter=CONNECTION_STATS_FILTER),
+// idle: Istio's stat names end the cluster name with ";".
+const captured = {
+    stats: [
+        {
+            name: "cluster.outbound|31400||istio-ingressgateway.istio-system.svc.cluster.local;.upstream_cx_active",
+            value: 0,
+        },
+        {
+            name: "cluster.outbound|31400||istio-ingressgateway.istio-system.svc.cluster.local;.upstream_cx_total",
+            value: 0,
+        },
+        {
+            name: "cluster.outbound|443||kubernetes.default.svc.cluster.local;.upstream_cx_active",
+            value: 0,
+        },
+        {
+            name: "cluster.outbound|443||kubernetes.default.svc.cluster.local;.upstream_cx_total",
+            value: 0,
+        },
+        {
+            name: "cluster.outbound|9000|v1|tcp-echo.default.svc.cluster.local;.upstream_cx_active",
+            value: 0,
+        },
+        {
+            name: "cluster.outbound|9000|v1|tcp-echo.default.svc.cluster.local;.upstream_cx_total",
+            value: 0,
+        },
+        {
+            name: "cluster.outbound|9000|v2|tcp-echo.default.svc.cluster.local;.upstream_cx_active",
+            value: 0,
+        },
+        {
+            name: "cluster.outbound|9000|v2|tcp-echo.default.svc.cluster.local;.upstream_cx_total",
+            value: 0,
+        },
+        {
+            name: "cluster.outbound|9000||tcp-echo.default.svc.cluster.local;.upstream_cx_active",
+            value: 0,
+        },
+        {
+            name: "cluster.outbound|9000||tcp-echo.default.svc.cluster.local;.upstream_cx_total",
+            value: 0,
+        },
+        {
+            name: "listener_manager.total_filter_chains_draining",
+            value: 0,
+        },
+    ],
+};
+
+const stat = (cluster: string, name: string) => `cluster.${cluster};.${name}`;
+// The same with connections: two open to v1, and a chain draining after a weight change.
+const edited: Record<string, number> = {
+    [stat(V1, "upstream_cx_active")]: 2,
+    [stat(V1, "upstream_cx_total")]: 7,
+    [stat(V2, "upstream_cx_total")]: 3,
+    "listener_manager.total_filter_chains_draining": 1,
+};
+const statsSample = {
+    stats: captured.stats.map((s) => (s.name in edited ? { ...s, value: edited[s.name] } : s)),
+};
+
+describe("an Envoy's /stats read as connections per subset", () => {
+    const info = { pod: "istio-system/gw-0", admin: "http://127.0.0.1:40001" };
+
+    it("reads upstream_cx_active and upstream_cx_total per outbound cluster, and the drain gauge", () => {
+        const c = readConnectionStats(info, statsSample);
+        assert.equal(c.reachable, true);
+        assert.equal(c.filterChainsDraining, 1);
+        assert.deepEqual(
+            c.clusters.map((x) => [x.subset, x.port, x.host, x.active, x.total]),
+            [
+                ["", 31400, "istio-ingressgateway.istio-system.svc.cluster.local", 0, 0],
+                ["", 443, "kubernetes.default.svc.cluster.local", 0, 0],
+                ["", 9000, "tcp-echo.default.svc.cluster.local", 0, 0],
+                ["v1", 9000, "tcp-echo.default.svc.cluster.local", 2, 7],
+                ["v2", 9000, "tcp-echo.default.svc.cluster.local", 0, 3],
+            ],
+        );
+        assert.equal(c.clusters[3].cluster, V1);
+        assert.equal(readConnectionStats(info, captured).filterChainsDraining, 0);
+    });
+
+    it("an empty or odd body is no connections, not an error", () => {
+        assert.deepEqual(readConnectionStats(info, {}).clusters, []);
+        assert.equal(readConnectionStats(info, { stats: [{ name: "x" }] }).filterChainsDraining, 0);
+    });
+
+    it("routes counts a port's connections per subset, including a subset the route no longer sends to", () => {
+        const received = receivedRoutes([pod("gw-0", { statPrefix: V1, cluster: V1 })]);
+        const conns = connectionsOnPort([readConnectionStats(info, statsSample)], received, 31400);
+        assert.deepEqual(conns[0].subsets, {
+            "": { active: 0, total: 0 },
+            v1: { active: 2, total: 7 },
+            v2: { active: 0, total: 3 },
+        });
+        assert.equal(openConnections(conns), 2);
+        assert.deepEqual(formatConnections(conns), [
+            "  gateway istio-system/gw-0 connections: (no subset) 0 open (0 since start), v1 2 open (7 since start), v2 0 open (3 since start); filter chains draining: 1",
+        ]);
+        assert.deepEqual(
+            connectionsOnPort([readConnectionStats(info, statsSample)], received, 1)[0].subsets,
+            {},
         );
     });
 });

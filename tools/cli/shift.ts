@@ -1,5 +1,6 @@
 /** npm run shift -- --stack NAME --steps W1,W2,...: progressive, gated traffic shifting (see tools/rollout/shift.ts). */
 import { Gate, appliedWaiterFor, shift } from "../rollout/shift";
+import { connectionWatchFor } from "../rollout/drain";
 import {
     UsageError,
     choiceFlag,
@@ -16,12 +17,17 @@ export const command = defineCommand({
     name: "shift",
     usage: `usage: shift --stack NAME --steps W1,W2,... [--gate verify|command|none]
              [--verify-host 127.0.0.1] [--verify-port PORT] [--connections 1000] [--concurrency 50]
-             [--gate-command CMD] [--pause] [--max-step N] [--settle-seconds S] [--force] [--json]
+             [--gate-command CMD] [--pause] [--max-step N] [--settle-seconds S] [--drain wait]
+             [--force] [--json]
 
 Each step: preview with the policy pack, then up, of v2Weight; then the gate; a failed step or gate rolls back to the last
 good weight. On a local stack each step first waits until the gateway received the new split from
 istiod (settle time 0 unless given); elsewhere it waits --settle-seconds (default 5). The gate command
 sees V2_WEIGHT and STACK. One shift per stack at a time (a rollout lock in the backend).
+Before each step it says what the step does to open connections: a weight change replaces the port's
+filter chain; the connections open on it (counted on a local stack) are closed when the drain time ends.
+--drain wait (local stack): after each update, wait until no gateway drains a filter chain before the gate
+and the next step. A --settle-seconds shorter than the drain time is refused unless --drain wait or --force.
 exit codes: 0 completed, 1 rolled back or failed, 3 refused (drift, locked by another job) or stopped, 64 usage`,
     options: {
         stack: { type: "string" },
@@ -35,6 +41,7 @@ exit codes: 0 completed, 1 rolled back or failed, 3 refused (drift, locked by an
         pause: { type: "boolean", default: false },
         "max-step": { type: "string" },
         "settle-seconds": { type: "string" },
+        drain: { type: "string" },
         force: { type: "boolean", default: false },
         json: { type: "boolean", default: false },
     },
@@ -54,6 +61,9 @@ exit codes: 0 completed, 1 rolled back or failed, 3 refused (drift, locked by an
                 : intFlag("settle-seconds", flags["settle-seconds"], 0, 3600);
         if (flags.pause && !process.stdin.isTTY)
             throw new UsageError("--pause needs a terminal to ask for promotion");
+        const drainWait =
+            flags.drain !== undefined &&
+            choiceFlag("drain", flags.drain, ["wait"] as const) === "wait";
         const awaitApplied = appliedWaiterFor(stack);
         const result = await shift({
             stack,
@@ -65,6 +75,9 @@ exit codes: 0 completed, 1 rolled back or failed, 3 refused (drift, locked by an
             maxStep,
             // Where the gateway's own config is watched, no fixed wait is needed.
             settleSeconds: settleSeconds ?? (awaitApplied ? 0 : 5),
+            requestedSettleSeconds: settleSeconds,
+            connections: connectionWatchFor(stack),
+            drainWait,
         });
         if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
         return EXIT[result.outcome];

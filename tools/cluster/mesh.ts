@@ -262,6 +262,106 @@ export async function envoyStats(admin: string, filter: string): Promise<Record<
     );
 }
 
+/** Connections of one Istio outbound cluster (`outbound|PORT|SUBSET|HOST`) as one Envoy counts them. */
+export interface ClusterConnections {
+    cluster: string;
+    /** The service port (the cluster name's), not the gateway's. */
+    port: number;
+    subset: string;
+    host: string;
+    /** upstream_cx_active: connections open now. */
+    active: number;
+    /** upstream_cx_total: connections opened since this Envoy started. */
+    total: number;
+}
+
+/** One gateway pod's open connections, from its Envoy's /stats. */
+export interface PodConnections {
+    pod: string;
+    admin: string;
+    /** False when the pod's Envoy did not answer (starting, restarting): nothing below is known. */
+    reachable: boolean;
+    error?: string;
+    clusters: ClusterConnections[];
+    /**
+     * listener_manager.total_filter_chains_draining. Envoy keeps this gauge per Envoy, not per listener; a
+     * gateway serving one TCP port drains only that port's chains, so on it this is the port's.
+     */
+    filterChainsDraining: number;
+}
+
+/** The stats `/stats?format=json&filter=` is asked for: per-cluster connections and the drain gauge. */
+export const CONNECTION_STATS_FILTER =
+    "^(cluster\\.outbound\\|.*\\.upstream_cx_(active|total)|listener_manager\\.total_filter_chains_draining)$";
+
+// Istio names a cluster's stats by its alt_stat_name, the cluster name and a ";" (the end of the name for its
+// tag extraction); the host holds dots, so the stat's own name is what follows the last one.
+const CLUSTER_STAT =
+    /^cluster\.(outbound\|(\d+)\|([^|]*)\|([^;]+?));?\.(upstream_cx_active|upstream_cx_total)$/;
+
+/** One Envoy's `/stats?format=json` body read as a PodConnections (histograms and non-numbers ignored). */
+export function readConnectionStats(
+    info: Pick<GatewayPodInfo, "pod" | "admin">,
+    body: any,
+): PodConnections {
+    const byCluster = new Map<string, ClusterConnections>();
+    let draining = 0;
+    for (const s of body?.stats ?? []) {
+        if (typeof s?.name !== "string" || typeof s.value !== "number") continue;
+        if (s.name === "listener_manager.total_filter_chains_draining") {
+            draining = s.value;
+            continue;
+        }
+        const m = CLUSTER_STAT.exec(s.name);
+        if (!m) continue;
+        const [, cluster, port, subset, host, stat] = m;
+        const c = byCluster.get(cluster) ?? {
+            cluster,
+            port: Number(port),
+            subset,
+            host,
+            active: 0,
+            total: 0,
+        };
+        if (stat === "upstream_cx_active") c.active = s.value;
+        else c.total = s.value;
+        byCluster.set(cluster, c);
+    }
+    return {
+        pod: info.pod,
+        admin: info.admin,
+        reachable: true,
+        clusters: [...byCluster.values()].sort((a, b) => a.cluster.localeCompare(b.cluster)),
+        filterChainsDraining: draining,
+    };
+}
+
+/** Every gateway pod's open connections per outbound cluster, read from its Envoy's admin /stats. */
+export async function gatewayConnections(env: MeshEnv): Promise<PodConnections[]> {
+    const pods = await gatewayPods(env);
+    return Promise.all(
+        pods.map(async (p) => {
+            try {
+                return readConnectionStats(
+                    p,
+                    await getJson(
+                        `${p.admin}/stats?format=json&filter=${encodeURIComponent(CONNECTION_STATS_FILTER)}`,
+                    ),
+                );
+            } catch (err) {
+                return {
+                    pod: p.pod,
+                    admin: p.admin,
+                    reachable: false,
+                    error: (err as Error).message,
+                    clusters: [],
+                    filterChainsDraining: 0,
+                };
+            }
+        }),
+    );
+}
+
 /** `outbound|9000|v1|tcp-echo.default.svc.cluster.local` -> v1 (Istio's subset cluster name). */
 export function subsetOf(cluster: string): string {
     return cluster.split("|")[2] || cluster;

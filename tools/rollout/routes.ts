@@ -2,7 +2,8 @@
  * Prints the TCP routes of a stack as the target holds them: the live VirtualService on a cluster,
  * or the rendered manifest on the render target. On the local cluster it also prints, beside each
  * route, the split the ingress gateway actually received from istiod (the gateway's config dump) and
- * the endpoints of each subset. The command is tools/cli/routes.ts.
+ * the endpoints of each subset, and each gateway pod's open connections per subset (its Envoy's /stats).
+ * The command is tools/cli/routes.ts.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -11,7 +12,14 @@ import { OBJECT_NAMES } from "../../components/model";
 import { PROJECT_ROOT } from "../engine/engine";
 import { kubectlJson } from "../cluster/kubectl";
 import { readStackSettings } from "../engine/stackFiles";
-import { ReceivedRoute, gatewayConfigDump, meshEnv, receivedRoutes } from "../cluster/mesh";
+import {
+    PodConnections,
+    ReceivedRoute,
+    gatewayConfigDump,
+    gatewayConnections,
+    meshEnv,
+    receivedRoutes,
+} from "../cluster/mesh";
 
 export interface LiveRoute {
     port: number;
@@ -115,5 +123,89 @@ export function formatReceived(received: ReceivedRoute[] | string, port: number)
             .map(([subset, e]) => `${subset} ${e.length ? e.join(" ") : "none"}`)
             .join("; ");
         return `  gateway ${r.pod} received from istiod: listener ${r.listener} -> ${split}  (endpoints: ${eps})`;
+    });
+}
+
+/** The local cluster's gateway pods' connections per outbound cluster, or why they are unknown. */
+export async function connectionsByGateway(
+    stack: string,
+    workDir = PROJECT_ROOT,
+): Promise<PodConnections[] | string> {
+    const settings = readStackSettings(stack, workDir);
+    if (settings.target !== "local")
+        return `target ${settings.target}: the gateways' Envoy stats cannot be read from here`;
+    try {
+        return await gatewayConnections(meshEnv(path.resolve(workDir, settings.localKubeconfig)));
+    } catch (err) {
+        return (err as Error).message;
+    }
+}
+
+/** One gateway pod's connections behind one gateway port, per subset. */
+export interface RouteConnections {
+    pod: string;
+    reachable: boolean;
+    error?: string;
+    /** Subset -> open now (upstream_cx_active) and since the Envoy started (upstream_cx_total). */
+    subsets: Record<string, { active: number; total: number }>;
+    filterChainsDraining: number;
+}
+
+/**
+ * The connections behind gateway port `port`: the outbound clusters of the services its route sends to.
+ * The services come from every pod's received route, so that a subset left out of the route (weight 0, whose
+ * connections may still be open while its old filter chain drains) is still counted.
+ */
+export function connectionsOnPort(
+    connections: PodConnections[],
+    received: ReceivedRoute[] | string,
+    port: number,
+): RouteConnections[] {
+    const services = new Set<string>();
+    if (typeof received !== "string")
+        for (const r of received.filter((x) => x.port === port))
+            for (const name of Object.keys(r.clusters)) {
+                const [, svcPort, , host] = name.split("|");
+                services.add(`${svcPort}|${host}`);
+            }
+    return connections.map((c) => {
+        const subsets: RouteConnections["subsets"] = {};
+        for (const x of c.clusters) {
+            if (!services.has(`${x.port}|${x.host}`)) continue;
+            const s = (subsets[x.subset] ??= { active: 0, total: 0 });
+            s.active += x.active;
+            s.total += x.total;
+        }
+        return {
+            pod: c.pod,
+            reachable: c.reachable,
+            ...(c.error ? { error: c.error } : {}),
+            subsets: Object.fromEntries(
+                Object.entries(subsets).sort(([a], [b]) => a.localeCompare(b)),
+            ),
+            filterChainsDraining: c.filterChainsDraining,
+        };
+    });
+}
+
+/** Connections open now behind a port, summed over the gateway pods that answered. */
+export function openConnections(connections: RouteConnections[]): number {
+    return connections
+        .flatMap((c) => Object.values(c.subsets))
+        .reduce((sum, s) => sum + s.active, 0);
+}
+
+export function formatConnections(connections: RouteConnections[] | string): string[] {
+    if (typeof connections === "string") return [`  connections: ${connections}`];
+    return connections.map((c) => {
+        if (!c.reachable)
+            return `  gateway ${c.pod} connections: unknown, its Envoy did not answer (${c.error})`;
+        const subsets = Object.entries(c.subsets)
+            .map(
+                ([subset, s]) =>
+                    `${subset || "(no subset)"} ${s.active} open (${s.total} since start)`,
+            )
+            .join(", ");
+        return `  gateway ${c.pod} connections: ${subsets || "none"}; filter chains draining: ${c.filterChainsDraining}`;
     });
 }

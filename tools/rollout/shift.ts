@@ -26,6 +26,7 @@ import { ECHO_PREFIXES, VERSIONS } from "../../components/model";
 import { meshEnv, waitForReceivedSplit } from "../cluster/mesh";
 import { splitBySubset } from "../../components/weights";
 import { readStackSettings } from "../engine/stackFiles";
+import { ConnectionWatch, connectionNotice, settleRefusal } from "./drain";
 
 export type Gate =
     | { kind: "none" }
@@ -57,6 +58,15 @@ export interface ShiftOptions {
      * cluster: once every gateway pod received the new split from istiod. A rejection fails the step's gate.
      */
     awaitApplied?: (weight: number) => Promise<void>;
+    /**
+     * The settle time the operator asked for, if any: one shorter than the drain time is refused unless `force`
+     * or `drainWait` (a default settle time is not the operator's choice and is never refused).
+     */
+    requestedSettleSeconds?: number;
+    /** Reads the drain time and open connections, to say before each step what it does to them. */
+    connections?: ConnectionWatch;
+    /** After each update, wait until no gateway drains a filter chain before the gate and the next step. */
+    drainWait?: boolean;
     engine?: EngineOptions;
     /** Working directory of the project (stack files, rendered output). */
     workDir?: string;
@@ -222,6 +232,25 @@ async function shiftHoldingLock(
         return { ...result, outcome: "refused" };
     }
     let lastGood = live ?? declared;
+    const port = readStackSettings(opts.stack, workDir).gatewayPort;
+    const firstProbe = await opts.connections?.probe();
+    if (opts.drainWait && !opts.connections?.waitDrained) {
+        const message = `--drain wait needs the local target: the gateways' drain state cannot be read from here`;
+        log("shift", `refusing to start: ${message}`);
+        return { ...result, outcome: "refused", message };
+    }
+    const refusal =
+        firstProbe &&
+        settleRefusal({
+            settleSeconds: opts.requestedSettleSeconds,
+            drainSeconds: firstProbe.drainSeconds,
+            drainWait: !!opts.drainWait,
+            force: opts.force,
+        });
+    if (refusal) {
+        log("shift", `refusing to start: ${refusal}`);
+        return { ...result, outcome: "refused", message: refusal };
+    }
     log(
         "shift",
         `stack ${opts.stack}: starting at v2 weight ${lastGood}; steps ${opts.steps.join(" -> ")}`,
@@ -238,6 +267,10 @@ async function shiftHoldingLock(
 
     for (const [i, weight] of opts.steps.entries()) {
         log("shift", `step ${i + 1}/${opts.steps.length}: v2 weight ${lastGood} -> ${weight}`);
+        if (opts.connections) {
+            const info = i === 0 && firstProbe ? firstProbe : await opts.connections.probe();
+            log("shift", connectionNotice(lastGood, weight, port, info));
+        }
         try {
             await applyWeight(stack, lock, weight, { maxWeightStep: opts.maxStep });
         } catch (err) {
@@ -274,6 +307,18 @@ async function shiftHoldingLock(
                 log(
                     "shift",
                     `the gateway serves v2 weight ${weight} (${Date.now() - started} ms after the update)`,
+                );
+            } catch (err) {
+                applied = (err as Error).message;
+            }
+        }
+        if (opts.drainWait && applied === undefined && opts.connections?.waitDrained) {
+            const { drainSeconds } = await opts.connections.probe();
+            try {
+                const ms = await opts.connections.waitDrained((drainSeconds + 30) * 1000);
+                log(
+                    "shift",
+                    `no gateway drains a filter chain any more (${ms} ms after the gateway was seen serving the new split)`,
                 );
             } catch (err) {
                 applied = (err as Error).message;
