@@ -121,6 +121,21 @@ describe("each default lives once (Pulumi.yaml) and the program, the tools and t
         assert.equal(s.slb.mode, DEFAULTS.slb.mode);
     });
 
+    it("the tools read a stack file whose image is a secret: the ciphertext is not a value to check", () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-defaults-"));
+        try {
+            fs.writeFileSync(
+                path.join(dir, "Pulumi.t.yaml"),
+                "config:\n  asm-tcp-shift:target: render\n  asm-tcp-shift:v2Weight: 5\n  asm-tcp-shift:gatewayPort: 31401\n  asm-tcp-shift:imageV2:\n    secure: v1:abc/def==\n",
+            );
+            const s = readStackSettings("t", dir);
+            assert.equal(s.gatewayPort, 31401);
+            assert.equal(s.v2Weight, 5);
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
     it("the tools read a stack file with the same defaults", () => {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-defaults-"));
         try {

@@ -23,11 +23,17 @@ export function readStackSettings(stack: string, workDir = PROJECT_ROOT): Settin
     if (!fs.existsSync(path.join(workDir, `Pulumi.${stack}.yaml`)))
         throw new Error(`stack ${stack} has no stack file Pulumi.${stack}.yaml in ${workDir}`);
     const own = readStackFile(stack, workDir);
-    return parseSettings((key) =>
-        own[key] === undefined
-            ? undefined
-            : typeof own[key] === "string"
-              ? own[key]
-              : JSON.stringify(own[key]),
+    // A value stored with `config set --secret` is ciphertext here: the tools read none of those keys (only the
+    // engine decrypts them), so it counts as unset rather than as a value to validate.
+    const stored = (key: string) => {
+        const value = own[key];
+        return typeof value === "object" && value !== null && "secure" in value ? undefined : value;
+    };
+    return parseSettings(
+        (key) => {
+            const value = stored(key);
+            return value === undefined || typeof value === "string" ? value : JSON.stringify(value);
+        },
+        { isSecret: (key) => stored(key) === undefined && own[key] !== undefined },
     );
 }
