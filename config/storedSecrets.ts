@@ -9,11 +9,21 @@ import * as path from "path";
 import { parseDocument } from "yaml";
 import { ConfigError, PROJECT } from "./errors";
 
+/** Whether a config value is an encrypted one, `{secure: <ciphertext>}`, as the stack settings file stores it. */
+export function isSecureValue(value: unknown): boolean {
+    return (
+        value !== null &&
+        typeof value === "object" &&
+        !Array.isArray(value) &&
+        Object.keys(value).length === 1 &&
+        "secure" in value
+    );
+}
+
 /** Whether a config value is, or holds, an encrypted value. */
 function holdsSecure(value: unknown): boolean {
-    if (value === null || typeof value !== "object") return false;
-    if (!Array.isArray(value) && Object.keys(value).length === 1 && "secure" in value) return true;
-    return Object.values(value).some(holdsSecure);
+    if (isSecureValue(value)) return true;
+    return value !== null && typeof value === "object" && Object.values(value).some(holdsSecure);
 }
 
 /** The keys of the project's namespace stored encrypted in the text of a stack settings file. */

@@ -2,6 +2,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
 import { PROJECT, Settings, parseSettings } from "../../config";
+import { isSecureValue } from "../../config/storedSecrets";
 import { PROJECT_ROOT } from "./engine";
 
 /** The project's own config keys of a stack file (Pulumi.<stack>.yaml), without the namespace prefix. */
@@ -27,7 +28,7 @@ export function readStackSettings(stack: string, workDir = PROJECT_ROOT): Settin
     // engine decrypts them), so it counts as unset rather than as a value to validate.
     const stored = (key: string) => {
         const value = own[key];
-        return typeof value === "object" && value !== null && "secure" in value ? undefined : value;
+        return isSecureValue(value) ? undefined : value;
     };
     return parseSettings(
         (key) => {
