@@ -22,6 +22,7 @@ import { statusAddress } from "../components/asmIngressGateway";
 import { KubeApi } from "./kubeApi";
 
 export * from "./kubeApi";
+export * from "./access";
 
 export type PreflightProblem = ConfigProblem;
 

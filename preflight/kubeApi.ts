@@ -1,16 +1,37 @@
+import { X509Certificate } from "crypto";
 import * as fs from "fs";
 import * as http from "http";
 import * as https from "https";
 import * as tls from "tls";
 import { parseDocument } from "yaml";
 
-/** What the preflight needs of a Kubernetes API server: read-only GETs. */
+/** An API server's answer: the status and the parsed JSON body (undefined when not JSON). */
+export interface KubeAnswer {
+    status: number;
+    body: any;
+}
+
+/** What the preflight needs of a Kubernetes API server: reads, and the self-reviews of what its identity may do. */
 export interface KubeApi {
     /** The API server's URL, for messages. */
     readonly server: string;
-    /** GET a path; the body is parsed JSON (undefined when not JSON). Never throws for an HTTP status. */
-    get(path: string): Promise<{ status: number; body: any }>;
+    /** GET a path. Never throws for an HTTP status; throws when the server cannot be reached or does not answer. */
+    get(path: string): Promise<KubeAnswer>;
+    /**
+     * POST a body to a path: only for reviews that change nothing (SelfSubjectAccessReview). Absent on a client
+     * that cannot send them; the checks that need it are then not made.
+     */
+    post?(path: string, body: unknown): Promise<KubeAnswer>;
 }
+
+/**
+ * How long the client waits for an API server to accept the connection and complete TLS. An address that does not
+ * answer at all (an ASM or ACK intranet endpoint seen from outside its VPC drops the packets) is refused after this,
+ * not after the much longer timeouts of the Kubernetes provider.
+ */
+export const CONNECT_TIMEOUT_MS = 5_000;
+/** How long the client waits for a connected API server's answer to one request. */
+const ANSWER_TIMEOUT_MS = 15_000;
 
 /**
  * A kubeconfig the preflight cannot use, with the reason. The reason names fields by their place
@@ -243,7 +264,36 @@ function fromKubeconfig(text: string): KubeApi {
             );
         }
     }
+    if (cert)
+        certificateInForce(
+            cert,
+            `${user.at}.client-certificate${user.value["client-certificate-data"] !== undefined ? "-data" : ""}`,
+        );
     return client(url, server, headers, tlsOptions);
+}
+
+/**
+ * Refuses a client certificate outside its validity window before anything is sent: the API server would answer
+ * every request 401, which says nothing of why. ASM hands out kubeconfigs whose certificate has an `ExpireTime`
+ * (DescribeServiceMeshKubeconfig, https://help.aliyun.com/document_detail/171590.htm).
+ */
+function certificateInForce(cert: Buffer, field: string, now = new Date()): void {
+    let parsed: X509Certificate;
+    try {
+        parsed = new X509Certificate(cert);
+    } catch {
+        throw new KubeconfigError(`the kubeconfig's ${field} is not a readable X.509 certificate`);
+    }
+    const notAfter = new Date(parsed.validTo);
+    const notBefore = new Date(parsed.validFrom);
+    if (notAfter.getTime() <= now.getTime())
+        throw new KubeconfigError(
+            `the client certificate in the kubeconfig's ${field} expired at ${notAfter.toISOString()}; get a new kubeconfig (for ASM the console or DescribeServiceMeshKubeconfig gives one, with its ExpireTime)`,
+        );
+    if (notBefore.getTime() > now.getTime())
+        throw new KubeconfigError(
+            `the client certificate in the kubeconfig's ${field} is valid only from ${notBefore.toISOString()}; check this machine's clock`,
+        );
 }
 
 /** The user's token, from `token` or the file `tokenFile` names. */
@@ -269,43 +319,62 @@ function client(
     tlsOptions: https.RequestOptions,
 ): KubeApi {
     const base = url.href.replace(/\/+$/, "");
+    const secure = url.protocol === "https:";
+    const send = (method: "GET" | "POST", path: string, body?: unknown): Promise<KubeAnswer> => {
+        const target = new URL(base + path);
+        const request = secure ? https.request : http.request;
+        const payload = body === undefined ? undefined : JSON.stringify(body);
+        return new Promise((resolve, reject) => {
+            const req = request(
+                target,
+                {
+                    method,
+                    headers: payload ? { ...headers, "Content-Type": "application/json" } : headers,
+                    timeout: ANSWER_TIMEOUT_MS,
+                    // A connection of its own per request, so the connect timeout below always sees the connect.
+                    agent: false,
+                    ...(secure ? tlsOptions : {}),
+                },
+                (res) => {
+                    const chunks: Buffer[] = [];
+                    res.on("data", (c: Buffer) => chunks.push(c));
+                    res.on("end", () => {
+                        const raw = Buffer.concat(chunks).toString("utf8");
+                        let parsed: any;
+                        try {
+                            parsed = JSON.parse(raw);
+                        } catch {
+                            parsed = undefined;
+                        }
+                        resolve({ status: res.statusCode ?? 0, body: parsed });
+                    });
+                },
+            );
+            req.on("socket", (socket) => {
+                const timer = setTimeout(
+                    () =>
+                        req.destroy(
+                            new Error(
+                                `no answer within ${CONNECT_TIMEOUT_MS / 1000} s (an intranet endpoint answers only inside its VPC; use the public endpoint's kubeconfig from outside it)`,
+                            ),
+                        ),
+                    CONNECT_TIMEOUT_MS,
+                );
+                socket.once(secure ? "secureConnect" : "connect", () => clearTimeout(timer));
+                socket.once("close", () => clearTimeout(timer));
+            });
+            req.on("timeout", () =>
+                req.destroy(new Error(`no answer within ${ANSWER_TIMEOUT_MS / 1000} s`)),
+            );
+            req.on("error", (err) =>
+                reject(new Error(`cannot reach the API server ${server}: ${err.message}`)),
+            );
+            req.end(payload);
+        });
+    };
     return {
         server,
-        get(path: string) {
-            const target = new URL(base + path);
-            const send = url.protocol === "https:" ? https.request : http.request;
-            return new Promise((resolve, reject) => {
-                const req = send(
-                    target,
-                    {
-                        method: "GET",
-                        headers,
-                        timeout: 15_000,
-                        ...(url.protocol === "https:" ? tlsOptions : {}),
-                    },
-                    (res) => {
-                        const chunks: Buffer[] = [];
-                        res.on("data", (c: Buffer) => chunks.push(c));
-                        res.on("end", () => {
-                            const raw = Buffer.concat(chunks).toString("utf8");
-                            let body: any;
-                            try {
-                                body = JSON.parse(raw);
-                            } catch {
-                                body = undefined;
-                            }
-                            resolve({ status: res.statusCode ?? 0, body });
-                        });
-                    },
-                );
-                req.on("timeout", () =>
-                    req.destroy(new Error(`no answer from ${server} within 15 s`)),
-                );
-                req.on("error", (err) =>
-                    reject(new Error(`cannot reach the API server ${server}: ${err.message}`)),
-                );
-                req.end();
-            });
-        },
+        get: (path) => send("GET", path),
+        post: (path, body) => send("POST", path, body),
     };
 }

@@ -13,7 +13,9 @@ import {
     ExistingGateway,
     KubeApi,
     KubeconfigError,
+    Plane,
     PreflightError,
+    accessProblems,
     checkTarget,
     kubeApiFromKubeconfig,
     reusedClbProblems,
@@ -35,21 +37,25 @@ export function stackOwner(): string {
     return `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`;
 }
 
-/** The API server a kubeconfig key points at; a bad kubeconfig, or a server that does not answer, is a problem of that key. */
-function kubeApi(text: string, key: string): KubeApi {
-    let api: KubeApi;
+/** A client of the API server a kubeconfig key points at; a kubeconfig it cannot use is a problem of that key. */
+function plane(text: string, key: string): Plane {
     try {
-        api = kubeApiFromKubeconfig(text);
+        return { api: kubeApiFromKubeconfig(text), key };
     } catch (err) {
         if (err instanceof KubeconfigError) throw new ConfigError([{ key, message: err.message }]);
         throw err;
     }
+}
+
+/** The same client, for the checks after the access checks: a server that stops answering is still its key's problem. */
+function keyed({ api, key }: Plane): KubeApi {
+    const refuse = (err: Error) => {
+        throw new ConfigError([{ key, message: err.message }]);
+    };
     return {
         server: api.server,
-        get: (apiPath) =>
-            api.get(apiPath).catch((err: Error) => {
-                throw new ConfigError([{ key, message: err.message }]);
-            }),
+        get: (apiPath) => api.get(apiPath).catch(refuse),
+        post: api.post && ((apiPath, body) => api.post!(apiPath, body).catch(refuse)),
     };
 }
 
@@ -69,42 +75,50 @@ export async function checkStackTarget(
             : undefined;
         return { owner, existingGateway };
     }
-    let apis: { dataPlane: KubeApi; controlPlane: KubeApi };
+    let planes: { dataPlane: Plane; controlPlane: Plane };
     if (settings.target === "local") {
-        const local = kubeApi(
+        const local = plane(
             fs.readFileSync(path.resolve(settings.localKubeconfig), "utf8"),
             "localKubeconfig",
         );
-        apis = { dataPlane: local, controlPlane: local };
+        planes = { dataPlane: local, controlPlane: local };
     } else {
         // The decrypted values, in memory only: the engine hands secrets to the program in plain text.
         const raw = (key: string) => pulumi.runtime.getConfig(`${PROJECT}:${key}`) ?? "";
-        apis = {
-            dataPlane: kubeApi(raw("dataPlaneKubeconfig"), "dataPlaneKubeconfig"),
-            controlPlane: kubeApi(raw("controlPlaneKubeconfig"), "controlPlaneKubeconfig"),
+        planes = {
+            dataPlane: plane(raw("dataPlaneKubeconfig"), "dataPlaneKubeconfig"),
+            controlPlane: plane(raw("controlPlaneKubeconfig"), "controlPlaneKubeconfig"),
         };
     }
-    const [facts, clbProblems] = await Promise.all([
-        checkTarget(
-            {
-                namespace: settings.namespace,
-                gatewayName: settings.asm.gatewayName,
-                useExistingGateway: settings.asm.useExistingGateway,
-                gatewayPort: settings.gatewayPort,
-                istioApiVersion: settings.istioApiVersion,
-                owner,
-            },
-            apis,
-        ).then(
-            (found) => ({ found, problems: [] as PreflightError["problems"] }),
-            (err) => {
-                if (err instanceof PreflightError)
-                    return { found: undefined, problems: err.problems };
-                throw err;
-            },
-        ),
+    const apis = { dataPlane: keyed(planes.dataPlane), controlPlane: keyed(planes.controlPlane) };
+    // The CLB's tags are read beside the access checks, so that their problems are reported together.
+    const [access, clbProblems] = await Promise.all([
+        accessProblems({
+            target: settings.target,
+            namespace: settings.namespace,
+            useExistingGateway: settings.asm.useExistingGateway,
+            ...planes,
+        }),
         reusedClbTagProblems(settings, providers),
     ]);
+    if (access.length > 0) throw new PreflightError([...access, ...clbProblems]);
+    const facts = await checkTarget(
+        {
+            namespace: settings.namespace,
+            gatewayName: settings.asm.gatewayName,
+            useExistingGateway: settings.asm.useExistingGateway,
+            gatewayPort: settings.gatewayPort,
+            istioApiVersion: settings.istioApiVersion,
+            owner,
+        },
+        apis,
+    ).then(
+        (found) => ({ found, problems: [] as PreflightError["problems"] }),
+        (err) => {
+            if (err instanceof PreflightError) return { found: undefined, problems: err.problems };
+            throw err;
+        },
+    );
     const problems = [...facts.problems, ...clbProblems];
     if (problems.length > 0) throw new PreflightError(problems);
     return { owner, existingGateway: facts.found?.existingGateway };
