@@ -12,6 +12,7 @@ import { freePort } from "../support/echoServers";
 import { readStackConfig } from "../../config/secrets";
 import { makeProviders } from "../../program/providers";
 import { checkStackTarget, reusedClbTagProblems } from "../../program/target";
+import { PreflightError } from "../../preflight";
 import { ACK_CLUSTER_ID, KUBECONFIG_KEYS, asmConfig } from "../support/settings";
 import {
     RecordedResource,
@@ -681,8 +682,12 @@ describe("a target that cannot be read is a problem of the key that points at it
         await assert.rejects(
             checkStackTarget(settings, makeProviders(settings, secrets)),
             (err: any) => {
-                assert.ok(err instanceof ConfigError, String(err));
-                assert.match(err.problems[0].key, /^(dataPlane|controlPlane)Kubeconfig$/);
+                // Both servers are asked at once, so both keys are reported in one refusal.
+                assert.ok(err instanceof PreflightError, String(err));
+                assert.deepEqual(
+                    err.problems.map((p: any) => p.key),
+                    ["dataPlaneKubeconfig", "controlPlaneKubeconfig"],
+                );
                 assert.match(
                     err.message,
                     new RegExp(

@@ -30,7 +30,7 @@ exit codes: 0 printed, 1 the routes could not be read (no cluster, no rendered o
     },
     async run(flags) {
         const stack = flags.stack!;
-        const routes = routesOf(currentVirtualService(stack));
+        const routes = routesOf(await currentVirtualService(stack));
         const received = await receivedByGateway(stack);
         const connections = await connectionsByGateway(stack);
         const onPort = (port: number) =>

@@ -8,8 +8,10 @@
 import * as fs from "fs";
 import * as path from "path";
 import { parseAllDocuments } from "yaml";
-import { OBJECT_NAMES } from "../../components/model";
-import { PROJECT_ROOT } from "../engine/engine";
+import { Stack } from "@pulumi/pulumi/automation";
+import { OBJECT_NAMES, istioNetworkingApi } from "../../components/model";
+import { KubeApi, kubeApiFromKubeconfig } from "../../preflight/kubeApi";
+import { EngineOptions, PROJECT_ROOT, openStack } from "../engine/engine";
 import { kubectlJson } from "../cluster/kubectl";
 import { readStackSettings } from "../engine/stackFiles";
 import {
@@ -79,19 +81,49 @@ export function liveVirtualService(
     }
 }
 
-/** The VirtualService as the stack's target holds it now. */
-export function currentVirtualService(stack: string, workDir = PROJECT_ROOT): any {
-    const settings = readStackSettings(stack, workDir);
+/**
+ * The VirtualService as the stack's target holds it now; undefined when the target holds none (nothing applied yet).
+ * On `asm` it is read from the ASM instance with the stack's own control-plane kubeconfig, which the engine decrypts
+ * (`opened.stack`: an open stack, else the stack is opened with `opened.engine`); it stays in memory.
+ */
+export async function currentVirtualService(
+    stackName: string,
+    workDir = PROJECT_ROOT,
+    opened?: { stack?: Stack; engine?: EngineOptions },
+): Promise<any> {
+    const settings = readStackSettings(stackName, workDir);
     if (settings.target === "render")
         return renderedVirtualService(path.resolve(workDir, settings.renderDir));
-    if (settings.target === "local")
-        return liveVirtualService(
-            path.resolve(workDir, settings.localKubeconfig),
-            settings.namespace,
+    let key: string;
+    let api: KubeApi;
+    try {
+        if (settings.target === "local") {
+            key = "localKubeconfig";
+            const file = path.resolve(workDir, settings.localKubeconfig);
+            if (!fs.existsSync(file))
+                throw new Error(
+                    `no kubeconfig at ${file}: is the local cluster up? (npm run cluster:up, or npm run local)`,
+                );
+            api = kubeApiFromKubeconfig(fs.readFileSync(file, "utf8"));
+        } else {
+            key = "controlPlaneKubeconfig";
+            const stack =
+                opened?.stack ?? (await openStack(stackName, { ...opened?.engine, workDir }));
+            api = kubeApiFromKubeconfig((await stack.getConfig(key)).value);
+        }
+    } catch (err) {
+        // The reason names the kubeconfig's fields, never its text (preflight/kubeApi.ts).
+        throw new Error(`${key!}: ${(err as Error).message}`, { cause: err });
+    }
+    const name = OBJECT_NAMES.virtualService;
+    const where = `${istioNetworkingApi(settings.istioApiVersion)}/namespaces/${settings.namespace}/virtualservices/${name}`;
+    const { status, body } = await api.get(`/apis/${where}`);
+    if (status === 404) return undefined;
+    if (status !== 200)
+        throw new Error(
+            `cannot read VirtualService ${settings.namespace}/${name} on ${api.server} (${key}): HTTP ${status}${body?.message ? ` ${body.message}` : ""}`,
         );
-    throw new Error(
-        `reading live routes of target "${settings.target}" needs the ASM kubeconfig; use kubectl against ASM`,
-    );
+    return body;
 }
 
 /** What the local cluster's gateway pods received from istiod, or why that is unknown. */

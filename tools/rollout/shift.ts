@@ -87,14 +87,22 @@ export interface ShiftResult {
     }[];
 }
 
-/** The weight the target holds now (render: the rendered file; local: the cluster), or undefined when unreadable. */
-function liveWeight(stack: string, workDir: string): number | undefined {
+/**
+ * The v2 weight the target holds now (render: the rendered file; local: the cluster; asm: the ASM instance), undefined
+ * when it holds no routes yet, or why it cannot be read.
+ */
+async function liveWeight(
+    stack: Stack,
+    workDir: string,
+): Promise<{ weight?: number; unreadable?: string }> {
     try {
-        return routesOf(currentVirtualService(stack, workDir))[0]?.destinations.find(
-            (d) => d.subset === VERSIONS.canary.subset,
-        )?.weight;
-    } catch {
-        return undefined;
+        const vs = await currentVirtualService(stack.name, workDir, { stack });
+        return {
+            weight: routesOf(vs)[0]?.destinations.find((d) => d.subset === VERSIONS.canary.subset)
+                ?.weight,
+        };
+    } catch (err) {
+        return { unreadable: (err as Error).message };
     }
 }
 
@@ -222,8 +230,15 @@ async function shiftHoldingLock(
     lock: HeldLock,
 ): Promise<ShiftResult> {
     const declared = await declaredWeight(stack);
-    const live = liveWeight(opts.stack, workDir);
+    const read = await liveWeight(stack, workDir);
     const result: ShiftResult = { outcome: "completed", finalWeight: declared, steps: [] };
+    if (read.unreadable !== undefined && !opts.force) {
+        // Without the live routes drift cannot be ruled out; the guard refuses rather than assume there is none.
+        const message = `cannot read the routes the target holds, to check them for drift: ${read.unreadable}. Fix the access, or pass --force to shift without the check.`;
+        log("shift", `refusing to start: ${message}`);
+        return { ...result, outcome: "refused", message };
+    }
+    const live = read.weight;
     if (live !== undefined && live !== declared && !opts.force) {
         log(
             "shift",
