@@ -20,8 +20,24 @@ export interface Plane {
     key: string;
 }
 
+/**
+ * Set (to "1") by the tools for the preview that gates an update (`gatedUp`): that preview refuses what the update
+ * would, so a refusal comes before the update writes anything, even Pulumi's own stack record. A preview on its own
+ * (a pull request's, with read-only identities) only warns of missing write permissions.
+ */
+export const PREVIEW_BEFORE_UPDATE_ENV = "ASM_TCP_SHIFT_PREVIEW_BEFORE_UPDATE";
+
+/** The verbs that change an object; a preview with a read-only identity lacks them by design. */
+const WRITE_VERBS = new Set(["create", "patch", "delete"]);
+
 export interface AccessInput {
     target: "local" | "asm";
+    /**
+     * What a missing write permission is: a refusal (an update, or the preview that gates one), or a warning (a
+     * preview alone: the Kubernetes provider previews with a read-only identity by falling back to its client-side
+     * result when the server-side dry run is forbidden).
+     */
+    writes: "refuse" | "warn";
     namespace: string;
     useExistingGateway: boolean;
     dataPlane: Plane;
@@ -189,30 +205,49 @@ function permissionMessage(input: AccessInput, permission: Permission, denied: s
     return `${base}. Grant this identity a role on the ACK cluster that writes Deployments and Services in the namespace`;
 }
 
-/** Every problem of reaching, identifying and using the target's API servers; empty when the stack may go on. */
-export async function accessProblems(input: AccessInput): Promise<ConfigProblem[]> {
+export interface AccessFindings {
+    /** Refusals: the stack may not go on. */
+    problems: ConfigProblem[];
+    /** What an update with these identities would be refused for (a preview alone goes on). */
+    warnings: ConfigProblem[];
+}
+
+/** Every problem of reaching, identifying and using the target's API servers; no problems: the stack may go on. */
+export async function checkAccess(input: AccessInput): Promise<AccessFindings> {
     const planes = [input.dataPlane, input.controlPlane];
     const same = input.dataPlane.api === input.controlPlane.api;
     const reached = await Promise.all(same ? [reach(input.dataPlane)] : planes.map(reach));
     const reachProblems = reached.flatMap((r) => (r.problem ? [r.problem] : []));
-    if (reachProblems.length > 0) return reachProblems;
+    if (reachProblems.length > 0) return { problems: reachProblems, warnings: [] };
     if (input.target === "asm") {
         const roles = roleProblems(input, {
             dataPlane: reached[0].groups!,
             controlPlane: reached[same ? 0 : 1].groups!,
         });
-        if (roles.length > 0) return roles;
+        if (roles.length > 0) return { problems: roles, warnings: [] };
     }
     const permissions = neededPermissions(input);
     const results = await Promise.all(permissions.map((p) => deniedVerbs(input[p.plane], p)));
-    const problems: ConfigProblem[] = [];
+    const findings: AccessFindings = { problems: [], warnings: [] };
     results.forEach((r, i) => {
-        if (r.problem) problems.push(r.problem);
-        else if (r.denied.length > 0)
-            problems.push({
-                key: input[permissions[i].plane].key,
-                message: permissionMessage(input, permissions[i], r.denied),
+        if (r.problem) {
+            findings.problems.push(r.problem);
+            return;
+        }
+        const key = input[permissions[i].plane].key;
+        const writes = r.denied.filter((v) => WRITE_VERBS.has(v));
+        const refused =
+            input.writes === "refuse" ? r.denied : r.denied.filter((v) => !WRITE_VERBS.has(v));
+        if (refused.length > 0)
+            findings.problems.push({
+                key,
+                message: permissionMessage(input, permissions[i], refused),
+            });
+        if (input.writes === "warn" && writes.length > 0)
+            findings.warnings.push({
+                key,
+                message: `an update would be refused: ${permissionMessage(input, permissions[i], writes)}`,
             });
     });
-    return problems;
+    return findings;
 }

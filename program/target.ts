@@ -15,7 +15,8 @@ import {
     KubeconfigError,
     Plane,
     PreflightError,
-    accessProblems,
+    PREVIEW_BEFORE_UPDATE_ENV,
+    checkAccess,
     checkTarget,
     kubeApiFromKubeconfig,
     reusedClbProblems,
@@ -93,15 +94,20 @@ export async function checkStackTarget(
     const apis = { dataPlane: keyed(planes.dataPlane), controlPlane: keyed(planes.controlPlane) };
     // The CLB's tags are read beside the access checks, so that their problems are reported together.
     const [access, clbProblems] = await Promise.all([
-        accessProblems({
+        checkAccess({
             target: settings.target,
+            writes:
+                pulumi.runtime.isDryRun() && process.env[PREVIEW_BEFORE_UPDATE_ENV] !== "1"
+                    ? "warn"
+                    : "refuse",
             namespace: settings.namespace,
             useExistingGateway: settings.asm.useExistingGateway,
             ...planes,
         }),
         reusedClbTagProblems(settings, providers),
     ]);
-    if (access.length > 0) throw new PreflightError([...access, ...clbProblems]);
+    for (const w of access.warnings) pulumi.log.warn(`${PROJECT}:${w.key}: ${w.message}`);
+    if (access.problems.length > 0) throw new PreflightError([...access.problems, ...clbProblems]);
     const facts = await checkTarget(
         {
             namespace: settings.namespace,

@@ -6,7 +6,7 @@ import {
     AccessInput,
     KubeApi,
     KubeconfigError,
-    accessProblems,
+    checkAccess,
     kubeApiFromKubeconfig,
     neededPermissions,
 } from "../../preflight";
@@ -52,10 +52,16 @@ function fakeServer(server: string, f: FakeServer): KubeApi {
 
 /** The happy path: an `asm` stack whose two kubeconfigs are ACK's and ASM's, each allowed everything it needs. */
 function asmInput(
-    change: { data?: FakeServer; control?: FakeServer; useExistingGateway?: boolean } = {},
+    change: {
+        data?: FakeServer;
+        control?: FakeServer;
+        useExistingGateway?: boolean;
+        writes?: AccessInput["writes"];
+    } = {},
 ): AccessInput {
     return {
         target: "asm",
+        writes: change.writes ?? "refuse",
         namespace: "tcp-echo",
         useExistingGateway: change.useExistingGateway ?? false,
         dataPlane: {
@@ -71,13 +77,20 @@ function asmInput(
 
 const WRITES = ["create", "patch", "delete"];
 
+/** The refusals of a check; a test of refusals fails on any warning it did not expect. */
+async function problemsOf(input: AccessInput) {
+    const { problems, warnings } = await checkAccess(input);
+    assert.deepEqual(warnings, []);
+    return problems;
+}
+
 describe("preflight: access to the target's API servers", () => {
     it("lets a stack go on whose identities may do what it does on each plane", async () => {
-        assert.deepEqual(await accessProblems(asmInput()), []);
+        assert.deepEqual(await problemsOf(asmInput()), []);
     });
 
     it("names the key of a server that does not answer, and checks nothing further", async () => {
-        const problems = await accessProblems(asmInput({ control: { unreachable: true } }));
+        const problems = await problemsOf(asmInput({ control: { unreachable: true } }));
         assert.deepEqual(
             problems.map((p) => p.key),
             ["controlPlaneKubeconfig"],
@@ -86,7 +99,7 @@ describe("preflight: access to the target's API servers", () => {
     });
 
     it("says credentials the server does not accept are the kubeconfig's", async () => {
-        const problems = await accessProblems(asmInput({ data: { discoveryStatus: 401 } }));
+        const problems = await problemsOf(asmInput({ data: { discoveryStatus: 401 } }));
         assert.deepEqual(
             problems.map((p) => p.key),
             ["dataPlaneKubeconfig"],
@@ -98,7 +111,7 @@ describe("preflight: access to the target's API servers", () => {
     });
 
     it("says two swapped kubeconfigs are swapped", async () => {
-        const problems = await accessProblems(
+        const problems = await problemsOf(
             asmInput({ data: { groups: MESH_GROUPS }, control: { groups: CLUSTER_GROUPS } }),
         );
         assert.deepEqual(
@@ -112,14 +125,14 @@ describe("preflight: access to the target's API servers", () => {
     });
 
     it("refuses a control plane that is not a mesh even when nothing is swapped", async () => {
-        const problems = await accessProblems(asmInput({ control: { groups: CLUSTER_GROUPS } }));
+        const problems = await problemsOf(asmInput({ control: { groups: CLUSTER_GROUPS } }));
         assert.equal(problems.length, 1);
         assert.doesNotMatch(problems[0].message, /swapped/);
     });
 
     it("refuses an identity with ASM's istio-ops role for a stack that owns its gateway, naming istio-admin", async () => {
         const istioOps = { deny: WRITES.map((v) => `${v} istiogateways`) };
-        const problems = await accessProblems(asmInput({ control: istioOps }));
+        const problems = await problemsOf(asmInput({ control: istioOps }));
         assert.deepEqual(
             problems.map((p) => p.key),
             ["controlPlaneKubeconfig"],
@@ -133,13 +146,13 @@ describe("preflight: access to the target's API servers", () => {
     it("finds ASM's istio-ops role enough for a stack that routes through a gateway it does not own", async () => {
         const istioOps = { deny: WRITES.map((v) => `${v} istiogateways`) };
         assert.deepEqual(
-            await accessProblems(asmInput({ control: istioOps, useExistingGateway: true })),
+            await problemsOf(asmInput({ control: istioOps, useExistingGateway: true })),
             [],
         );
     });
 
     it("names each plane's missing verbs on its own key", async () => {
-        const problems = await accessProblems(
+        const problems = await problemsOf(
             asmInput({
                 data: { deny: ["delete deployments"] },
                 control: { deny: ["patch virtualservices"] },
@@ -157,11 +170,34 @@ describe("preflight: access to the target's API servers", () => {
         );
     });
 
+    it("in a preview alone, warns of missing write permissions but still refuses missing reads", async () => {
+        const readOnly = {
+            deny: [...WRITES.map((v) => `${v} istiogateways`), "list virtualservices"],
+        };
+        const { problems, warnings } = await checkAccess(
+            asmInput({ control: readOnly, writes: "warn" }),
+        );
+        assert.deepEqual(
+            problems.map((p) => p.message.match(/may not (.*?) on/)?.[1]),
+            ["list virtualservices.networking.istio.io in namespace tcp-echo"],
+        );
+        assert.deepEqual(
+            warnings.map((w) => [
+                w.key,
+                w.message.match(/^an update would be refused: .*may not (.*?) on/)?.[1],
+            ]),
+            [
+                [
+                    "controlPlaneKubeconfig",
+                    "create, patch, delete istiogateways.istio.alibabacloud.com in namespace istio-system",
+                ],
+            ],
+        );
+    });
+
     it("does not refuse on permissions a server cannot review", async () => {
         assert.deepEqual(
-            await accessProblems(
-                asmInput({ data: { reviews: false, deny: ["create deployments"] } }),
-            ),
+            await problemsOf(asmInput({ data: { reviews: false, deny: ["create deployments"] } })),
             [],
         );
     });
@@ -172,8 +208,9 @@ describe("preflight: access to the target's API servers", () => {
             api: fakeServer("https://127.0.0.1:1", { groups: CLUSTER_GROUPS }),
         };
         assert.deepEqual(
-            await accessProblems({
+            await problemsOf({
                 target: "local",
+                writes: "refuse",
                 namespace: "tcp-echo",
                 useExistingGateway: false,
                 dataPlane: local,

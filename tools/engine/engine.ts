@@ -3,6 +3,7 @@ import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { DEFAULTS } from "../../config";
+import { PREVIEW_BEFORE_UPDATE_ENV } from "../../preflight/access";
 import { assertUnlocked } from "../state/locks";
 import { StateStore, openStateStore } from "../state/stateStore";
 
@@ -144,7 +145,15 @@ export async function gatedUp(stack: Stack, opts: GatedUpOptions = {}) {
         policyPacks: opts.policyPacks ?? [POLICY_PACK_DIR],
         policyPackConfigs: opts.policyPackConfigs,
     };
-    const preview = await stack.preview({ ...policy, onOutput: opts.onOutput });
+    // This preview refuses whatever the update would (missing write permissions included), so that a refusal
+    // comes before the update has written anything.
+    stack.workspace.envVars[PREVIEW_BEFORE_UPDATE_ENV] = "1";
+    let preview;
+    try {
+        preview = await stack.preview({ ...policy, onOutput: opts.onOutput });
+    } finally {
+        delete stack.workspace.envVars[PREVIEW_BEFORE_UPDATE_ENV];
+    }
     const result = await stack.up({ ...policy, onOutput: opts.onOutput, onEvent: opts.onEvent });
     return { preview, result };
 }
