@@ -516,7 +516,24 @@ async function envoyRate() {
         await stack.up();
         const env = meshEnv(kubeconfig);
         await waitForReceivedSplit(env, 31400, { v1: 100 }, 60_000);
-        const [gateway] = (await gatewayPods(env)).filter((p) => p.ready);
+        const pods = (await gatewayPods(env)).filter((p) => p.ready);
+        const [gateway] = pods;
+        // At rest, before any connection: each Envoy, and the whole mesh as `npm run cluster:status` shows it.
+        await new Promise((r) => setTimeout(r, 3000));
+        report(
+            "envoy: memory at rest, each gateway pod's Envoy",
+            pods.map((p) => `${rssMB(p.pid).toFixed(0)} MB`).join(", "),
+        );
+        const status = execFileSync(
+            "bash",
+            [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "status"],
+            { env: { ...process.env, ASM_TCP_SHIFT_CLUSTER: cluster }, encoding: "utf8" },
+        );
+        const mesh = Number(/^mesh total\s+(\d+)/m.exec(status)?.[1]);
+        const kube = Number(/control plane \(etcd, kube-\*, kwok\): (\d+) MB/.exec(status)?.[1]);
+        report("envoy: memory at rest, mesh processes (cluster:status)", `${mesh} MB`);
+        report("envoy: memory at rest, the cluster's control plane", `${kube} MB`);
+        report("envoy: memory at rest, mesh and cluster together", `${mesh + kube} MB`);
         const [envoyHost, envoyPort] = gateway.listeners["31400"].split(":");
         const echo = JSON.parse(
             fs.readFileSync(path.join(env.dir, "state", "echo-pods.json"), "utf8"),
