@@ -1,6 +1,6 @@
 /**
  * Benchmarks of the real engine, printed as figures and ratios (not a test: nothing here passes or fails).
- *   npm run bench [-- --quick] [-- --only weight|render|cluster|scale] [-- --cluster] [-- --rounds N]
+ *   npm run bench [-- --quick] [-- --only weight|render|cluster|scale|envoy] [-- --cluster] [-- --rounds N]
  * 1. weight change on the local cluster, each figure against a floor run the same way in the same run (runs
  *    alternate, medians): the floor is bench/floor (one VirtualService) with bench/floor-policy (one policy).
  *    Ungated: `up` of each, no pack. Gated: preview with the pack, then `up` with it (gatedUp, as shift and the
@@ -10,7 +10,9 @@
  * 3. local cluster: weight change by `pulumi up` vs `kubectl apply` of the same VirtualService; the mesh:
  *    propagation from the write to the first connection the gateway routes with the new split (through
  *    istiod and the gateway stand-in), and the memory of every process of the local mesh at rest;
- * 4. scale: preview time with 1, 10 and 50 routed services.
+ * 4. scale: preview time with 1, 10 and 50 routed services;
+ * 5. envoy: connections per second through one gateway pod's Envoy (its own loopback listener, the CLB stand-in
+ *    left out) against the same client straight to the echo pod behind it, alternating rounds, medians.
  */
 import * as fs from "fs";
 import * as os from "os";
@@ -18,7 +20,7 @@ import * as path from "path";
 import { performance } from "perf_hooks";
 import { execFileSync, spawnSync } from "child_process";
 import * as net from "net";
-import { ingressOf, meshEnv } from "../tools/cluster/mesh";
+import { gatewayPods, ingressOf, meshEnv, waitForReceivedSplit } from "../tools/cluster/mesh";
 import { stringify } from "yaml";
 import {
     POLICY_PACK_DIR,
@@ -455,6 +457,123 @@ async function meshFigures(
     await stack.up({ refresh: true });
 }
 
+/**
+ * `total` connections, `concurrency` at a time, each: connect, send a line, read the echoed line, close. Returns
+ * connections per second and how many did not get their reply.
+ */
+async function connectionRate(
+    host: string,
+    port: number,
+    total: number,
+    concurrency: number,
+): Promise<{ perSecond: number; failed: number }> {
+    let next = 0;
+    let failed = 0;
+    const one = () =>
+        new Promise<void>((resolve) => {
+            const socket = net.connect({ host, port });
+            let data = "";
+            const done = (ok: boolean) => {
+                if (!ok) failed++;
+                socket.destroy();
+                resolve();
+            };
+            socket.setTimeout(5000, () => done(false));
+            socket.setNoDelay(true);
+            socket.on("connect", () => socket.write("bench\n"));
+            socket.on("data", (c) => {
+                data += c.toString();
+                if (data.includes("\n")) done(true);
+            });
+            socket.on("error", () => done(false));
+        });
+    const start = performance.now();
+    await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+            while (next++ < total) await one();
+        }),
+    );
+    return { perSecond: total / ((performance.now() - start) / 1000), failed };
+}
+
+/**
+ * Connections per second through one gateway pod's Envoy against a floor run the same way in the same run: the
+ * same client straight to the loopback port of the one echo pod that Envoy sends every connection to (v2 weight
+ * 0, one replica). Rounds alternate, so a busy machine slows both sides.
+ */
+async function envoyRate() {
+    const cluster = BENCH_CLUSTER;
+    benchCluster("up");
+    const kubeconfig = path.join(PROJECT_ROOT, ".local", `cluster-${cluster}`, "kubeconfig");
+    const { dir, opts } = scratch("asm-bench-envoy-");
+    try {
+        const stack = await openStack("bench-envoy", opts);
+        await stack.setAllConfig({
+            target: { value: "local" },
+            v2Weight: { value: "0" },
+            localKubeconfig: { value: kubeconfig },
+        });
+        await stack.up();
+        const env = meshEnv(kubeconfig);
+        await waitForReceivedSplit(env, 31400, { v1: 100 }, 60_000);
+        const pods = (await gatewayPods(env)).filter((p) => p.ready);
+        const [gateway] = pods;
+        // At rest, before any connection: each Envoy, and the whole mesh as `npm run cluster:status` shows it.
+        await new Promise((r) => setTimeout(r, 3000));
+        report(
+            "envoy: memory at rest, each gateway pod's Envoy",
+            pods.map((p) => `${rssMB(p.pid).toFixed(0)} MB`).join(", "),
+        );
+        const status = execFileSync(
+            "bash",
+            [path.join(PROJECT_ROOT, "scripts/cluster.sh"), "status"],
+            { env: { ...process.env, ASM_TCP_SHIFT_CLUSTER: cluster }, encoding: "utf8" },
+        );
+        const mesh = Number(/^mesh total\s+(\d+)/m.exec(status)?.[1]);
+        const kube = Number(/control plane \(etcd, kube-\*, kwok\): (\d+) MB/.exec(status)?.[1]);
+        report("envoy: memory at rest, mesh processes (cluster:status)", `${mesh} MB`);
+        report("envoy: memory at rest, the cluster's control plane", `${kube} MB`);
+        report("envoy: memory at rest, mesh and cluster together", `${mesh + kube} MB`);
+        const [envoyHost, envoyPort] = gateway.listeners["31400"].split(":");
+        const echo = JSON.parse(
+            fs.readFileSync(path.join(env.dir, "state", "echo-pods.json"), "utf8"),
+        ).entries.filter((e: any) => e.ready && /tcp-echo-v1/.test(e.pod));
+        if (echo.length !== 1)
+            throw new Error(`expected one ready v1 echo pod, got ${JSON.stringify(echo)}`);
+        const [echoHost, echoPort] = String(echo[0].loopback).split(":");
+        const total = quick ? 2000 : 5000;
+        const concurrency = 20;
+        // Warm-up of both paths (Envoy's upstream connection setup, the echo server's goroutines).
+        await connectionRate(envoyHost, Number(envoyPort), 500, concurrency);
+        await connectionRate(echoHost, Number(echoPort), 500, concurrency);
+        const through: number[] = [];
+        const floor: number[] = [];
+        let failed = 0;
+        for (let i = 0; i < WEIGHT_ROUNDS; i++) {
+            const e = await connectionRate(envoyHost, Number(envoyPort), total, concurrency);
+            const f = await connectionRate(echoHost, Number(echoPort), total, concurrency);
+            through.push(e.perSecond);
+            floor.push(f.perSecond);
+            failed += e.failed + f.failed;
+        }
+        const t = median(through);
+        const f = median(floor);
+        const rate = (x: number) => `${x.toFixed(0)} connections/s`;
+        report(
+            `envoy: ${total} connections x ${WEIGHT_ROUNDS}, ${concurrency} at a time, through ${gateway.pod}'s Envoy (median)`,
+            rate(t),
+        );
+        report("envoy: floor, the same client straight to the echo pod (median)", rate(f));
+        report("envoy: ratio through Envoy / floor", `${(t / f).toFixed(2)}x`);
+        report("envoy: connections without a reply (both sides)", String(failed));
+        report("envoy: memory of that Envoy after the runs", `${rssMB(gateway.pid).toFixed(0)} MB`);
+        await stack.destroy();
+    } finally {
+        benchCluster("down");
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
 async function scale() {
     const { dir, opts } = scratch("asm-bench-scale-");
     fs.rmSync(path.join(dir, "index.ts"));
@@ -485,12 +604,13 @@ async function main() {
     console.log(
         `asm-tcp-shift benchmarks (${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)}, node ${process.version})\n`,
     );
-    // --cluster: only the local cluster and mesh figures; --only weight|render|cluster|scale: that part alone.
+    // --cluster: only the local cluster and mesh figures; --only weight|render|cluster|scale|envoy: that part alone.
     const parts: Record<string, () => Promise<void>> = {
         weight: weightChange,
         render: renderTarget,
         cluster: localCluster,
         scale,
+        envoy: envoyRate,
     };
     const chosen = only
         ? [only]

@@ -5,7 +5,7 @@ import { AsmIngressGateway, SlbConfig } from "./asmIngressGateway";
 import { EchoDeployment } from "./echoDeployment";
 import { EchoService } from "./echoService";
 import { APP_NAME, IstioApiVersion, TRACKS, Track } from "./model";
-import { TcpTrafficRouting } from "./trafficRouting";
+import { TcpConnectionPool, TcpTrafficRouting } from "./trafficRouting";
 import { WeightSplit } from "./weights";
 
 /** The clusters the stack talks to: ACK for workloads, ASM for Istio config, alicloud for a created CLB. */
@@ -57,6 +57,8 @@ export interface TcpEchoCanaryArgs {
     weights: WeightSplit;
     /** networking.istio.io version the mesh serves. */
     istioApiVersion: IstioApiVersion;
+    /** The DestinationRule's `trafficPolicy.connectionPool.tcp` durations; unset keeps Istio's defaults. */
+    connectionPool?: TcpConnectionPool;
     ingress: CanaryIngress;
     providers: CanaryProviders;
     /** Stamp of the stack, on every object it creates (see `OWNER_ANNOTATION`). */
@@ -147,6 +149,7 @@ export class TcpEchoCanary extends pulumi.ComponentResource {
                 weights: args.weights,
                 gatewaySelector,
                 istioApiVersion: args.istioApiVersion,
+                connectionPool: args.connectionPool,
                 owner,
             },
             onControlPlane,

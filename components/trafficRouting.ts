@@ -31,6 +31,21 @@ export interface TcpTrafficRoutingArgs {
     istioApiVersion: IstioApiVersion;
     /** Stamp of the stack that owns the objects (see `OWNER_ANNOTATION`). */
     owner: string;
+    /** The DestinationRule's `trafficPolicy.connectionPool.tcp` durations (Go syntax); none set: no trafficPolicy. */
+    connectionPool?: TcpConnectionPool;
+}
+
+/**
+ * `trafficPolicy.connectionPool.tcp` durations. istiod writes the host-level ones into the tcp_proxy filter of
+ * the gateway's listener, `max_downstream_connection_duration` and `idle_timeout`
+ * (`buildOutboundNetworkFiltersWithWeightedClusters`, pilot/pkg/networking/core/networkfilter.go), which is
+ * why they sit at the host level here: a subset's own trafficPolicy does not reach a weighted TCP route's filter.
+ */
+export interface TcpConnectionPool {
+    /** Istio >= 1.15. */
+    maxConnectionDuration?: string;
+    /** Istio >= 1.21; `0s` disables it. */
+    idleTimeout?: string;
 }
 
 export const GATEWAY_NAME = OBJECT_NAMES.gateway;
@@ -94,8 +109,12 @@ export class TcpTrafficRouting extends pulumi.ComponentResource {
             { parent: this },
         );
 
+        const tcp = Object.fromEntries(
+            Object.entries(args.connectionPool ?? {}).filter(([, v]) => v !== undefined),
+        ) as TcpConnectionPool;
         const destinationRuleSpec: DestinationRuleSpec = {
             host: args.serviceHost,
+            ...(Object.keys(tcp).length > 0 ? { trafficPolicy: { connectionPool: { tcp } } } : {}),
             subsets: TRACKS.map((track) => ({
                 name: VERSIONS[track].subset,
                 labels: { version: versionLabels(track).version },

@@ -7,6 +7,7 @@ import { ObjectFields, unknownNameMessage } from "./fields";
 import {
     ASM_FIELDS,
     CHECKS,
+    CONNECTION_POOL_FIELDS,
     SETTING_KEYS,
     SLB_FIELDS,
     SlbAddressType,
@@ -30,14 +31,17 @@ export interface ProjectDefaults {
         otherListenerPorts: number[];
     };
     asm: { gatewayReplicas: number; gatewayName: string; useExistingGateway: boolean };
+    /** Usually empty: Istio's own defaults (no maximum duration, a 1h idle timeout). */
+    connectionPool: { maxConnectionDuration?: string; idleTimeout?: string };
     renderDir: string;
     localKubeconfig: string;
 }
 
 /** Nested fields a project default may set: the rest name one stack's own cloud resources. */
-const DEFAULTED_FIELDS: Record<"slb" | "asm", readonly string[]> = {
+const DEFAULTED_FIELDS: Record<"slb" | "asm" | "connectionPool", readonly string[]> = {
     slb: ["mode", "addressType", "acknowledgeListenerOverride", "otherListenerPorts"],
     asm: ["gatewayReplicas", "gatewayName", "useExistingGateway"],
+    connectionPool: CONNECTION_POOL_FIELDS.known,
 };
 
 /** Pulumi.yaml's config block cannot serve as the project's defaults; every problem is listed. */
@@ -114,7 +118,7 @@ export function readProjectDefaults(file: string): ProjectDefaults {
         return check(p, key, entry.default);
     };
     /** The fields of an object key's default, each through its check. */
-    const fieldsOf = (key: "slb" | "asm", fields: ObjectFields) => {
+    const fieldsOf = (key: "slb" | "asm" | "connectionPool", fields: ObjectFields) => {
         const raw = fromFile(key, (p, key, raw) =>
             isMapping(raw) ? raw : p.fail(key, `must be an object; got ${JSON.stringify(raw)}`),
         );
@@ -127,14 +131,26 @@ export function readProjectDefaults(file: string): ProjectDefaults {
                     "must not have a project default: it differs from stack to stack",
                 );
         }
-        return <T>(field: string, check: (p: Problems, key: string, raw: unknown) => T) => {
+        /** A field's default through `check`; an optional field may have none. */
+        return <T>(
+            field: string,
+            check: (p: Problems, key: string, raw: unknown) => T,
+            optional = false,
+        ) => {
             if (raw === undefined) return undefined;
-            if (!(field in raw)) return p.fail(`${key}.${field}`, "has no default");
+            if (!(field in raw))
+                return optional ? undefined : p.fail(`${key}.${field}`, "has no default");
             return check(p, `${key}.${field}`, raw[field]);
         };
     };
     const slb = fieldsOf("slb", SLB_FIELDS);
     const asm = fieldsOf("asm", ASM_FIELDS);
+    const pool = fieldsOf("connectionPool", CONNECTION_POOL_FIELDS);
+    const poolDefaults = Object.fromEntries(
+        (["maxConnectionDuration", "idleTimeout"] as const)
+            .map((field) => [field, pool(field, CHECKS[field], true)] as const)
+            .filter(([, value]) => value !== undefined),
+    );
     const defaults = {
         target: fromFile("target", CHECKS.target),
         namespace: fromFile("namespace", CHECKS.namespace),
@@ -155,6 +171,7 @@ export function readProjectDefaults(file: string): ProjectDefaults {
             gatewayName: asm("gatewayName", CHECKS.gatewayName),
             useExistingGateway: asm("useExistingGateway", CHECKS.flag),
         },
+        connectionPool: poolDefaults,
         renderDir: fromFile("renderDir", CHECKS.path),
         localKubeconfig: fromFile("localKubeconfig", CHECKS.path),
     };

@@ -185,3 +185,86 @@ export function editDistance(a: string, b: string): number {
     }
     return d[a.length][b.length];
 }
+
+// Durations as Istio reads them. A DestinationRule's duration fields reach istiod as strings that the legacy
+// jsonpb unmarshaler parses with Go's time.ParseDuration (istio/istio pkg/util/protomarshal; golang/protobuf
+// v1.5 jsonpb/decode.go, case "Duration"), and the CRD's CEL rule `duration(self)` takes the same syntax.
+
+const NS_PER: Record<string, bigint> = {
+    ns: 1n,
+    us: 1_000n,
+    "\u00b5s": 1_000n, // µ, micro sign
+    "\u03bcs": 1_000n, // μ, Greek mu
+    ms: 1_000_000n,
+    s: 1_000_000_000n,
+    m: 60_000_000_000n,
+    h: 3_600_000_000_000n,
+};
+/** Go's time.Duration is an int64 of nanoseconds: ParseDuration refuses anything longer (about 292 years). */
+export const MAX_GO_DURATION_NS = 2n ** 63n - 1n;
+
+/**
+ * Nanoseconds of a duration in Go's time.ParseDuration syntax (`300ms`, `1.5h`, `1h30m`, `0`), or undefined
+ * where ParseDuration fails: a unit on every number but a lone 0, digits on one side of the dot at least, a
+ * known unit, and no overflow of int64 nanoseconds. Fractions below a nanosecond are truncated, as Go does.
+ */
+export function parseGoDuration(text: string): bigint | undefined {
+    let s = text;
+    let negative = false;
+    if (s.startsWith("-") || s.startsWith("+")) {
+        negative = s.startsWith("-");
+        s = s.slice(1);
+    }
+    if (s === "0") return 0n;
+    if (s === "") return undefined;
+    let total = 0n;
+    while (s !== "") {
+        const m = /^(\d*)(?:\.(\d*))?([^\d.]+)/.exec(s);
+        if (!m || (m[1] === "" && (m[2] ?? "") === "")) return undefined;
+        const unit = NS_PER[m[3]];
+        if (unit === undefined) return undefined;
+        const fraction = m[2] ?? "";
+        total +=
+            BigInt(m[1] || "0") * unit +
+            (fraction === "" ? 0n : (BigInt(fraction) * unit) / 10n ** BigInt(fraction.length));
+        if (total > MAX_GO_DURATION_NS) return undefined;
+        s = s.slice(m[0].length);
+    }
+    return negative ? -total : total;
+}
+
+/** A whole number of milliseconds in the largest unit that divides it: 3600000 -> `1h`, 1500 -> `1500ms`. */
+export function formatDurationMs(ms: bigint): string {
+    for (const [unit, size] of [
+        ["h", 3_600_000n],
+        ["m", 60_000n],
+        ["s", 1_000n],
+    ] as const)
+        if (ms !== 0n && ms % size === 0n) return `${ms / size}${unit}`;
+    return ms === 0n ? "0s" : `${ms}ms`;
+}
+
+/**
+ * A duration for an Istio duration field, in its canonical form (see formatDurationMs): Go's syntax, at least
+ * `minMs`, whole milliseconds (Istio's ValidateDuration refuses finer ones), and `0s` only when `zero` says
+ * what zero means for this field.
+ */
+export function istioDuration(
+    p: Problems,
+    key: string,
+    raw: unknown,
+    opts: { minMs: number; zero?: string },
+): string | undefined {
+    const allowed = `a duration such as "30s", "10m" or "1h30m" (Go's syntax, as Istio parses it), at least ${formatDurationMs(BigInt(opts.minMs))}${opts.zero ? `, or "0s" ${opts.zero}` : ""}`;
+    const ns = typeof raw === "string" ? parseGoDuration(raw.trim()) : undefined;
+    if (ns === undefined) return p.fail(key, `must be ${allowed}; got ${p.show(key, raw)}`);
+    if (ns === 0n && opts.zero) return "0s";
+    if (ns % 1_000_000n !== 0n)
+        return p.fail(
+            key,
+            `must be whole milliseconds: Istio refuses finer durations ("only durations to ms precision are supported"); got ${p.show(key, raw)}`,
+        );
+    if (ns < BigInt(opts.minMs) * 1_000_000n)
+        return p.fail(key, `must be ${allowed}; got ${p.show(key, raw)}`);
+    return formatDurationMs(ns / 1_000_000n);
+}

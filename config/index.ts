@@ -5,9 +5,17 @@
  * @pulumi/pulumi, which the tools that parse stack files through this barrel do not need.
  */
 export * from "./errors";
-export { closest, editDistance, unknownNameMessage } from "./fields";
+export {
+    closest,
+    editDistance,
+    formatDurationMs,
+    parseGoDuration,
+    unknownNameMessage,
+} from "./fields";
 export {
     ASM_FIELDS,
+    CONNECTION_POOL_FIELDS,
+    MIN_CONNECTION_DURATION_MS,
     SETTING_KEYS,
     SLB_ADDRESS_TYPES,
     SLB_FIELDS,

@@ -8,6 +8,7 @@ import {
     ObjectFields,
     boolean,
     integer,
+    istioDuration,
     integerList,
     matching,
     oneOf,
@@ -50,6 +51,17 @@ export const SLB_FIELDS: ObjectFields = {
 export const ASM_FIELDS: ObjectFields = {
     known: ["clusterIds", "gatewayReplicas", "gatewayName", "useExistingGateway"],
 };
+/** The fields of `connectionPool`: the DestinationRule's `trafficPolicy.connectionPool.tcp` settings this stack sets. */
+export const CONNECTION_POOL_FIELDS: ObjectFields = {
+    known: ["maxConnectionDuration", "idleTimeout"],
+};
+
+/**
+ * The shortest connection lifetime or idle time a stack may set. Istio and Envoy take 1ms; a TCP connection
+ * cut within a second of opening, or after under a second of silence, is a misconfiguration rather than a
+ * policy (docs/configuration.md).
+ */
+export const MIN_CONNECTION_DURATION_MS = 1000;
 
 /** Every key the settings are read from (the kubeconfig secrets are read apart, see secrets.ts). */
 export const SETTING_KEYS = [
@@ -66,6 +78,7 @@ export const SETTING_KEYS = [
     "istioApiVersion",
     "slb",
     "asm",
+    "connectionPool",
     "renderDir",
     "localKubeconfig",
 ] as const;
@@ -130,5 +143,14 @@ export const CHECKS = {
             GATEWAY_NAME,
             `must be a DNS-1123 label of at most 57 characters (its Service is istio-<name>), e.g. "tcp-echo-ingressgateway"`,
         ),
+    // Istio >= 1.15: tcp_proxy max_downstream_connection_duration (docs/configuration.md).
+    maxConnectionDuration: (p, key, raw) =>
+        istioDuration(p, key, raw, { minMs: MIN_CONNECTION_DURATION_MS }),
+    // Istio >= 1.21: tcp_proxy idle_timeout; 0s disables it, as in Istio's API (TCPSettings.idle_timeout).
+    idleTimeout: (p, key, raw) =>
+        istioDuration(p, key, raw, {
+            minMs: MIN_CONNECTION_DURATION_MS,
+            zero: "to disable the idle timeout (Istio's meaning; the default is 1h)",
+        }),
     flag: boolean,
 } satisfies Record<string, Check<unknown>>;

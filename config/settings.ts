@@ -7,6 +7,7 @@ import {
     ACK_CLUSTER_ID,
     ASM_FIELDS,
     CHECKS,
+    CONNECTION_POOL_FIELDS,
     SLB_FIELDS,
     SlbAddressType,
     SlbMode,
@@ -29,6 +30,8 @@ export interface Settings {
     readonly istioApiVersion: IstioApiVersion;
     readonly slb: SlbSettings;
     readonly asm: AsmSettings;
+    /** The DestinationRule's `trafficPolicy.connectionPool.tcp`; an unset field is left to Istio's default. */
+    readonly connectionPool: ConnectionPoolSettings;
     readonly renderDir: string;
     readonly localKubeconfig: string;
     /** An image key is stored as a secret (a private registry path, say): the images then stay secret in the state. */
@@ -55,6 +58,18 @@ export interface AsmSettings {
     readonly gatewayName: string;
     /** Route through an IstioGateway the stack does not own: it is checked, never changed or deleted. */
     readonly useExistingGateway: boolean;
+}
+
+/**
+ * Durations in canonical Go syntax (`90s`, `1h`), each unset unless the stack sets it. istiod puts both into the
+ * gateway listener's tcp_proxy filter (docs/envoy.md), so changing either replaces the port's filter chain as a
+ * weight change does.
+ */
+export interface ConnectionPoolSettings {
+    /** Envoy closes a connection this long after it was accepted (Istio >= 1.15). */
+    readonly maxConnectionDuration?: string;
+    /** Envoy closes a connection after this long with no byte either way; `0s` disables it (Istio >= 1.21). */
+    readonly idleTimeout?: string;
 }
 
 /** Reads one raw config value as the CLI stores it (objects and arrays as JSON text). */
@@ -147,6 +162,23 @@ function parseAsm(p: Problems, read: RawConfigReader, target: Target | undefined
     };
 }
 
+function parseConnectionPool(p: Problems, read: RawConfigReader): ConnectionPoolSettings {
+    const raw = object(
+        p,
+        "connectionPool",
+        read("connectionPool"),
+        DEFAULTS.connectionPool,
+        CONNECTION_POOL_FIELDS,
+    );
+    const out: { maxConnectionDuration?: string; idleTimeout?: string } = {};
+    for (const field of ["maxConnectionDuration", "idleTimeout"] as const) {
+        if (raw[field] === undefined) continue;
+        const value = CHECKS[field](p, `connectionPool.${field}`, raw[field]);
+        if (value !== undefined) out[field] = value;
+    }
+    return out;
+}
+
 /** Parses and validates the stack config. Throws {@link ConfigError} listing every bad key. */
 export function parseSettings(readRaw: RawConfigReader, options: ParseOptions = {}): Settings {
     const p = new Problems(options.isSecret);
@@ -177,6 +209,7 @@ export function parseSettings(readRaw: RawConfigReader, options: ParseOptions = 
     const istioApiVersion = CHECKS.istioApiVersion(p, "istioApiVersion", read("istioApiVersion"));
     const slb = parseSlb(p, read);
     const asm = parseAsm(p, read, target);
+    const connectionPool = parseConnectionPool(p, read);
     const renderDir = CHECKS.path(p, "renderDir", read("renderDir"));
     const localKubeconfig = CHECKS.path(p, "localKubeconfig", read("localKubeconfig"));
 
@@ -208,6 +241,7 @@ export function parseSettings(readRaw: RawConfigReader, options: ParseOptions = 
             gatewayName: asm.gatewayName!,
             useExistingGateway: asm.useExistingGateway!,
         },
+        connectionPool,
         renderDir: renderDir!,
         localKubeconfig: localKubeconfig!,
         secretImages: ["image", "imageV1", "imageV2"].some(

@@ -52,6 +52,7 @@ export function canaryArgs(
         hosts: settings.hosts,
         weights: settings.weights,
         istioApiVersion: settings.istioApiVersion,
+        connectionPool: settings.connectionPool,
         ingress: canaryIngress(settings, providers, facts),
         providers,
         owner: facts.owner,

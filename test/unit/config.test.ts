@@ -5,7 +5,9 @@ import {
     DEFAULTS,
     closest,
     editDistance,
+    formatDurationMs,
     imagePinProblem,
+    parseGoDuration,
     parseSettings,
 } from "../../config";
 import { ACK_CLUSTER_ID, happyConfig, readerFor, settingsFor } from "../support/settings";
@@ -285,6 +287,72 @@ const BAD_INPUTS: { case: string; config: Record<string, unknown>; key: string; 
         says: /15021 is in 15000\.\.15090.*from 1 to 14999 or 15091 to 65535/,
     },
     {
+        case: "max connection duration without a unit",
+        config: { connectionPool: { maxConnectionDuration: "30" } },
+        key: "connectionPool.maxConnectionDuration",
+        says: /duration such as "30s".*Go's syntax.*"30"/,
+    },
+    {
+        case: "max connection duration in days (Go has no d unit)",
+        config: { connectionPool: { maxConnectionDuration: "1d" } },
+        key: "connectionPool.maxConnectionDuration",
+        says: /duration such as.*"1d"/,
+    },
+    {
+        case: "max connection duration 0s (Istio: at least 1ms; there is no off)",
+        config: { connectionPool: { maxConnectionDuration: "0s" } },
+        key: "connectionPool.maxConnectionDuration",
+        says: /at least 1s; got "0s"/,
+    },
+    {
+        case: "max connection duration negative",
+        config: { connectionPool: { maxConnectionDuration: "-5m" } },
+        key: "connectionPool.maxConnectionDuration",
+        says: /at least 1s; got "-5m"/,
+    },
+    {
+        case: "max connection duration under a second",
+        config: { connectionPool: { maxConnectionDuration: "500ms" } },
+        key: "connectionPool.maxConnectionDuration",
+        says: /at least 1s; got "500ms"/,
+    },
+    {
+        case: "max connection duration finer than a millisecond",
+        config: { connectionPool: { maxConnectionDuration: "1.0005s" } },
+        key: "connectionPool.maxConnectionDuration",
+        says: /whole milliseconds.*ms precision/,
+    },
+    {
+        case: "max connection duration beyond Go's int64 nanoseconds",
+        config: { connectionPool: { maxConnectionDuration: "2562048h" } },
+        key: "connectionPool.maxConnectionDuration",
+        says: /duration such as.*"2562048h"/,
+    },
+    {
+        case: "max connection duration as a number",
+        config: { connectionPool: { maxConnectionDuration: 60 } },
+        key: "connectionPool.maxConnectionDuration",
+        says: /duration such as.*got 60/,
+    },
+    {
+        case: "idle timeout with a space",
+        config: { connectionPool: { idleTimeout: "10 m" } },
+        key: "connectionPool.idleTimeout",
+        says: /or "0s" to disable.*got "10 m"/,
+    },
+    {
+        case: "idle timeout under a second",
+        config: { connectionPool: { idleTimeout: "999ms" } },
+        key: "connectionPool.idleTimeout",
+        says: /at least 1s, or "0s"/,
+    },
+    {
+        case: "connection pool field misspelt",
+        config: { connectionPool: { idleTimout: "1h" } },
+        key: "connectionPool",
+        says: /unknown field "idleTimout"; did you mean "idleTimeout"\?/,
+    },
+    {
         case: "gateway replicas 0",
         config: { ...ASM, asm: { clusterIds: [ACK_CLUSTER_ID], gatewayReplicas: 0 } },
         key: "asm.gatewayReplicas",
@@ -437,6 +505,97 @@ describe("object keys refuse fields they do not know", () => {
                 err.problems.length === 1 &&
                 err.problems[0].key === "slb.spec",
         );
+    });
+});
+
+describe("connection pool durations (DestinationRule trafficPolicy.connectionPool.tcp)", () => {
+    it("are unset by default: Istio's own defaults apply", () => {
+        assert.deepEqual(settingsFor().connectionPool, {});
+        assert.deepEqual(DEFAULTS.connectionPool, {});
+    });
+
+    it("take Go's duration syntax and keep a canonical form of it", () => {
+        const s = settingsFor({
+            connectionPool: { maxConnectionDuration: "1h30m", idleTimeout: "90s" },
+        });
+        assert.deepEqual(s.connectionPool, { maxConnectionDuration: "90m", idleTimeout: "90s" });
+        for (const [given, canonical] of [
+            ["1.5h", "90m"],
+            ["3600s", "1h"],
+            ["2500ms", "2500ms"],
+            ["1s", "1s"],
+            ["+10m", "10m"],
+            ["1h0m0.5s", "3600500ms"],
+            ["1000000us", "1s"],
+            ["1000000\u00b5s", "1s"],
+            ["2562047h", "2562047h"],
+        ])
+            assert.equal(
+                settingsFor({ connectionPool: { maxConnectionDuration: given } }).connectionPool
+                    .maxConnectionDuration,
+                canonical,
+                given,
+            );
+    });
+
+    it("let 0s (or 0) disable the idle timeout, as Istio's API does", () => {
+        for (const zero of ["0s", "0", "0ms", "0h0m"])
+            assert.equal(
+                settingsFor({ connectionPool: { idleTimeout: zero } }).connectionPool.idleTimeout,
+                "0s",
+                zero,
+            );
+    });
+
+    it("report both fields' problems at once, each under its own key", () => {
+        assert.throws(
+            () =>
+                parseSettings(
+                    readerFor(
+                        happyConfig({
+                            connectionPool: { maxConnectionDuration: "soon", idleTimeout: "-1s" },
+                        }),
+                    ),
+                ),
+            (err: unknown) =>
+                err instanceof ConfigError &&
+                JSON.stringify(err.problems.map((p) => p.key)) ===
+                    JSON.stringify([
+                        "connectionPool.maxConnectionDuration",
+                        "connectionPool.idleTimeout",
+                    ]),
+        );
+    });
+
+    it("parse exactly as Go's time.ParseDuration does", () => {
+        // Cases from Go's own time/time_test.go parseDurationTests.
+        const ns = (s: string) => parseGoDuration(s);
+        assert.equal(ns("0"), 0n);
+        assert.equal(ns("5s"), 5_000_000_000n);
+        assert.equal(ns("-5s"), -5_000_000_000n);
+        assert.equal(ns("1.5s"), 1_500_000_000n);
+        assert.equal(ns(".5s"), 500_000_000n);
+        assert.equal(ns("5.s"), 5_000_000_000n);
+        assert.equal(ns("1h2m3s4ms5us6ns"), 3_723_004_005_006n);
+        assert.equal(ns("9223372036854775807ns"), 2n ** 63n - 1n);
+        assert.equal(ns("0.100000000000000000000h"), 360_000_000_000n);
+        for (const bad of [
+            "",
+            "3",
+            "-",
+            "s",
+            ".",
+            "-.",
+            ".s",
+            "+.s",
+            "1d",
+            "3000000h",
+            "9223372036854775808ns",
+            " 1s",
+        ])
+            assert.equal(ns(bad), undefined, JSON.stringify(bad));
+        assert.equal(formatDurationMs(0n), "0s");
+        assert.equal(formatDurationMs(7_200_000n), "2h");
     });
 });
 

@@ -52,6 +52,7 @@ describe("each default lives once (Pulumi.yaml) and the program, the tools and t
             "istioApiVersion",
             "slb",
             "asm",
+            "connectionPool",
             "renderDir",
             "localKubeconfig",
         ]) {
@@ -248,6 +249,25 @@ describe("the project's defaults are checked as they are read, not cast", () => 
             problemsOf(file).map((p) => p.key),
             ["name", "config.slb.default.id"],
         );
+    });
+
+    it("checks a project-wide connection pool default as a stack's value, and lets stacks inherit it", () => {
+        const withDefault = (fields: string) =>
+            editedProject((text) =>
+                text.replace("    default: {}\n", `    default: {${fields}}\n`),
+            );
+        const problems = problemsOf(withDefault("idleTimeout: 5, maxConnectionDurations: 1h"));
+        assert.deepEqual(problems.map((p) => p.key).sort(), [
+            "config.connectionPool.default",
+            "config.connectionPool.default.idleTimeout",
+        ]);
+        assert.match(
+            problems.find((p) => p.key === "config.connectionPool.default")!.message,
+            /did you mean "maxConnectionDuration"\?/,
+        );
+        assert.deepEqual(readProjectDefaults(withDefault("idleTimeout: 30m")).connectionPool, {
+            idleTimeout: "30m",
+        });
     });
 
     it("refuses a file without a config block, or no YAML at all", () => {

@@ -150,6 +150,54 @@ describe("whole program on the render target", () => {
         assert.deepEqual(vs.inputs.spec.hosts, ["*"]);
     });
 
+    it("puts the connection pool durations on the DestinationRule's host-level trafficPolicy, and nothing when unset", async () => {
+        const { resources } = await runProgram({
+            target: "render",
+            v2Weight: 20,
+            connectionPool: { maxConnectionDuration: "1.5h", idleTimeout: "0" },
+        });
+        const dr = one(resources, TYPE_TOKENS.destinationRule);
+        assert.deepEqual(dr.inputs.spec.trafficPolicy, {
+            connectionPool: { tcp: { maxConnectionDuration: "90m", idleTimeout: "0s" } },
+        });
+        assert.deepEqual(
+            dr.inputs.spec.subsets.map((s: any) => s.trafficPolicy),
+            [undefined, undefined],
+            "istiod reads a weighted TCP route's tcp_proxy settings from the host level only",
+        );
+        const only = await runProgram({
+            target: "render",
+            v2Weight: 20,
+            connectionPool: { idleTimeout: "10m" },
+        });
+        assert.deepEqual(
+            one(only.resources, TYPE_TOKENS.destinationRule).inputs.spec.trafficPolicy,
+            {
+                connectionPool: { tcp: { idleTimeout: "10m" } },
+            },
+        );
+        const none = await runProgram({ target: "render", v2Weight: 20, connectionPool: {} });
+        assert.equal(
+            one(none.resources, TYPE_TOKENS.destinationRule).inputs.spec.trafficPolicy,
+            undefined,
+        );
+    });
+
+    it("refuses a bad connection pool duration before any resource is registered", async () => {
+        await assert.rejects(
+            runProgram({
+                target: "render",
+                v2Weight: 20,
+                connectionPool: { maxConnectionDuration: "forever" },
+            }),
+            (err: unknown) =>
+                err instanceof ConfigError &&
+                /asm-tcp-shift:connectionPool\.maxConnectionDuration: must be a duration/.test(
+                    err.message,
+                ),
+        );
+    });
+
     it("moves the gateway port everywhere at once", async () => {
         const { resources } = await runProgram({
             target: "render",

@@ -10,8 +10,12 @@ import {
     GATE_POWER,
     VerifyOptions,
     formatReport,
-    verify,
 } from "../rollout/verify";
+import {
+    formatGatewaySide,
+    gatewayCounterSourceFor,
+    verifyWithGateway,
+} from "../rollout/gatewayCounts";
 import { UsageError, defineCommand, intFlag, numberFlag, runCommand } from "./cli";
 
 export const EXIT = { consistent: 0, inconsistent: 1, inconclusive: 2, usage: 64 } as const;
@@ -28,7 +32,9 @@ v2 count against the expected v2 weight with an exact two-sided binomial test at
 correct split fails at most one run in ${1 / GATE_ALPHA}. A pass is conclusive only if a split
 --min-detectable points off would have failed with probability ${GATE_POWER * 100}%. See docs/verify.md.
 With --stack, the weight, the gateway address and the port default to the stack's outputs (v2Weight,
-ingressAddress, gatewayPort).
+ingressAddress, gatewayPort), and on a local stack the gateway's own split is read too: each gateway pod's
+Envoy upstream_cx_total per subset, before and after the run, reported beside the replies' split (it does
+not change the verdict or the exit code).
 exit codes: 0 consistent, 1 inconsistent, 2 inconclusive (errors, no replies, or too few replies to
 catch a --min-detectable error), 64 usage`,
     options: {
@@ -100,9 +106,20 @@ catch a --min-detectable error), 64 usage`,
             minDetectable: given.minDetectable,
         };
         if (process.stderr.isTTY && !flags.json) opts.onProgress = progressBar;
-        const report = await verify(opts);
+        const source = flags.stack
+            ? (() => {
+                  try {
+                      return gatewayCounterSourceFor(flags.stack);
+                  } catch (err) {
+                      return (err as Error).message;
+                  }
+              })()
+            : "give --stack (a local stack) to read the gateway pods' own counters";
+        const { report, gateway } = await verifyWithGateway(opts, source);
         process.stdout.write(
-            flags.json ? `${JSON.stringify(report)}\n` : `${formatReport(report)}\n`,
+            flags.json
+                ? `${JSON.stringify({ ...report, gateway })}\n`
+                : `${formatReport(report)}\n${formatGatewaySide(gateway)}\n`,
         );
         return EXIT[report.verdict];
     },

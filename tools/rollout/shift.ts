@@ -20,7 +20,8 @@ import { HeldLock, StackLockedError, acquireRolloutLock, clearLockHint } from ".
 import { withPolicyConfig } from "../engine/policyConfig";
 import { ROLLOUT_LOCK_ENV } from "../state/stackState";
 import { currentVirtualService, routesOf } from "./routes";
-import { formatReport, verify } from "./verify";
+import { formatReport } from "./verify";
+import { formatGatewaySide, gatewayCounterSourceFor, verifyWithGateway } from "./gatewayCounts";
 import * as path from "path";
 import { ECHO_PREFIXES, VERSIONS } from "../../components/model";
 import { meshEnv, waitForReceivedSplit } from "../cluster/mesh";
@@ -142,6 +143,7 @@ async function runGate(
     gate: Gate,
     weight: number,
     stack: string,
+    workDir: string,
 ): Promise<{ ok: boolean; detail: string }> {
     switch (gate.kind) {
         case "none":
@@ -157,13 +159,25 @@ async function runGate(
             };
         }
         case "verify": {
-            const report = await verify({
-                ...gate,
-                expectedWeight: weight,
-                prefixes: ECHO_PREFIXES,
-            });
-            return { ok: report.verdict === "consistent", detail: formatReport(report) };
+            // The gateway's own split is reported beside the gate's; the gate decides on the replies alone.
+            const { report, gateway } = await verifyWithGateway(
+                { ...gate, expectedWeight: weight, prefixes: ECHO_PREFIXES },
+                counterSource(stack, workDir),
+            );
+            return {
+                ok: report.verdict === "consistent",
+                detail: `${formatReport(report)}\n${formatGatewaySide(gateway)}`,
+            };
         }
+    }
+}
+
+/** The gateway counters of the stack, or why there are none (an unreadable stack file is one reason). */
+function counterSource(stack: string, workDir: string) {
+    try {
+        return gatewayCounterSourceFor(stack, workDir);
+    } catch (err) {
+        return (err as Error).message;
     }
 }
 
@@ -342,7 +356,7 @@ async function shiftHoldingLock(
         if (opts.settleSeconds) await new Promise((r) => setTimeout(r, opts.settleSeconds! * 1000));
         const gate =
             applied === undefined
-                ? await runGate(opts.gate, weight, opts.stack)
+                ? await runGate(opts.gate, weight, opts.stack, workDir)
                 : { ok: false, detail: applied };
         log("shift", `gate at ${weight}: ${gate.ok ? "passed" : "FAILED"}\n${gate.detail}`);
         if (!gate.ok) {
