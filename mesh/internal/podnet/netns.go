@@ -184,3 +184,27 @@ func InodeOf(pid int) (uint64, error) {
 	}
 	return st.Ino, nil
 }
+
+// Forward accepts on l (a host loopback port standing for the pod's port) until l is closed, and carries each
+// connection to 127.0.0.1:port inside the namespace. A connection the pod's port does not take is reset, as the
+// kernel answers a connection to a port nothing listens on.
+func (n *NS) Forward(l *net.TCPListener, port int) {
+	for {
+		c, err := l.AcceptTCP()
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil { // e.g. out of file descriptors for a moment
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		go func() {
+			in, err := n.Dial(port, 5*time.Second)
+			if err != nil {
+				Reset(c)
+				return
+			}
+			Splice(c, in)
+		}()
+	}
+}

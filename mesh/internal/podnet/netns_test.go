@@ -249,3 +249,54 @@ func TestNewUnprivileged(t *testing.T) {
 		t.Fatalf("as nobody: %s", out)
 	}
 }
+
+// Forward: a connection to the host loopback port reaches the port inside; with nothing listening inside, the
+// client sees a reset, as it would connecting to a port nothing listens on.
+func TestForwardCarriesAHostLoopbackPortIntoTheNamespace(t *testing.T) {
+	ns := newNS(t)
+	var inside *net.TCPListener
+	if err := ns.Do(func() (err error) { inside, err = net.ListenTCP("tcp", &net.TCPAddr{}); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer inside.Close()
+	front, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Forward(front, inside.Addr().(*net.TCPAddr).Port)
+	defer front.Close()
+	go func() {
+		c, err := inside.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		c.Write([]byte("inside got " + line))
+	}()
+	c, err := net.DialTCP("tcp", nil, front.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("hello\n"))
+	if got, err := bufio.NewReader(c).ReadString('\n'); got != "inside got hello\n" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+
+	empty := newNS(t)
+	front2, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer front2.Close()
+	go empty.Forward(front2, 9000)
+	c2, err := net.DialTCP("tcp", nil, front2.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if err := readUntilError(c2); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("nothing listens inside: want a reset, got %v", err)
+	}
+}
