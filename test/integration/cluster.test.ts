@@ -581,7 +581,8 @@ describe("real engine on the local cluster", () => {
 
     it("cluster:down stops every process of the cluster, and leaves no kubeconfig of it, nor edits the user's", () => {
         assert.notEqual(clusterProcesses(), "", "the cluster runs before down");
-        // The user's own kubeconfig ($KUBECONFIG), holding a context of the name kwokctl gives this cluster's.
+        // The user's own kubeconfig ($KUBECONFIG, kwokctl's default), holding a context of the name kwokctl gives
+        // this cluster's: kwokctl's delete would take it out of there.
         const home = fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-home-"));
         const own = path.join(home, "config");
         const name = `kwok-${TEST_CLUSTER}`;
@@ -596,7 +597,7 @@ describe("real engine on the local cluster", () => {
         ].join("\n");
         fs.writeFileSync(own, text, { mode: 0o600 });
         try {
-            testCluster("down", { KUBECONFIG: own, HOME: home });
+            testCluster("down", { KUBECONFIG: own });
             assert.equal(fs.readFileSync(own, "utf8"), text, "down edited the user's kubeconfig");
         } finally {
             fs.rmSync(home, { recursive: true, force: true });
