@@ -49,6 +49,13 @@ up() {
     quiet kwokctl start cluster --name "$NAME" --wait 120s
   else
     log "creating the local cluster (kwokctl, binary runtime)"
+    # kwokctl merges the admin context into ~/.kube/config (or $KUBECONFIG) unless given --kubeconfig "", and takes
+    # it out of there on delete: the cluster's only kubeconfig is $KUBECONFIG_OUT, written below. A file of merged
+    # contexts in $KWOK_WORKDIR is not read by anything and would outlive its clusters: none is kept.
+    rm -f "$KWOK_WORKDIR/merged-kubeconfig"
+    # kwokctl writes each cluster's admin and CA keys world-readable (0644, in 0750 folders): only the owner may
+    # enter the folder that holds them.
+    mkdir -p "$KWOK_WORKDIR" && chmod 700 "$KWOK_WORKDIR"
     local bin
     bin=$(dirname "$(command -v kube-apiserver)")
     quiet kwokctl create cluster --name "$NAME" --runtime binary --config "$ROOT/cluster/kwokctl.yaml" \
@@ -57,7 +64,7 @@ up() {
       --kube-scheduler-binary "$bin/kube-scheduler" \
       --kwok-controller-binary "$bin/kwok" \
       --etcd-binary "$bin/etcd" \
-      --kubeconfig "$KWOK_WORKDIR/merged-kubeconfig" \
+      --kubeconfig "" \
       --wait 120s
   fi
   mkdir -p "$(dirname "$KUBECONFIG_OUT")"
@@ -83,9 +90,10 @@ up() {
 down() {
   bash "$ROOT/scripts/mesh.sh" down
   if exists; then
-    quiet kwokctl delete cluster --name "$NAME"
+    # (delete refuses an empty --kubeconfig; /dev/null holds no context, so it writes nothing anywhere)
+    quiet kwokctl delete cluster --name "$NAME" --kubeconfig /dev/null
   fi
-  rm -f "$KUBECONFIG_OUT"
+  rm -f "$KUBECONFIG_OUT" "$KWOK_WORKDIR/merged-kubeconfig"
   # Nothing of ours may outlive `down`: check for strays from an interrupted start.
   local strays
   strays=$(pgrep -f "$KWOK_WORKDIR/clusters/$NAME/" || true)

@@ -21,6 +21,8 @@ import { routesOf } from "../../tools/rollout/routes";
 import { TEST_CLUSTER, TEST_KUBECONFIG, handEditWeights, testCluster } from "../support/cluster";
 
 const NAMESPACE = "itest";
+/** kwokctl's folder of this checkout (scripts/cluster.sh's KWOK_WORKDIR). */
+const KWOK_WORKDIR = path.join(PROJECT_ROOT, ".local", "kwok");
 /** The stack's own gateway name here: the mesh's conventional `ingressgateway` belongs to someone else. */
 const OWN_GATEWAY = "tcp-echo-ingressgateway";
 /** A gateway someone else made before the stack existed, as on a real ASM instance (ports 80 and 443). */
@@ -570,9 +572,39 @@ describe("real engine on the local cluster", () => {
         );
     });
 
-    it("cluster:down stops every process of the cluster", () => {
+    it("the cluster's admin credentials: one kubeconfig (mode 600), kwokctl's keys in a folder only its owner enters, no merged kubeconfig", () => {
+        const mode = (p: string) => fs.statSync(p).mode & 0o777;
+        assert.equal(mode(TEST_KUBECONFIG), 0o600);
+        assert.equal(mode(KWOK_WORKDIR), 0o700, KWOK_WORKDIR);
+        assert.equal(fs.existsSync(path.join(KWOK_WORKDIR, "merged-kubeconfig")), false);
+    });
+
+    it("cluster:down stops every process of the cluster, and leaves no kubeconfig of it, nor edits the user's", () => {
         assert.notEqual(clusterProcesses(), "", "the cluster runs before down");
-        testCluster("down");
+        // The user's own kubeconfig ($KUBECONFIG, kwokctl's default), holding a context of the name kwokctl gives
+        // this cluster's: kwokctl's delete would take it out of there.
+        const home = fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-home-"));
+        const own = path.join(home, "config");
+        const name = `kwok-${TEST_CLUSTER}`;
+        const text = [
+            "apiVersion: v1",
+            "kind: Config",
+            `clusters: [{name: ${name}, cluster: {server: "https://127.0.0.1:1"}}]`,
+            `users: [{name: ${name}, user: {token: not-a-secret}}]`,
+            `contexts: [{name: ${name}, context: {cluster: ${name}, user: ${name}}}]`,
+            `current-context: ${name}`,
+            "",
+        ].join("\n");
+        fs.writeFileSync(own, text, { mode: 0o600 });
+        try {
+            testCluster("down", { KUBECONFIG: own });
+            assert.equal(fs.readFileSync(own, "utf8"), text, "down edited the user's kubeconfig");
+        } finally {
+            fs.rmSync(home, { recursive: true, force: true });
+        }
         assert.equal(clusterProcesses(), "");
+        assert.equal(fs.existsSync(TEST_KUBECONFIG), false);
+        assert.equal(fs.existsSync(path.join(KWOK_WORKDIR, "clusters", TEST_CLUSTER)), false);
+        assert.equal(fs.existsSync(path.join(KWOK_WORKDIR, "merged-kubeconfig")), false);
     });
 });

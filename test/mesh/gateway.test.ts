@@ -291,6 +291,83 @@ describe("the local mesh: istiod, the IstioGateway controller, echo pods, the ga
         assert.ok(again.ready && again.pid && again.pid !== victim.pid, JSON.stringify(again));
     });
 
+    // Judged from the kernel's tables (namespaces, /proc/<pid>/net, ss in the host's namespace), never by
+    // connecting to one of the machine's non-loopback addresses.
+    it("each echo pod runs in a network namespace of its own with only lo: no tcp-echo socket listens in the host's", (t) => {
+        if (process.getuid?.() !== 0) {
+            t.skip(
+                "cannot run: the runner isolates echo pods only as root (CAP_SYS_ADMIN); this is not a pass",
+            );
+            return;
+        }
+        const controller = Number(fs.readFileSync(path.join(env().dir, "controller.pid"), "utf8"));
+        const hostNs = fs.readlinkSync("/proc/self/ns/net");
+        assert.equal(
+            fs.readlinkSync(`/proc/${controller}/ns/net`),
+            hostNs,
+            "the runner is in the host's namespace",
+        );
+        const echoes = echoTable().filter(
+            (e) => e.pod.startsWith(`${NAMESPACE}/tcp-echo-`) && e.ready && e.pid,
+        );
+        assert.ok(echoes.length >= 2, JSON.stringify(echoTable()));
+        // Listening TCP sockets (state 0A) of a /proc/<pid>/net/tcp{,6} table: the local ports.
+        const listeningPorts = (pid: number) =>
+            ["tcp", "tcp6"].flatMap((f) =>
+                fs
+                    .readFileSync(`/proc/${pid}/net/${f}`, "utf8")
+                    .split("\n")
+                    .slice(1)
+                    .map((l) => l.trim().split(/\s+/))
+                    .filter((cols) => cols[3] === "0A")
+                    .map((cols) => parseInt(cols[1].split(":")[1], 16)),
+            );
+        const hostListeners = execFileSync("ss", ["-H", "-l", "-t", "-n", "-p"], {
+            encoding: "utf8",
+        })
+            .split("\n")
+            .filter(Boolean);
+        for (const e of echoes) {
+            const pid = e.pid!;
+            assert.match(
+                fs.readFileSync(`/proc/${pid}/cmdline`, "utf8"),
+                /tcp-echo/,
+                `pid ${pid} is tcp-echo`,
+            );
+            const ns = fs.readlinkSync(`/proc/${pid}/ns/net`);
+            assert.notEqual(
+                ns,
+                hostNs,
+                `${e.pod}: tcp-echo (pid ${pid}) is in the host's namespace`,
+            );
+            const devices = fs
+                .readFileSync(`/proc/${pid}/net/dev`, "utf8")
+                .split("\n")
+                .slice(2)
+                .filter(Boolean)
+                .map((l) => l.split(":")[0].trim());
+            assert.deepEqual(devices, ["lo"], `${e.pod}: interfaces in its namespace`);
+            const podPort = Number(e.address.split(":").pop());
+            assert.ok(
+                listeningPorts(pid).includes(podPort),
+                `${e.pod}: tcp-echo listens on the pod's port ${podPort} inside (${listeningPorts(pid)})`,
+            );
+            // In the host's namespace: no socket of tcp-echo's listens; the pod's loopback port is the runner's, on
+            // 127.0.0.1 only.
+            const own = hostListeners.filter((l) => l.includes(`pid=${pid},`));
+            assert.deepEqual(own, [], `${e.pod}: tcp-echo listens in the host's namespace`);
+            const lb = hostListeners.filter((l) =>
+                l.split(/\s+/)[3]?.endsWith(`:${e.loopback.split(":")[1]}`),
+            );
+            assert.equal(lb.length, 1, `${e.pod}: the host's listeners on ${e.loopback}: ${lb}`);
+            assert.equal(lb[0].split(/\s+/)[3], e.loopback, lb[0]);
+            assert.ok(
+                lb[0].includes(`pid=${controller},`),
+                `${e.pod}: ${e.loopback} is held by the runner: ${lb[0]}`,
+            );
+        }
+    });
+
     it("istiod stopped: the gateway keeps serving its last config, and resyncs when istiod returns", async () => {
         meshScript("stop", "istiod");
         try {

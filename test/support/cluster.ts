@@ -12,9 +12,9 @@ export const TEST_KUBECONFIG = path.join(
     "kubeconfig",
 );
 
-export function testCluster(action: "up" | "down"): void {
+export function testCluster(action: "up" | "down", env: NodeJS.ProcessEnv = {}): void {
     execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), action], {
-        env: { ...process.env, ASM_TCP_SHIFT_CLUSTER: TEST_CLUSTER },
+        env: { ...process.env, ...env, ASM_TCP_SHIFT_CLUSTER: TEST_CLUSTER },
         stdio: ["ignore", "ignore", "inherit"],
     });
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"net"
 	"os"
@@ -22,16 +23,20 @@ import (
 	"asm-tcp-shift/mesh/internal/table"
 )
 
-// echoRunner backs each tcp-echo pod with Istio's real tcp-echo server, started with the pod's own args
-// except that each port listens on a loopback port of its own (recorded in the table), and makes the pod's
-// readiness follow that process, as the kubelet's TCP readiness probe would: Ready once the ports accept,
-// not Ready when the process exits; it is restarted with the kubelet's doubling back-off.
+// echoRunner backs each tcp-echo pod with Istio's real tcp-echo server, started with the pod's own args in a
+// network namespace of the pod's own (only lo: tcp-echo listens on every interface, and a pod's are its own);
+// the runner listens on a host loopback port for each pod port (recorded in the table) and carries each
+// connection into the namespace (podnet). It makes the pod's readiness follow that process, as the kubelet's
+// TCP readiness probe would: Ready once the ports accept inside, not Ready when the process exits; it is
+// restarted with the kubelet's doubling back-off. Without the privilege to create namespaces, tcp-echo runs in
+// the host's namespace, each port on a loopback port of its own (said once in the log; docs/local-mesh.md).
 type echoRunner struct {
-	kc      kubernetes.Interface
-	o       Options
-	mu      sync.Mutex
-	pods    map[string]*echoPod // by namespace/name
-	changed chan struct{}
+	kc         kubernetes.Interface
+	o          Options
+	mu         sync.Mutex
+	pods       map[string]*echoPod // by namespace/name
+	changed    chan struct{}
+	sharedOnce sync.Once
 }
 
 type echoPod struct {
@@ -197,25 +202,31 @@ func (r *echoRunner) supervise(p *echoPod, apiReady bool) {
 	restarts := 0
 	logPath := filepath.Join(r.o.StateDir, "pods", strings.ReplaceAll(p.key, "/", "_")+".log")
 	_ = os.MkdirAll(filepath.Dir(logPath), 0o755)
+	ns, err := r.podNetwork(p)
+	if err != nil {
+		log.Print(err)
+		return
+	}
+	where := "the host's network namespace"
+	if ns != nil {
+		defer ns.Close()
+		where = fmt.Sprintf("its own network namespace net:[%d]", ns.Inode())
+	}
 	for {
-		loopback := map[string]int{}
-		hostPorts := []string{}
-		for _, port := range p.ports {
-			lb, err := freeLoopbackPort()
-			if err != nil {
-				log.Printf("pod %s: %v", p.key, err)
-				return
-			}
-			loopback[port] = lb
-			hostPorts = append(hostPorts, strconv.Itoa(lb))
+		ports, err := openEchoPorts(ns, p.ports)
+		if err != nil {
+			log.Printf("pod %s: %v", p.key, err)
+			return
 		}
+		loopback := ports.loopback
 		out, _ := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		cmd := exec.Command(r.o.TCPEcho, strings.Join(hostPorts, ","), p.prefix)
+		cmd := exec.Command(r.o.TCPEcho, ports.args, p.prefix)
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		started := time.Now()
-		if err := cmd.Start(); err != nil {
+		if err := ports.start(cmd); err != nil {
 			log.Printf("pod %s: cannot start %s: %v", p.key, r.o.TCPEcho, err)
+			ports.close()
 			out.Close()
 			return
 		}
@@ -225,18 +236,14 @@ func (r *echoRunner) supervise(p *echoPod, apiReady bool) {
 		p.loopback, p.pid, p.ready = loopback, cmd.Process.Pid, false
 		p.mu.Unlock()
 		r.notify()
-		log.Printf("pod %s (%s): tcp-echo pid %d, %s -> loopback %v", p.key, p.ip, cmd.Process.Pid, strings.Join(p.ports, ","), loopback)
+		log.Printf("pod %s (%s): tcp-echo pid %d in %s, %s -> loopback %v", p.key, p.ip, cmd.Process.Pid, where, strings.Join(p.ports, ","), loopback)
 
 		// Readiness: every port accepts (the Deployment's TCP probe), checked until it does or the process dies.
 		var exitErr error
 		var gone bool
 	probe:
 		for {
-			all := true
-			for _, lb := range loopback {
-				all = all && accepts(lb)
-			}
-			if all {
+			if ports.accepts() {
 				p.mu.Lock()
 				p.ready = true
 				p.mu.Unlock()
@@ -261,10 +268,12 @@ func (r *echoRunner) supervise(p *echoPod, apiReady bool) {
 			case <-p.stop:
 				_ = cmd.Process.Kill()
 				<-exited
+				ports.close()
 				out.Close()
 				return
 			}
 		}
+		ports.close()
 		out.Close()
 		restarts++
 		p.mu.Lock()
