@@ -63,7 +63,13 @@ describe("the asm topology: a mesh control plane, a data plane, istiod across th
                 "--ignore-not-found",
             ]);
         attempt(cpAdmin, ["delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false"]);
-        attempt(DATA_ADMIN, ["delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false"]);
+        attempt(DATA_ADMIN, [
+            "delete",
+            "namespace",
+            NAMESPACE,
+            "--ignore-not-found",
+            "--wait=false",
+        ]);
     });
 
     it("keeps the topology's files: the topology, an ACK-shaped cluster id, owner-only kubeconfigs", () => {
@@ -108,17 +114,24 @@ describe("the asm topology: a mesh control plane, a data plane, istiod across th
             "asm-tcp-shift:istio-admin",
             "system:authenticated",
         ]);
-        applyWith(CONTROL_USER, `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NAMESPACE}}\n`);
+        applyWith(
+            CONTROL_USER,
+            `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NAMESPACE}}\n`,
+        );
         const service = attempt(
             CONTROL_USER,
             ["create", "-f", "-"],
             `apiVersion: v1\nkind: Service\nmetadata: {name: tcp-echo, namespace: ${NAMESPACE}}\nspec: {ports: [{name: tcp, port: 9000}]}\n`,
         );
         assert.ok(!service.ok && forbidden.test(service.out), service.out);
-        const deployment = attempt(
-            CONTROL_USER,
-            ["create", "deployment", "tcp-echo-v1", "-n", NAMESPACE, "--image=docker.io/istio/tcp-echo-server:1.2"],
-        );
+        const deployment = attempt(CONTROL_USER, [
+            "create",
+            "deployment",
+            "tcp-echo-v1",
+            "-n",
+            NAMESPACE,
+            "--image=docker.io/istio/tcp-echo-server:1.2",
+        ]);
         assert.ok(!deployment.ok && forbidden.test(deployment.out), deployment.out);
         // The Gateway, DestinationRule, VirtualService and IstioGateway are written by this user in the traffic test.
     });
@@ -129,7 +142,9 @@ describe("the asm topology: a mesh control plane, a data plane, istiod across th
         const refused = attempt(ops, ["create", "-f", "-"], ig);
         assert.ok(!refused.ok && forbidden.test(refused.out), refused.out);
         assert.match(refused.out, /istiogateways/);
-        assert.ok(attempt(ops, ["-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com"]).ok);
+        assert.ok(
+            attempt(ops, ["-n", "istio-system", "get", "istiogateways.istio.alibabacloud.com"]).ok,
+        );
         const vs = `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: by-ops, namespace: istio-system}\nspec: {hosts: [by-ops.example.com], tcp: [{route: [{destination: {host: by-ops.example.com}}]}]}\n`;
         applyWith(ops, vs);
         kc(ops, "-n", "istio-system", "delete", "virtualservice", "by-ops");
@@ -206,13 +221,35 @@ describe("the asm topology: a mesh control plane, a data plane, istiod across th
         );
         const ingress = env().ingressIP;
         assert.deepEqual(status.GatewayAddress, [ingress]);
-        assert.deepEqual(status.ClusterIdGatewayAddressMap, [{ ipAddress: ingress, clusterId: dpId }]);
+        assert.deepEqual(status.ClusterIdGatewayAddressMap, [
+            { ipAddress: ingress, clusterId: dpId },
+        ]);
         // istio-ingressgateway exists only in the data plane (the seed's kubectl runs with the ACK kubeconfig).
         assert.deepEqual(ingressOf(DATA_USER), { host: ingress, port: PORT });
         for (const kind of ["deployment", "service"]) {
-            assert.ok(kc(DATA_USER, "-n", "istio-system", "get", kind, "istio-ingressgateway", "-o", "name"));
-            const there = attempt(cpAdmin, ["-n", "istio-system", "get", kind, "istio-ingressgateway"]);
-            assert.ok(!there.ok && /NotFound/.test(there.out), `${kind} on the control plane: ${there.out}`);
+            assert.ok(
+                kc(
+                    DATA_USER,
+                    "-n",
+                    "istio-system",
+                    "get",
+                    kind,
+                    "istio-ingressgateway",
+                    "-o",
+                    "name",
+                ),
+            );
+            const there = attempt(cpAdmin, [
+                "-n",
+                "istio-system",
+                "get",
+                kind,
+                "istio-ingressgateway",
+            ]);
+            assert.ok(
+                !there.ok && /NotFound/.test(there.out),
+                `${kind} on the control plane: ${there.out}`,
+            );
         }
         // Nothing of the workloads on the control plane either.
         assert.deepEqual(kcJson(cpAdmin, "get", "pods", "-A").items, []);
@@ -255,18 +292,46 @@ describe("the asm topology: a mesh control plane, a data plane, istiod across th
             ).status;
             return s?.Status === "FAILED" && s;
         });
-        assert.match(status.ErrorMessage, new RegExp(`names no cluster of this mesh \\(its data plane: ${dpId}\\)`));
-        const there = attempt(DATA_ADMIN, ["-n", "istio-system", "get", "deployment", "istio-elsewhere"]);
+        assert.match(
+            status.ErrorMessage,
+            new RegExp(`names no cluster of this mesh \\(its data plane: ${dpId}\\)`),
+        );
+        const there = attempt(DATA_ADMIN, [
+            "-n",
+            "istio-system",
+            "get",
+            "deployment",
+            "istio-elsewhere",
+        ]);
         assert.ok(!there.ok && /NotFound/.test(there.out));
     });
 
     it("deleting the IstioGateway on the control plane removes its gateway from the data plane", async () => {
-        kc(CONTROL_USER, "-n", "istio-system", "delete", "istiogateways.istio.alibabacloud.com", "ingressgateway");
+        kc(
+            CONTROL_USER,
+            "-n",
+            "istio-system",
+            "delete",
+            "istiogateways.istio.alibabacloud.com",
+            "ingressgateway",
+        );
         await until(
             "istio-ingressgateway gone from the data plane",
             () =>
-                !attempt(DATA_ADMIN, ["-n", "istio-system", "get", "deployment", "istio-ingressgateway"]).ok &&
-                !attempt(DATA_ADMIN, ["-n", "istio-system", "get", "service", "istio-ingressgateway"]).ok,
+                !attempt(DATA_ADMIN, [
+                    "-n",
+                    "istio-system",
+                    "get",
+                    "deployment",
+                    "istio-ingressgateway",
+                ]).ok &&
+                !attempt(DATA_ADMIN, [
+                    "-n",
+                    "istio-system",
+                    "get",
+                    "service",
+                    "istio-ingressgateway",
+                ]).ok,
         );
     });
 });
