@@ -5,6 +5,10 @@
 #   gateway     asm-local gateway: the ingress gateway pods, one Envoy each (bootstrapped as Istio's router proxy,
 #               xDS from istiod through asm-local's relay), and the CLB stand-in in front of them
 #
+# In the `asm` topology (scripts/cluster.sh up --topology asm) istiod is ASM's managed control plane: configuration
+# from the mesh control-plane API server, Services and endpoints from the data plane as an Istio remote cluster;
+# the controller reads IstioGateways there and makes the gateway in the data plane, where the pods run.
+#
 #   scripts/mesh.sh up|down|status|env          (ASM_TCP_SHIFT_CLUSTER picks the cluster, as in cluster.sh)
 #   scripts/mesh.sh restart istiod|controller|gateway
 #   scripts/mesh.sh stop istiod|controller|gateway
@@ -15,9 +19,17 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 NAME=$(cluster_name)
 if [[ "$NAME" == asm-tcp-shift ]]; then
-  KUBECONFIG_OUT="$ROOT/.local/cluster/kubeconfig"; DIR="$ROOT/.local/mesh"
+  CLUSTER_DIR="$ROOT/.local/cluster"; DIR="$ROOT/.local/mesh"
 else
-  KUBECONFIG_OUT="$ROOT/.local/cluster-$NAME/kubeconfig"; DIR="$ROOT/.local/mesh-$NAME"
+  CLUSTER_DIR="$ROOT/.local/cluster-$NAME"; DIR="$ROOT/.local/mesh-$NAME"
+fi
+# The data plane's admin kubeconfig (in `local`, the only cluster's). The rest is written by cluster.sh.
+KUBECONFIG_OUT="$CLUSTER_DIR/kubeconfig"
+CP_ADMIN="$CLUSTER_DIR/control-plane-admin.kubeconfig"
+TOPOLOGY=$(cat "$CLUSTER_DIR/topology" 2>/dev/null || echo local)
+if [[ "$TOPOLOGY" == asm ]]; then
+  DP_ID=$(cat "$CLUSTER_DIR/data-plane-cluster-id" 2>/dev/null || true)
+  CP_ID="asm-$NAME"
 fi
 PATH="$(bash "$ROOT/scripts/toolchain.sh" --print-path):$PATH"
 COMPONENTS=(istiod controller gateway)
@@ -71,25 +83,53 @@ defaultConfig:
   drainDuration: ${DRAIN_DURATION:-45s}
   terminationDrainDuration: ${TERMINATION_DRAIN_DURATION:-5s}
 YAML
+      # Topology: in `local` one cluster is config and registry. In `asm` the config cluster (--kubeconfig, Istio CRs,
+      # its own cluster id) is the mesh control plane, and the data plane is a remote cluster read from a folder of
+      # kubeconfigs (PILOT_MULTICLUSTER_KUBECONFIG_PATH, istio/istio pilot/pkg/features/pilot.go; it takes precedence
+      # over remote Secrets, pkg/kube/multicluster/secretcontroller.go). The remote's cluster id is its kubeconfig's
+      # current-context cluster (kubeconfig_files.go clusterIDFromKubeconfig). EXTERNAL_ISTIOD stays unset, so istiod
+      # only reads the remote (no webhook patches or ConfigMaps there: pilot/pkg/serviceregistry/kube/controller/
+      # multicluster.go), with a user bound to a copy of Istio's istio-reader-clusterrole (cluster/ack-rbac.yaml).
+      local kubeconfig=$KUBECONFIG_OUT cluster_id=Kubernetes topology_env=()
+      if [[ "$TOPOLOGY" == asm ]]; then
+        [[ -n "$DP_ID" && -f "$CP_ADMIN" ]] || die "asm topology without its control plane or data-plane cluster id; run cluster.sh up --topology asm"
+        kubeconfig=$CP_ADMIN cluster_id=$CP_ID
+        mkdir -p "$DIR/remote-clusters"
+        # An inline client certificate (file paths would fail istiod's kubeconfig sanitizer), written whole and
+        # owner-only before istiod looks (it watches *.yaml only, so the .tmp file is never read half-written).
+        if [[ ! -f "$DIR/remote-clusters/$DP_ID.yaml" ]]; then
+          (umask 077 && bash "$ROOT/scripts/cluster.sh" credentials --plane data --role istio-reader > "$DIR/remote-clusters/$DP_ID.yaml.tmp") \
+            || die "could not mint istiod's data-plane kubeconfig"
+          mv -f "$DIR/remote-clusters/$DP_ID.yaml.tmp" "$DIR/remote-clusters/$DP_ID.yaml"
+        fi
+        topology_env=(PILOT_MULTICLUSTER_KUBECONFIG_PATH="$DIR/remote-clusters")
+      fi
       # The env turns off what needs a real cluster's webhooks and certificates; debug endpoint auth is
       # off so that istioctl proxy-status works over plaintext xDS; metadata exchange is off because its
       # cluster filter (istio.metadata_exchange) exists only in Istio's proxy build: upstream Envoy rejects
       # every cluster that carries it.
       env POD_NAMESPACE=istio-system POD_NAME=istiod-local INJECT_ENABLED=false INJECTION_WEBHOOK_CONFIG_NAME= \
         VALIDATION_WEBHOOK_CONFIG_NAME= ENABLE_CA_SERVER=false ENABLE_DEBUG_ENDPOINT_AUTH=false PILOT_ENABLE_GATEWAY_API=false \
-        PILOT_ENABLE_METADATA_EXCHANGE=false \
-        setsid pilot-discovery discovery --kubeconfig "$KUBECONFIG_OUT" --meshConfig "$DIR/mesh.yaml" \
-        --networksConfig "$DIR/no-networks.yaml" --domain cluster.local --clusterID Kubernetes \
+        PILOT_ENABLE_METADATA_EXCHANGE=false "${topology_env[@]}" \
+        setsid pilot-discovery discovery --kubeconfig "$kubeconfig" --meshConfig "$DIR/mesh.yaml" \
+        --networksConfig "$DIR/no-networks.yaml" --domain cluster.local --clusterID "$cluster_id" \
         --grpcAddr "127.0.0.1:$XDS_PORT" --secureGRPCAddr "" --httpAddr "127.0.0.1:$ISTIOD_HTTP_PORT" --httpsAddr "" \
         --monitoringAddr "127.0.0.1:$ISTIOD_MONITORING_PORT" --ctrlz_port 0 --log_output_level default:info \
         </dev/null >>"$log" 2>&1 &
       ;;
     controller)
+      # In `asm`: IstioGateways (and their status) on the control plane, the gateway and the echo pods in the data plane.
+      local cross=()
+      [[ "$TOPOLOGY" == asm ]] && cross=(--config-kubeconfig "$CP_ADMIN" --cluster-id "$DP_ID")
       setsid "$(asm_local)" controller --kubeconfig "$KUBECONFIG_OUT" --state-dir "$DIR/state" --ingress-ip "$INGRESS_IP" \
-        --tcp-echo "$(command -v tcp-echo)" </dev/null >>"$log" 2>&1 &
+        --tcp-echo "$(command -v tcp-echo)" "${cross[@]}" </dev/null >>"$log" 2>&1 &
       ;;
     gateway)
-      setsid "$(asm_local)" gateway --kubeconfig "$KUBECONFIG_OUT" --state-dir "$DIR/state" --xds-address "127.0.0.1:$XDS_PORT" \
+      # The gateway pods' CLUSTER_ID is the cluster they run in, so istiod finds them in that cluster's registry
+      # (pilot/pkg/serviceregistry/aggregate/controller.go looks a proxy up only in the registry of its cluster).
+      local gw_cluster=Kubernetes
+      [[ "$TOPOLOGY" == asm ]] && gw_cluster=$DP_ID
+      setsid "$(asm_local)" gateway --kubeconfig "$KUBECONFIG_OUT" --state-dir "$DIR/state" --xds-address "127.0.0.1:$XDS_PORT" --cluster-id "$gw_cluster" \
         --admin-address "127.0.0.1:$GATEWAY_ADMIN_PORT" --envoy "$(command -v envoy)" \
         --drain-duration "${DRAIN_DURATION:-45s}" --termination-drain-duration "${TERMINATION_DRAIN_DURATION:-5s}" </dev/null >>"$log" 2>&1 &
       ;;
@@ -125,6 +165,7 @@ stop() {
 
 up() {
   [[ -f "$KUBECONFIG_OUT" ]] || die "no local cluster ($KUBECONFIG_OUT); run cluster.sh up"
+  [[ "$TOPOLOGY" != asm || -f "$CP_ADMIN" ]] || die "no mesh control plane ($CP_ADMIN); run cluster.sh up --topology asm"
   bash "$ROOT/scripts/toolchain.sh" mesh envoy
   load_env
   local started=$SECONDS
@@ -181,7 +222,12 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  env) load_env; cat "$DIR/env"; echo "KUBECONFIG=$KUBECONFIG_OUT"; echo "MESH_DIR=$DIR" ;;
+  env)
+    load_env; cat "$DIR/env"; echo "KUBECONFIG=$KUBECONFIG_OUT"; echo "MESH_DIR=$DIR"; echo "TOPOLOGY=$TOPOLOGY"
+    if [[ "$TOPOLOGY" == asm ]]; then
+      echo "CONTROL_PLANE_KUBECONFIG=$CP_ADMIN"; echo "CONTROL_PLANE_CLUSTER_ID=$CP_ID"; echo "DATA_PLANE_CLUSTER_ID=$DP_ID"
+    fi
+    ;;
   stop) load_env; stop "${2:?component}" ;;
   start) load_env; start "${2:?component}"; wait_ready "$2" ;;
   restart) load_env; stop "${2:?component}"; start "$2"; wait_ready "$2" ;;

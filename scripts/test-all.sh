@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test tier, in order of cost: typecheck, lint (prettier, ESLint, shellcheck), unit + property, policy,
 # integration (real engine), rollout tooling (real tcp-echo servers, real engine), backend (state in a bucket of the local S3 server),
-# mesh (the local stack through istiod, the IstioGateway controller stand-in, the gateway data plane and
-# Istio's tcp-echo pods).
+# go (the Go unit tests of asm-local, mesh/), mesh (the local stack through istiod, the IstioGateway controller
+# stand-in, the gateway data plane and Istio's tcp-echo pods), asm (the ASM-shaped two-cluster topology).
 # Installs what the tiers need first (Node 22, npm packages, the offline toolchain), so it works on a
 # fresh machine. Ends with each tier's count and wall time, the total, then one line "tests: N passed, N failed".
 set -euo pipefail
@@ -92,6 +92,18 @@ results+=("lint: $lint_status ($((SECONDS - start)) s)")
 # Tiers without the engine: their files are independent processes, two at a time on two cores.
 run_tier unit --test-concurrency=2 test/unit/*.test.ts test/property/*.test.ts
 run_tier policy --test-concurrency=2 test/policy/*.test.ts
+# asm-local's own Go tests (mesh/), counted like the other tiers: its top-level tests' PASS/FAIL lines.
+run_go_tier() {
+  log "tier: go (mesh/)"
+  local status=0 start=$SECONDS
+  (
+    command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
+    cd mesh && GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0 GOWORK=off go test -count=1 -v ./...
+  ) 2>&1 | tee "$LOGS/go.raw.log" || status=$?
+  { cat "$LOGS/go.raw.log"; printf 'ℹ pass %s\nℹ fail %s\n' "$(grep -c '^--- PASS' "$LOGS/go.raw.log")" "$(grep -c '^--- FAIL' "$LOGS/go.raw.log")"; } >"$LOGS/go.log"
+  count_tier go "$status" $((SECONDS - start))
+}
+run_go_tier
 bash scripts/toolchain.sh pulumi kubernetes istioctl cluster actionlint objectstore mesh envoy
 # The long object-store outage spends about 80 s waiting on the CLI's own retries of a checkpoint write (hard-coded
 # in the diy backend: 10 retries, 1 s growing by 1.2x), so it runs beside the integration and rollout tiers. It uses
@@ -110,6 +122,9 @@ run_tier backend --test-concurrency=2 "${backend_files[@]}"
 # One cluster and mesh for the whole tier (its files bring it up idempotently), removed afterwards.
 run_tier mesh --test-concurrency=1 test/mesh/*.test.ts
 ASM_TCP_SHIFT_CLUSTER=asm-tcp-shift-mesh bash scripts/cluster.sh down >/dev/null 2>&1 || true
+# The ASM-shaped topology (a mesh control-plane API server and a data-plane cluster), its own, removed afterwards.
+run_tier asm --test-concurrency=1 test/asm/*.test.ts
+ASM_TCP_SHIFT_CLUSTER=${ASM_TCP_SHIFT_ASM_CLUSTER:-asm-tcp-shift-asm} bash scripts/cluster.sh down >/dev/null 2>&1 || true
 
 printf '\n'
 printf '%s\n' "${results[@]}"

@@ -32,6 +32,12 @@ import (
 // Options of `asm-local controller`.
 type Options struct {
 	IngressIP      string
+	// ClusterID is this data plane's cluster id in the two-cluster (ASM-shaped) topology: the IstioGateway CRs are
+	// read from the mesh control plane and the gateway made here only when spec.clusterIds names this cluster, as
+	// ASM does ("clusterIds: the IDs of the clusters in which the ingress gateway is deployed",
+	// https://help.aliyun.com/en/asm/sidecar/crd-fields-for-an-asm-gateway). Empty: one cluster plays both roles
+	// and every IstioGateway makes its gateway.
+	ClusterID string
 	TCPEcho        string
 	EchoImage      string
 	StateDir       string
@@ -48,7 +54,7 @@ const (
 
 // Run runs the controller and the echo-pod runner until ctx ends.
 func Run(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, o Options) {
-	g := &gatewayController{kc: kc, dc: dc, ingressIP: o.IngressIP,
+	g := &gatewayController{kc: kc, dc: dc, ingressIP: o.IngressIP, clusterID: o.ClusterID,
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())}
 	dyn := dynamicinformer.NewDynamicSharedInformerFactory(dc, 5*time.Minute)
 	gwInformer := dyn.ForResource(istioGatewayGVR).Informer()
@@ -107,6 +113,7 @@ type gatewayController struct {
 	kc          kubernetes.Interface
 	dc          dynamic.Interface
 	ingressIP   string
+	clusterID   string
 	queue       workqueue.TypedRateLimitingInterface[string]
 	gateways    cache.Indexer
 	deployments appslisters.DeploymentLister
@@ -165,6 +172,14 @@ func (g *gatewayController) reconcile(ctx context.Context, key string) error {
 	if err := json.Unmarshal(raw, &spec); err != nil {
 		return g.setStatus(ctx, cr, "FAILED", nil, fmt.Sprintf("spec: %v", err))
 	}
+	if !g.deploysHere(spec.ClusterIDs) {
+		// Not (or no longer) for this cluster: whatever was made here for it goes. Real ASM with clusterIds naming no
+		// cluster of the mesh is not documented; the stand-in, whose mesh has this one data plane, says so in status.
+		if err := g.deleteOwned(ctx, ns, objName, key); err != nil {
+			return err
+		}
+		return g.setStatus(ctx, cr, "FAILED", nil, fmt.Sprintf("spec.clusterIds %v names no cluster of this mesh (its data plane: %s); no gateway deployed", spec.ClusterIDs, g.clusterID))
+	}
 	// Never touch an object this controller did not create.
 	if d, err := g.deployments.Deployments(ns).Get(objName); err == nil && !ownedBy(d, key) {
 		return g.setStatus(ctx, cr, "FAILED", nil, fmt.Sprintf("Deployment %s/%s exists and was not created for this IstioGateway; left untouched", ns, objName))
@@ -173,7 +188,13 @@ func (g *gatewayController) reconcile(ctx context.Context, key string) error {
 		return g.setStatus(ctx, cr, "FAILED", nil, fmt.Sprintf("Service %s/%s exists and was not created for this IstioGateway; left untouched", ns, objName))
 	}
 
-	owner := []map[string]any{{"apiVersion": cr.GetAPIVersion(), "kind": cr.GetKind(), "name": name, "uid": string(cr.GetUID()), "controller": true, "blockOwnerDeletion": true}}
+	// An owner reference only where the CR lives in the same API server: the data plane's garbage collector would
+	// look the owner up in its own API, which has no IstioGateway. Across clusters the annotation is the link and
+	// this controller deletes what it made (deleteOwned).
+	var owner []map[string]any
+	if g.clusterID == "" {
+		owner = []map[string]any{{"apiVersion": cr.GetAPIVersion(), "kind": cr.GetKind(), "name": name, "uid": string(cr.GetUID()), "controller": true, "blockOwnerDeletion": true}}
+	}
 	selector := map[string]string{"istio": name, "app": objName}
 	podLabels := map[string]string{}
 	for k, v := range spec.PodLabels {
@@ -221,8 +242,8 @@ func (g *gatewayController) reconcile(ctx context.Context, key string) error {
 	}
 	deployment := map[string]any{
 		"apiVersion": "apps/v1", "kind": "Deployment",
-		"metadata": map[string]any{"name": objName, "namespace": ns, "labels": selector,
-			"annotations": map[string]string{gatewayAnnotation: key}, "ownerReferences": owner},
+		"metadata": withOwner(map[string]any{"name": objName, "namespace": ns, "labels": selector,
+			"annotations": map[string]string{gatewayAnnotation: key}}, owner),
 		"spec": map[string]any{
 			"replicas": replicas,
 			"selector": map[string]any{"matchLabels": selector},
@@ -252,7 +273,7 @@ func (g *gatewayController) reconcile(ctx context.Context, key string) error {
 	}
 	service := map[string]any{
 		"apiVersion": "v1", "kind": "Service",
-		"metadata": map[string]any{"name": objName, "namespace": ns, "labels": svcLabels, "annotations": svcAnnotations, "ownerReferences": owner},
+		"metadata": withOwner(map[string]any{"name": objName, "namespace": ns, "labels": svcLabels, "annotations": svcAnnotations}, owner),
 		"spec":     map[string]any{"type": serviceType, "selector": selector, "ports": servicePorts},
 	}
 	force := true
@@ -287,7 +308,7 @@ func (g *gatewayController) reconcile(ctx context.Context, key string) error {
 func (g *gatewayController) setStatus(ctx context.Context, cr *unstructured.Unstructured, state string, addresses []string, message string) error {
 	spec, _ := cr.Object["spec"].(map[string]any)
 	byCluster := []any{}
-	for _, id := range toStrings(spec["clusterIds"]) {
+	for _, id := range g.statusClusters(toStrings(spec["clusterIds"])) {
 		for _, a := range addresses {
 			byCluster = append(byCluster, map[string]any{"ipAddress": a, "clusterId": id})
 		}
@@ -332,6 +353,38 @@ func (g *gatewayController) deleteOwned(ctx context.Context, ns, objName, key st
 		log.Printf("istiogateway %s gone: deleted Service %s/%s", key, ns, objName)
 	}
 	return nil
+}
+
+// deploysHere: whether an IstioGateway with these spec.clusterIds has its gateway in this cluster.
+func (g *gatewayController) deploysHere(clusterIDs []string) bool {
+	if g.clusterID == "" {
+		return true
+	}
+	for _, id := range clusterIDs {
+		if id == g.clusterID {
+			return true
+		}
+	}
+	return false
+}
+
+// statusClusters: the clusters whose gateway address the status lists: every listed one when one cluster plays
+// both roles, else only this data plane (the only cluster whose address the stand-in knows).
+func (g *gatewayController) statusClusters(clusterIDs []string) []string {
+	if g.clusterID == "" {
+		return clusterIDs
+	}
+	if g.deploysHere(clusterIDs) {
+		return []string{g.clusterID}
+	}
+	return nil
+}
+
+func withOwner(meta map[string]any, owner []map[string]any) map[string]any {
+	if len(owner) > 0 {
+		meta["ownerReferences"] = owner
+	}
+	return meta
 }
 
 func toStrings(v any) []string {
