@@ -1,6 +1,6 @@
 /**
  * Benchmarks of the real engine, printed as figures and ratios (not a test: nothing here passes or fails).
- *   npm run bench [-- --quick] [-- --only weight|render|cluster|scale|envoy] [-- --cluster] [-- --rounds N]
+ *   npm run bench [-- --quick] [-- --only weight|render|cluster|scale|envoy|asm] [-- --cluster] [-- --rounds N]
  * 1. weight change on the local cluster, each figure against a floor run the same way in the same run (runs
  *    alternate, medians): the floor is bench/floor (one VirtualService) with bench/floor-policy (one policy).
  *    Ungated: `up` of each, no pack. Gated: preview with the pack, then `up` with it (gatedUp, as shift and the
@@ -28,6 +28,7 @@ import {
     gatedUp,
     openStack,
     scratchProject,
+    setSecretConfig,
 } from "../tools/engine/engine";
 import { kubectl } from "../tools/cluster/kubectl";
 import { liveVirtualService } from "../tools/rollout/routes";
@@ -311,6 +312,111 @@ async function localCluster() {
     } finally {
         benchCluster("down");
         fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+/**
+ * The same weight change (gated `up`, as `npm run local` and `shift` make it) on a `local` stack and on an `asm` stack
+ * of the two-cluster topology, in turn, in the same run: what the second provider, the second API server and the
+ * access checks cost. The `local` stack is the floor.
+ */
+async function asmTopology() {
+    const local = scratch("asm-bench-local-");
+    const asm = scratch("asm-bench-asm-");
+    const asmCluster = `${BENCH_CLUSTER}-asm`;
+    const asmDir = path.join(PROJECT_ROOT, ".local", `cluster-${asmCluster}`);
+    const asmEnv = { ...process.env, ASM_TCP_SHIFT_CLUSTER: asmCluster };
+    const runCluster = (env: NodeJS.ProcessEnv, ...args: string[]) =>
+        execFileSync("bash", [path.join(PROJECT_ROOT, "scripts/cluster.sh"), ...args], {
+            env,
+            stdio: ["ignore", "ignore", "inherit"],
+        });
+    try {
+        benchCluster("up");
+        const [asmStart] = await timed(async () => runCluster(asmEnv, "up", "--topology", "asm"));
+        report("asm: cluster:up --topology asm (built binaries, cold data dir)", asmStart);
+        const localKubeconfig = path.join(
+            PROJECT_ROOT,
+            ".local",
+            `cluster-${BENCH_CLUSTER}`,
+            "kubeconfig",
+        );
+        const controlAdmin = path.join(asmDir, "control-plane-admin.kubeconfig");
+        for (const kubeconfig of [controlAdmin, path.join(asmDir, "kubeconfig")])
+            kubectl(
+                kubeconfig,
+                ["apply", "-f", "-"],
+                "apiVersion: v1\nkind: Namespace\nmetadata: {name: bench}\n",
+            );
+        kubectl(
+            localKubeconfig,
+            ["apply", "-f", "-"],
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: bench}\n",
+        );
+
+        const localStack = await openStack("bench-local", local.opts);
+        await localStack.setAllConfig({
+            target: { value: "local" },
+            namespace: { value: "bench" },
+            v2Weight: { value: "0" },
+            localKubeconfig: { value: localKubeconfig },
+        });
+        const asmStack = await openStack("bench-asm", asm.opts);
+        await asmStack.setAllConfig({
+            target: { value: "asm" },
+            namespace: { value: "bench" },
+            v2Weight: { value: "0" },
+            asm: {
+                value: JSON.stringify({
+                    clusterIds: [
+                        fs.readFileSync(path.join(asmDir, "data-plane-cluster-id"), "utf8").trim(),
+                    ],
+                }),
+            },
+            slb: { value: JSON.stringify({ mode: "managed" }) },
+        });
+        await setSecretConfig(
+            asmStack,
+            "controlPlaneKubeconfig",
+            fs.readFileSync(path.join(asmDir, "control-plane.kubeconfig"), "utf8"),
+        );
+        await setSecretConfig(
+            asmStack,
+            "dataPlaneKubeconfig",
+            fs.readFileSync(path.join(asmDir, "data-plane.kubeconfig"), "utf8"),
+        );
+        // Warm-up: first runs create everything and fill the compile and plugin caches.
+        await gatedUp(localStack);
+        await gatedUp(asmStack);
+        const times = { local: [] as number[], asm: [] as number[] };
+        for (let i = 0; i < WEIGHT_ROUNDS; i++) {
+            const weight = i % 2 === 0 ? 20 : 0;
+            for (const [key, stack] of [
+                ["local", localStack],
+                ["asm", asmStack],
+            ] as const) {
+                await stack.setConfig("v2Weight", { value: String(weight) });
+                times[key].push((await timed(() => gatedUp(stack)))[0]);
+            }
+        }
+        report(
+            `asm: weight change, gated up, local stack (median of ${WEIGHT_ROUNDS})`,
+            median(times.local),
+        );
+        report(
+            `asm: weight change, gated up, asm stack (median of ${WEIGHT_ROUNDS})`,
+            median(times.asm),
+        );
+        report("asm: ratio asm stack / local stack", ratio(median(times.asm), median(times.local)));
+        for (const [key, runs] of Object.entries(times))
+            results[`asm-runs: ${key}`] = runs.map((t) => t.toFixed(2)).join(" ");
+        await localStack.destroy();
+        await asmStack.destroy();
+    } finally {
+        benchCluster("down");
+        runCluster(asmEnv, "down");
+        fs.rmSync(local.dir, { recursive: true, force: true });
+        fs.rmSync(asm.dir, { recursive: true, force: true });
     }
 }
 
@@ -604,13 +710,14 @@ async function main() {
     console.log(
         `asm-tcp-shift benchmarks (${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)}, node ${process.version})\n`,
     );
-    // --cluster: only the local cluster and mesh figures; --only weight|render|cluster|scale|envoy: that part alone.
+    // --cluster: only the local cluster and mesh figures; --only weight|render|cluster|scale|envoy|asm: that part alone.
     const parts: Record<string, () => Promise<void>> = {
         weight: weightChange,
         render: renderTarget,
         cluster: localCluster,
         scale,
         envoy: envoyRate,
+        asm: asmTopology,
     };
     const chosen = only
         ? [only]

@@ -414,40 +414,6 @@ describe("whole program on the asm target", () => {
     const asm = asmConfig();
     const secretKeys = KUBECONFIG_KEYS;
 
-    it("puts workloads on the ACK provider and Istio config on the ASM provider", async () => {
-        const { resources } = await runProgram(asm, secretKeys);
-        const expected: Record<string, string> = {
-            [TYPE_TOKENS.deployment]: "ack",
-            [TYPE_TOKENS.service]: "ack",
-            [TYPE_TOKENS.gateway]: "asm",
-            [TYPE_TOKENS.destinationRule]: "asm",
-            [TYPE_TOKENS.virtualService]: "asm",
-            [TYPE_TOKENS.istioGateway]: "asm",
-        };
-        for (const r of resources.filter((r) => expected[r.type]))
-            assert.equal(providerName(r), expected[r.type], `${r.type} ${r.name}`);
-        assert.deepEqual(
-            byType(resources, "pulumi:providers:kubernetes")
-                .map((p) => p.name)
-                .sort(),
-            ["ack", "asm"],
-        );
-        assert.equal(
-            byType(resources, "pulumi:providers:alicloud").length,
-            0,
-            "no alicloud provider without a created CLB",
-        );
-    });
-
-    it("keeps kubeconfigs secret in the provider inputs", async () => {
-        const { resources } = await runProgram(asm, secretKeys);
-        for (const p of byType(resources, "pulumi:providers:kubernetes")) {
-            // The engine receives secrets wrapped in Pulumi's secret sentinel; a plain string would be stored in clear.
-            assert.equal(p.inputs.kubeconfig[SECRET_SIG], SECRET_SIG_VALUE);
-            assert.match(p.inputs.kubeconfig.value, /kind: Config/);
-        }
-    });
-
     it("rejects a kubeconfig stored in plain text", async () => {
         await recordResources(asm, []);
         assert.throws(

@@ -418,19 +418,25 @@ const sameSplit = (a: Record<string, number>, b: Record<string, number>) =>
 
 /**
  * Waits until every gateway pod's Envoy is ready and serves `split` on `port` (istiod debounces, translates
- * and pushes a changed route; Envoy applies it). Returns the time it took.
+ * and pushes a changed route; Envoy applies it). Returns the time it took. `gateway` (the gateway's Service name,
+ * `istio-<name>`) limits it to that gateway's pods, where other gateways share the cluster.
  */
 export async function waitForReceivedSplit(
     env: MeshEnv,
     port: number,
     split: Record<string, number>,
     timeoutMs = 30_000,
+    gateway?: string,
 ): Promise<number> {
     const started = Date.now();
     let last: string | undefined;
+    // Deployment pods are named <deployment>-<template hash>-<suffix>.
+    const ofGateway = (pod: string) =>
+        gateway === undefined ||
+        new RegExp(`^istio-system/${gateway}-[a-z0-9]+-[a-z0-9]+$`).test(pod);
     for (;;) {
         try {
-            const dump = await gatewayConfigDump(env);
+            const dump = (await gatewayConfigDump(env)).filter((p) => ofGateway(p.pod));
             const routes = receivedRoutes(dump, port);
             last = JSON.stringify(routes.map((r) => ({ pod: r.pod, split: r.split })));
             // Every gateway pod's Envoy up and serving the port with the split.
