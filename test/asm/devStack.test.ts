@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
@@ -11,13 +10,10 @@ import { ECHO_PREFIXES, OBJECT_NAMES, deploymentName } from "../../components/mo
 import {
     EngineOptions,
     PROJECT_ROOT,
-    engineEnv,
     gatedUp,
     openStack,
     scratchProject,
     setSecretConfig,
-    toolchainBinPath,
-    toolchainBinary,
 } from "../../tools/engine/engine";
 import { currentVirtualService, routesOf } from "../../tools/rollout/routes";
 import { shift } from "../../tools/rollout/shift";
@@ -26,6 +22,7 @@ import { runPreview, toMarkdown } from "../../tools/rollout/preview";
 import { verify } from "../../tools/rollout/verify";
 import { killOrphanedPlugins, recover } from "../../tools/state/recover";
 import { handEditWeights } from "../support/cluster";
+import { seedReplies, upKilledMidUpdate } from "../support/seed";
 import {
     CONTROL_USER,
     DATA_ADMIN,
@@ -373,33 +370,14 @@ describe("the dev stack as a real asm stack on the two-cluster topology", () => 
     });
 
     /** The seed's commands, verbatim, with the ACK kubeconfig: where the gateway's Service lives. */
-    function seedReplies(): string[] {
-        const shim = fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-nc-"));
-        const ncat = execFileSync("bash", ["-c", "command -v ncat || true"], {
-            encoding: "utf8",
-        }).trim();
-        assert.ok(ncat, "ncat is installed by cluster.sh up");
-        fs.symlinkSync(ncat, path.join(shim, "nc"));
-        const kubeconfig = path.join(shim, "ack.kubeconfig");
+    function seedRepliesWithAck(): string[] {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "asm-tcp-shift-ack-"));
+        const kubeconfig = path.join(dir, "kubeconfig");
         fs.writeFileSync(kubeconfig, ackKubeconfig, { mode: 0o600 });
         try {
-            const seed = [
-                `export INGRESS_HOST=$(kubectl -n istio-system get service istio-ingressgateway -o jsonpath='{.status.loadBalancer.ingress[0].ip}')`,
-                `export INGRESS_PORT=$(kubectl -n istio-system get service istio-ingressgateway -o jsonpath='{.spec.ports[?(@.name=="tcp")].port}')`,
-                `for i in $(seq 1 10); do (date; sleep 1) | nc $INGRESS_HOST $INGRESS_PORT; done`,
-            ].join("\n");
-            const out = execFileSync("bash", ["-c", seed], {
-                encoding: "utf8",
-                timeout: 60_000,
-                env: {
-                    ...process.env,
-                    KUBECONFIG: kubeconfig,
-                    PATH: `${shim}:${toolchainBinPath()}:${process.env.PATH}`,
-                },
-            });
-            return out.trim().split("\n");
+            return seedReplies(kubeconfig);
         } finally {
-            fs.rmSync(shim, { recursive: true, force: true });
+            fs.rmSync(dir, { recursive: true, force: true });
         }
     }
 
@@ -410,7 +388,7 @@ describe("the dev stack as a real asm stack on the two-cluster topology", () => 
             "the gateway serves port 31400",
             () => {
                 try {
-                    const lines = seedReplies();
+                    const lines = seedRepliesWithAck();
                     return lines.length === 10 && lines;
                 } catch {
                     return undefined;
@@ -450,30 +428,23 @@ describe("the dev stack as a real asm stack on the two-cluster topology", () => 
             live[0].destinations.map((d) => d.weight),
             [50, 50],
         );
-        const refused = await shift({
-            stack: "dev",
-            steps: [40],
-            gate: { kind: "none" },
-            pause: false,
-            force: false,
-            settleSeconds: 0,
-            engine,
-            workDir: dir,
-        });
+        const shiftTo40 = () =>
+            shift({
+                stack: "dev",
+                steps: [40],
+                gate: { kind: "none" },
+                pause: false,
+                force: false,
+                settleSeconds: 0,
+                engine,
+                workDir: dir,
+            });
+        const refused = await shiftTo40();
         assert.equal(refused.outcome, "refused");
         assert.deepEqual(vsWeights(), ["v1=50", "v2=50"], "the refused shift changed nothing");
         await dev.up({ refresh: true });
         assert.deepEqual(vsWeights(), ["v1=80", "v2=20"]);
-        const done = await shift({
-            stack: "dev",
-            steps: [40],
-            gate: { kind: "none" },
-            pause: false,
-            force: false,
-            settleSeconds: 0,
-            engine,
-            workDir: dir,
-        });
+        const done = await shiftTo40();
         assert.equal(done.outcome, "completed", JSON.stringify(done));
         assert.deepEqual(vsWeights(), ["v1=60", "v2=40"]);
     });
@@ -530,34 +501,7 @@ describe("the dev stack as a real asm stack on the two-cluster topology", () => 
 
     it("an up killed with SIGKILL mid-update converges after `npm run recover`", async () => {
         await dev.setConfig("replicas", { value: "2" });
-        const env = { ...process.env, ...engineEnv("dev", engine) };
-        const child = spawn(
-            toolchainBinary("pulumi"),
-            ["up", "--yes", "--skip-preview", "--stack", "dev"],
-            {
-                cwd: dir,
-                env,
-                detached: true,
-            },
-        );
-        let output = "";
-        await new Promise<void>((resolve, reject) => {
-            const timer = setTimeout(
-                () => reject(new Error(`no Deployment update seen:\n${output}`)),
-                120_000,
-            );
-            const watch = (chunk: Buffer) => {
-                output += chunk.toString();
-                if (/Deployment tcp-echo-\w+-deployment updating/.test(output)) {
-                    clearTimeout(timer);
-                    process.kill(-child.pid!, "SIGKILL");
-                    resolve();
-                }
-            };
-            child.stdout.on("data", watch);
-            child.stderr.on("data", watch);
-        });
-        await new Promise((r) => child.once("exit", r));
+        await upKilledMidUpdate("dev", engine, dir);
         await assert.rejects(dev.up(), /locked|failed to load checkpoint|pending/);
         const steps = await recover("dev", { ...engine, workDir: dir, force: true });
         assert.ok(steps.includes("refreshed the state from the target"), steps.join("; "));

@@ -4,21 +4,20 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
-import { spawn, spawnSync } from "child_process";
+import { spawnSync } from "child_process";
 import { OBJECT_NAMES, deploymentName } from "../../components/model";
 import {
     EngineOptions,
     PROJECT_ROOT,
-    engineEnv,
     gatedUp,
     openStack,
     scratchProject,
-    toolchainBinary,
 } from "../../tools/engine/engine";
 import { killOrphanedPlugins, recover } from "../../tools/state/recover";
 import { kubectl, kubectlJson } from "../../tools/cluster/kubectl";
 import { routesOf } from "../../tools/rollout/routes";
 import { TEST_CLUSTER, TEST_KUBECONFIG, handEditWeights, testCluster } from "../support/cluster";
+import { upKilledMidUpdate } from "../support/seed";
 
 const NAMESPACE = "itest";
 /** kwokctl's folder of this checkout (scripts/cluster.sh's KWOK_WORKDIR). */
@@ -455,32 +454,7 @@ describe("real engine on the local cluster", () => {
 
     it("an up killed with SIGKILL mid-update converges on the next run after `npm run recover`", async () => {
         await stack.setConfig("replicas", { value: "3" });
-        const env = { ...process.env, ...engineEnv("itest-cluster", engine) };
-        const pulumi = toolchainBinary("pulumi");
-        // Its own process group, so SIGKILL takes the language host and provider plugins down with it.
-        const child = spawn(pulumi, ["up", "--yes", "--skip-preview", "--stack", "itest-cluster"], {
-            cwd: dir,
-            env,
-            detached: true,
-        });
-        let output = "";
-        await new Promise<void>((resolve, reject) => {
-            const timer = setTimeout(
-                () => reject(new Error(`no Deployment update seen:\n${output}`)),
-                120_000,
-            );
-            const watch = (chunk: Buffer) => {
-                output += chunk.toString();
-                if (/Deployment tcp-echo-\w+-deployment updating/.test(output)) {
-                    clearTimeout(timer);
-                    process.kill(-child.pid!, "SIGKILL");
-                    resolve();
-                }
-            };
-            child.stdout.on("data", watch);
-            child.stderr.on("data", watch);
-        });
-        await new Promise((r) => child.once("exit", r));
+        await upKilledMidUpdate("itest-cluster", engine, dir);
         // Depending on the instant of the kill the update leaves its lock, a pending operation, or a
         // checkpoint cut short mid-write; plain `up` refuses to run in each case.
         await assert.rejects(stack.up(), /locked|failed to load checkpoint|pending/);
