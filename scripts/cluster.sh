@@ -44,7 +44,13 @@ quiet() { mkdir -p "$(dirname "$KWOKCTL_LOG")"; "$@" >>"$KWOKCTL_LOG" 2>&1 || { 
 
 k() { kubectl --kubeconfig "$KUBECONFIG_OUT" "$@"; }
 kcp() { kubectl --kubeconfig "$CP_ADMIN" "$@"; }
-exists() { kwokctl get clusters 2>/dev/null | grep -qx "${1:-$NAME}"; }
+# The list is read whole before it is searched: `kwokctl ... | grep -q` under pipefail fails when grep stops at the
+# first match and kwokctl then writes into the closed pipe, which made a listed cluster look absent.
+exists() {
+  local all
+  all=$(kwokctl get clusters 2>/dev/null) || return 1
+  grep -qx -- "${1:-$NAME}" <<<"$all"
+}
 served() { [[ -f "$KUBECONFIG_OUT" ]] && k get --raw /readyz >/dev/null 2>&1; }
 cp_served() { [[ -f "$CP_ADMIN" ]] && kcp get --raw /readyz >/dev/null 2>&1; }
 

@@ -249,7 +249,19 @@ describe("the dev stack as a real asm stack on the two-cluster topology", () => 
 
     after(async () => {
         if (dir) fs.rmSync(dir, { recursive: true, force: true });
-        asmCluster("down");
+        // The topology as the tier's other files find it: what this file planted goes (the topology itself is taken
+        // down by scripts/test-all.sh after the tier, as the mesh tier's cluster is).
+        const remove = (p: typeof controlPlane, ...args: string[]) =>
+            p.k("delete", "--ignore-not-found", "--wait=false", ...args);
+        remove(
+            controlPlane,
+            "-n",
+            "istio-system",
+            "istiogateways.istio.alibabacloud.com",
+            "someone-elses-gateway",
+        );
+        for (const ns of [NAMESPACE, STAGING_NAMESPACE])
+            for (const p of [controlPlane, dataPlane]) remove(p, "namespace", ns);
     });
 
     it("refuses what real ASM and ACK credentials refuse, naming the key, before anything is written", async () => {
@@ -353,10 +365,9 @@ describe("the dev stack as a real asm stack on the two-cluster topology", () => 
             (r: any) => r.type === "pulumi:providers:kubernetes",
         );
         assert.deepEqual(
-            providers.map((r: any) => [
-                r.urn.split("::").pop(),
-                "ciphertext" in r.inputs.kubeconfig,
-            ]),
+            providers
+                .map((r: any) => [r.urn.split("::").pop(), "ciphertext" in r.inputs.kubeconfig])
+                .sort(),
             [
                 ["ack", true],
                 ["asm", true],

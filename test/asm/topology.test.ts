@@ -256,7 +256,7 @@ describe("the asm topology: a mesh control plane, a data plane, istiod across th
 
         // The gateway pod's Envoy holds the split istiod built from the control plane's config and the data plane's
         // endpoints, and real connections through the CLB stand-in follow it.
-        await waitForReceivedSplit(env(), PORT, { v1: 80, v2: 20 }, 90_000);
+        await waitForReceivedSplit(env(), PORT, { v1: 80, v2: 20 }, 90_000, "istio-ingressgateway");
         const { host, port } = ingressOf(DATA_USER);
         const report = await verify({
             host,
