@@ -4,13 +4,10 @@
  * the IstioGateway, the ACK cluster does not), and lets the identity do what the stack will do there. A problem here
  * names the kubeconfig's key; later checks would only repeat it in other words, so they are not made.
  */
-import {
-    ASM_GATEWAY_API,
-    INGRESS_GATEWAY_NAMESPACE,
-    ISTIO_NETWORKING_GROUP,
-} from "../components/model";
+import { ASM_GATEWAY_API, ISTIO_NETWORKING_GROUP } from "../components/model";
 import { ConfigProblem } from "../config";
 import { KubeAnswer, KubeApi } from "./kubeApi";
+import { PlannedObject, PreflightInput, plannedIstioGateway, plannedObjects } from "./planned";
 
 const ASM_GATEWAY_GROUP = ASM_GATEWAY_API.split("/")[0];
 
@@ -38,15 +35,15 @@ export interface AccessInput {
      * result when the server-side dry run is forbidden).
      */
     writes: "refuse" | "warn";
-    namespace: string;
-    useExistingGateway: boolean;
+    /** The stack's objects, whose kinds the identities must be allowed to own. */
+    stack: PreflightInput;
     dataPlane: Plane;
     controlPlane: Plane;
 }
 
 /** A permission the stack uses: the verbs the Kubernetes provider sends for a kind it creates, reads and deletes. */
 interface Permission {
-    plane: "dataPlane" | "controlPlane";
+    plane: PlannedObject["plane"];
     group: string;
     resource: string;
     namespace: string;
@@ -59,38 +56,24 @@ interface Permission {
  */
 const OWNED_VERBS = ["get", "list", "watch", "create", "patch", "delete"] as const;
 
-/** Every permission the stack uses, by plane, from the same kinds the components create. */
-export function neededPermissions(input: {
-    namespace: string;
-    useExistingGateway: boolean;
-}): Permission[] {
-    const ns = input.namespace;
-    const permissions: Permission[] = [
-        {
-            plane: "dataPlane",
-            group: "apps",
-            resource: "deployments",
-            namespace: ns,
+/** Every permission the stack uses, by plane: its kinds from the objects it would create (preflight/planned.ts). */
+export function neededPermissions(stack: PreflightInput): Permission[] {
+    const permissions = new Map<string, Permission>();
+    for (const o of plannedObjects(stack))
+        permissions.set(`${o.plane} ${o.group} ${o.resource} ${o.namespace}`, {
+            plane: o.plane,
+            group: o.group,
+            resource: o.resource,
+            namespace: o.namespace,
             verbs: OWNED_VERBS,
-        },
-        { plane: "dataPlane", group: "", resource: "services", namespace: ns, verbs: OWNED_VERBS },
-        ...["gateways", "destinationrules", "virtualservices"].map((resource) => ({
-            plane: "controlPlane" as const,
-            group: ISTIO_NETWORKING_GROUP,
-            resource,
-            namespace: ns,
-            verbs: OWNED_VERBS,
-        })),
-    ];
-    permissions.push({
-        plane: "controlPlane",
-        group: ASM_GATEWAY_GROUP,
-        resource: "istiogateways",
-        namespace: INGRESS_GATEWAY_NAMESPACE,
+        });
+    const result = [...permissions.values()];
+    if (stack.useExistingGateway) {
         // A gateway the stack routes through is only read.
-        verbs: input.useExistingGateway ? ["get"] : OWNED_VERBS,
-    });
-    return permissions;
+        const { plane, group, resource, namespace } = plannedIstioGateway(stack.gatewayName);
+        result.push({ plane, group, resource, namespace, verbs: ["get"] });
+    }
+    return result;
 }
 
 /** Why a request to a plane failed, as a problem of its key; undefined when the server answered it. */
@@ -226,7 +209,7 @@ export async function checkAccess(input: AccessInput): Promise<AccessFindings> {
         });
         if (roles.length > 0) return { problems: roles, warnings: [] };
     }
-    const permissions = neededPermissions(input);
+    const permissions = neededPermissions(input.stack);
     const results = await Promise.all(permissions.map((p) => deniedVerbs(input[p.plane], p)));
     const findings: AccessFindings = { problems: [], warnings: [] };
     results.forEach((r, i) => {

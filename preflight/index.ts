@@ -5,23 +5,20 @@
  * All problems are reported together, each naming the config key that resolves it.
  */
 import {
-    ASM_GATEWAY_API,
     CLB_TAGS,
     INGRESS_GATEWAY_NAMESPACE,
     ISTIO_NETWORKING_GROUP,
-    IstioApiVersion,
-    OBJECT_NAMES,
     OWNER_ANNOTATION,
-    TRACKS,
     asmGatewayDefaultPodLabels,
-    deploymentName,
 } from "../components/model";
 import { ConfigProblem, StackRefusedError } from "../config";
 import { IstioGatewayStatus } from "../components/istioTypes";
 import { statusAddress } from "../components/asmIngressGateway";
 import { KubeApi } from "./kubeApi";
+import { PlannedObject, PreflightInput, plannedIstioGateway, plannedObjects } from "./planned";
 
 export * from "./kubeApi";
+export * from "./planned";
 export * from "./access";
 
 export type PreflightProblem = ConfigProblem;
@@ -32,16 +29,6 @@ export class PreflightError extends StackRefusedError {
         super("The target refuses this stack", problems);
         this.name = "PreflightError";
     }
-}
-
-export interface PreflightInput {
-    namespace: string;
-    gatewayName: string;
-    useExistingGateway: boolean;
-    gatewayPort: number;
-    istioApiVersion: IstioApiVersion;
-    /** This stack's stamp (`OWNER_ANNOTATION`). */
-    owner: string;
 }
 
 export interface PreflightApis {
@@ -55,78 +42,6 @@ export interface PreflightApis {
 export interface ExistingGateway {
     podSelector: Record<string, string>;
     address?: string;
-}
-
-interface PlannedObject {
-    plane: keyof PreflightApis;
-    kind: string;
-    /** API path of the object. */
-    path: string;
-    display: string;
-    /** The key to change to avoid the name clash. */
-    renameKey: string;
-}
-
-function objectPath(groupVersion: string, plural: string, namespace: string, name: string): string {
-    const prefix = groupVersion.includes("/") ? `/apis/${groupVersion}` : `/api/${groupVersion}`;
-    return `${prefix}/namespaces/${namespace}/${plural}/${name}`;
-}
-
-/** Every object the stack would create, from the same names the components use. */
-export function plannedObjects(input: PreflightInput): PlannedObject[] {
-    const ns = input.namespace;
-    const istio = `${ISTIO_NETWORKING_GROUP}/${input.istioApiVersion}`;
-    const objects: PlannedObject[] = [
-        ...TRACKS.map((track) => ({
-            plane: "dataPlane" as const,
-            kind: "Deployment",
-            path: objectPath("apps/v1", "deployments", ns, deploymentName(track)),
-            display: `${ns}/${deploymentName(track)}`,
-            renameKey: "namespace",
-        })),
-        {
-            plane: "dataPlane",
-            kind: "Service",
-            path: objectPath("v1", "services", ns, OBJECT_NAMES.service),
-            display: `${ns}/${OBJECT_NAMES.service}`,
-            renameKey: "namespace",
-        },
-        {
-            plane: "controlPlane",
-            kind: "Gateway",
-            path: objectPath(istio, "gateways", ns, OBJECT_NAMES.gateway),
-            display: `${ns}/${OBJECT_NAMES.gateway}`,
-            renameKey: "namespace",
-        },
-        {
-            plane: "controlPlane",
-            kind: "DestinationRule",
-            path: objectPath(istio, "destinationrules", ns, OBJECT_NAMES.destinationRule),
-            display: `${ns}/${OBJECT_NAMES.destinationRule}`,
-            renameKey: "namespace",
-        },
-        {
-            plane: "controlPlane",
-            kind: "VirtualService",
-            path: objectPath(istio, "virtualservices", ns, OBJECT_NAMES.virtualService),
-            display: `${ns}/${OBJECT_NAMES.virtualService}`,
-            renameKey: "namespace",
-        },
-    ];
-    if (!input.useExistingGateway) {
-        objects.push({
-            plane: "controlPlane",
-            kind: "IstioGateway",
-            path: istioGatewayPath(input.gatewayName),
-            display: `${INGRESS_GATEWAY_NAMESPACE}/${input.gatewayName}`,
-            renameKey: "asm.gatewayName",
-        });
-    }
-    return objects;
-}
-
-function istioGatewayPath(name: string): string {
-    return objectPath(ASM_GATEWAY_API, "istiogateways", INGRESS_GATEWAY_NAMESPACE, name);
 }
 
 function takeoverMessage(
@@ -217,7 +132,7 @@ async function existingGateway(
     controlPlane: KubeApi,
 ): Promise<{ problems: PreflightProblem[]; gateway?: ExistingGateway }> {
     const display = `${INGRESS_GATEWAY_NAMESPACE}/${input.gatewayName}`;
-    const { status, body } = await controlPlane.get(istioGatewayPath(input.gatewayName));
+    const { status, body } = await controlPlane.get(plannedIstioGateway(input.gatewayName).path);
     if (status === 404) {
         return {
             problems: [

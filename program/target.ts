@@ -15,6 +15,7 @@ import {
     KubeconfigError,
     Plane,
     PreflightError,
+    PreflightInput,
     PREVIEW_BEFORE_UPDATE_ENV,
     checkAccess,
     checkTarget,
@@ -92,6 +93,14 @@ export async function checkStackTarget(
         };
     }
     const apis = { dataPlane: keyed(planes.dataPlane), controlPlane: keyed(planes.controlPlane) };
+    const stack: PreflightInput = {
+        namespace: settings.namespace,
+        gatewayName: settings.asm.gatewayName,
+        useExistingGateway: settings.asm.useExistingGateway,
+        gatewayPort: settings.gatewayPort,
+        istioApiVersion: settings.istioApiVersion,
+        owner,
+    };
     // The CLB's tags are read beside the access checks, so that their problems are reported together.
     const [access, clbProblems] = await Promise.all([
         checkAccess({
@@ -100,25 +109,14 @@ export async function checkStackTarget(
                 pulumi.runtime.isDryRun() && process.env[PREVIEW_BEFORE_UPDATE_ENV] !== "1"
                     ? "warn"
                     : "refuse",
-            namespace: settings.namespace,
-            useExistingGateway: settings.asm.useExistingGateway,
+            stack,
             ...planes,
         }),
         reusedClbTagProblems(settings, providers),
     ]);
     for (const w of access.warnings) pulumi.log.warn(`${PROJECT}:${w.key}: ${w.message}`);
     if (access.problems.length > 0) throw new PreflightError([...access.problems, ...clbProblems]);
-    const facts = await checkTarget(
-        {
-            namespace: settings.namespace,
-            gatewayName: settings.asm.gatewayName,
-            useExistingGateway: settings.asm.useExistingGateway,
-            gatewayPort: settings.gatewayPort,
-            istioApiVersion: settings.istioApiVersion,
-            owner,
-        },
-        apis,
-    ).then(
+    const facts = await checkTarget(stack, apis).then(
         (found) => ({ found, problems: [] as PreflightError["problems"] }),
         (err) => {
             if (err instanceof PreflightError) return { found: undefined, problems: err.problems };

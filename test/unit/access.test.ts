@@ -6,6 +6,7 @@ import {
     AccessInput,
     KubeApi,
     KubeconfigError,
+    PreflightInput,
     checkAccess,
     kubeApiFromKubeconfig,
     neededPermissions,
@@ -62,8 +63,7 @@ function asmInput(
     return {
         target: "asm",
         writes: change.writes ?? "refuse",
-        namespace: "tcp-echo",
-        useExistingGateway: change.useExistingGateway ?? false,
+        stack: { ...STACK, useExistingGateway: change.useExistingGateway ?? false },
         dataPlane: {
             key: "dataPlaneKubeconfig",
             api: fakeServer("https://ack:6443", { groups: CLUSTER_GROUPS, ...change.data }),
@@ -76,6 +76,14 @@ function asmInput(
 }
 
 const WRITES = ["create", "patch", "delete"];
+const STACK: PreflightInput = {
+    namespace: "tcp-echo",
+    gatewayName: "ingressgateway",
+    useExistingGateway: false,
+    gatewayPort: 31400,
+    istioApiVersion: "v1",
+    owner: "organization/asm-tcp-shift/dev",
+};
 
 /** The refusals of a check; a test of refusals fails on any warning it did not expect. */
 async function problemsOf(input: AccessInput) {
@@ -211,8 +219,7 @@ describe("preflight: access to the target's API servers", () => {
             await problemsOf({
                 target: "local",
                 writes: "refuse",
-                namespace: "tcp-echo",
-                useExistingGateway: false,
+                stack: STACK,
                 dataPlane: local,
                 controlPlane: local,
             }),
@@ -220,9 +227,18 @@ describe("preflight: access to the target's API servers", () => {
         );
     });
 
+    it("asks only to read a gateway the stack routes through", () => {
+        assert.deepEqual(
+            neededPermissions({ ...STACK, useExistingGateway: true })
+                .filter((p) => p.resource === "istiogateways")
+                .map((p) => `${p.plane} ${p.group} ${p.namespace} ${p.verbs.join(",")}`),
+            ["controlPlane istio.alibabacloud.com istio-system get"],
+        );
+    });
+
     it("asks for every kind the stack owns, on the plane that holds it", () => {
         assert.deepEqual(
-            neededPermissions({ namespace: "ns", useExistingGateway: false }).map(
+            neededPermissions({ ...STACK, namespace: "ns" }).map(
                 (p) => `${p.plane} ${p.resource} ${p.namespace} ${p.verbs.join(",")}`,
             ),
             [
