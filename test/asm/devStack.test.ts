@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as fs from "fs";
-import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
@@ -23,6 +22,7 @@ import { verify } from "../../tools/rollout/verify";
 import { killOrphanedPlugins, recover } from "../../tools/state/recover";
 import { handEditWeights } from "../support/cluster";
 import { seedReplies, upKilledMidUpdate } from "../support/seed";
+import { silentServer } from "../support/silentServer";
 import {
     CONTROL_USER,
     DATA_ADMIN,
@@ -90,21 +90,6 @@ kind: ConfigMap
 metadata: {name: someone-elses-config, namespace: ${NAMESPACE}}
 data: {owner: another-team}
 `;
-
-/** A loopback listener that accepts and never answers: what an intranet endpoint looks like from outside its VPC. */
-async function silentListener(): Promise<{ url: string; close: () => void }> {
-    const sockets: net.Socket[] = [];
-    const server = net.createServer((s) => sockets.push(s));
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const { port } = server.address() as net.AddressInfo;
-    return {
-        url: `https://127.0.0.1:${port}`,
-        close: () => {
-            sockets.forEach((s) => s.destroy());
-            server.close();
-        },
-    };
-}
 
 /** The kubeconfig with its server replaced (nothing else changes). */
 function withServer(kubeconfig: string, server: string): string {
@@ -265,7 +250,7 @@ describe("the dev stack as a real asm stack on the two-cluster topology", () => 
     });
 
     it("refuses what real ASM and ACK credentials refuse, naming the key, before anything is written", async () => {
-        const silent = await silentListener();
+        const silent = await silentServer();
         const cases: { what: string; asm: string; ack: string; refusal: RegExp }[] = [
             {
                 what: "an ASM client certificate that has expired",

@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import * as net from "net";
-import { AddressInfo } from "net";
 import {
     AccessInput,
     KubeApi,
@@ -11,6 +9,7 @@ import {
     kubeApiFromKubeconfig,
     neededPermissions,
 } from "../../preflight";
+import { silentServer } from "../support/silentServer";
 
 const MESH_GROUPS = ["apps", "networking.istio.io", "istio.alibabacloud.com"];
 const CLUSTER_GROUPS = ["apps", "discovery.k8s.io"];
@@ -292,15 +291,10 @@ describe("preflight: the kubeconfig client's credentials and timeouts", () => {
     });
 
     it("gives up on a server that accepts the connection but never answers, saying so", async () => {
-        // A listener that never speaks: the TLS handshake waits, as for packets an intranet endpoint drops.
-        const silent = net.createServer(() => {});
-        const sockets: net.Socket[] = [];
-        silent.on("connection", (s) => sockets.push(s));
-        await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
-        const port = (silent.address() as AddressInfo).port;
+        const silent = await silentServer();
         try {
             const api = kubeApiFromKubeconfig(
-                `clusters: [{name: c, cluster: {server: "https://127.0.0.1:${port}"}}]\n` +
+                `clusters: [{name: c, cluster: {server: "${silent.url}"}}]\n` +
                     `contexts: [{name: x, context: {cluster: c, user: u}}]\n` +
                     `current-context: x\n` +
                     `users: [{name: u, user: {token: abc}}]\n`,
@@ -310,7 +304,6 @@ describe("preflight: the kubeconfig client's credentials and timeouts", () => {
                 /cannot reach the API server https:\/\/127\.0\.0\.1:\d+: no answer within 5 s \(an intranet endpoint answers only inside its VPC/,
             );
         } finally {
-            sockets.forEach((s) => s.destroy());
             silent.close();
         }
     });
