@@ -291,12 +291,13 @@ func TestForwardCarriesAHostLoopbackPortIntoTheNamespace(t *testing.T) {
 	}
 	defer front2.Close()
 	go empty.Forward(front2, 9000)
+	// The reset can overtake the end of the client's connect on loopback: then the dial itself reports it.
 	c2, err := net.DialTCP("tcp", nil, front2.Addr().(*net.TCPAddr))
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		defer c2.Close()
+		err = readUntilError(c2)
 	}
-	defer c2.Close()
-	if err := readUntilError(c2); !errors.Is(err, syscall.ECONNRESET) {
+	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("nothing listens inside: want a reset, got %v", err)
 	}
 }
