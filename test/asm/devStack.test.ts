@@ -20,7 +20,7 @@ import { promote } from "../../tools/rollout/promote";
 import { runPreview, toMarkdown } from "../../tools/rollout/preview";
 import { verify } from "../../tools/rollout/verify";
 import { killOrphanedPlugins, recover } from "../../tools/state/recover";
-import { handEditWeights } from "../support/cluster";
+import { handEditSubsetVersion, handEditWeights } from "../support/cluster";
 import { seedReplies, upKilledMidUpdate } from "../support/seed";
 import { silentServer } from "../support/silentServer";
 import {
@@ -464,16 +464,7 @@ describe("the dev stack as a real asm stack on the two-cluster topology", () => 
             },
             {
                 plane: controlPlane,
-                edit: [
-                    "-n",
-                    NAMESPACE,
-                    "patch",
-                    "destinationrules.networking.istio.io",
-                    OBJECT_NAMES.destinationRule,
-                    "--type=json",
-                    "-p",
-                    '[{"op":"replace","path":"/spec/subsets/1/labels/version","value":"v3"}]',
-                ],
+                edit: handEditSubsetVersion(NAMESPACE),
                 read: () =>
                     controlPlane.get(
                         "-n",

@@ -16,7 +16,13 @@ import {
 import { killOrphanedPlugins, recover } from "../../tools/state/recover";
 import { kubectl, kubectlJson } from "../../tools/cluster/kubectl";
 import { routesOf } from "../../tools/rollout/routes";
-import { TEST_CLUSTER, TEST_KUBECONFIG, handEditWeights, testCluster } from "../support/cluster";
+import {
+    TEST_CLUSTER,
+    TEST_KUBECONFIG,
+    handEditSubsetVersion,
+    handEditWeights,
+    testCluster,
+} from "../support/cluster";
 import { upKilledMidUpdate } from "../support/seed";
 
 const NAMESPACE = "itest";
@@ -351,16 +357,7 @@ describe("real engine on the local cluster", () => {
         {
             kind: "DestinationRule",
             resource: "tcp-echo-routing-destinationrule",
-            edit: [
-                "-n",
-                NAMESPACE,
-                "patch",
-                "destinationrules.networking.istio.io",
-                OBJECT_NAMES.destinationRule,
-                "--type=json",
-                "-p",
-                '[{"op":"replace","path":"/spec/subsets/1/labels/version","value":"v3"}]',
-            ],
+            edit: handEditSubsetVersion(NAMESPACE),
             read: () =>
                 get(
                     "-n",

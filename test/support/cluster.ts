@@ -28,3 +28,10 @@ export function handEditWeights(namespace: string, v1: number, v2: number): stri
     const vs = ["virtualservices.networking.istio.io", OBJECT_NAMES.virtualService];
     return ["-n", namespace, "patch", ...vs, "--type=json", "-p", JSON.stringify(patch)];
 }
+
+/** kubectl arguments of a hand edit of the stack's DestinationRule: its v2 subset selects version v3 instead. */
+export function handEditSubsetVersion(namespace: string): string[] {
+    const patch = [{ op: "replace", path: "/spec/subsets/1/labels/version", value: "v3" }];
+    const dr = ["destinationrules.networking.istio.io", OBJECT_NAMES.destinationRule];
+    return ["-n", namespace, "patch", ...dr, "--type=json", "-p", JSON.stringify(patch)];
+}
